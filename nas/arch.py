@@ -1,0 +1,149 @@
+"""`ArchConfig`: a backbone plus one `BlockSpec` per stage, as plain validated data.
+
+It round-trips through dicts, YAML and JSON, and is what the search samples, the study stores
+and `nas export` writes. Building it into a model is `nas.build`'s job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from nas.backbones import get_backbone
+from nas.blocks import BlockSpec
+from nas.errors import ConfigError, with_source
+
+ARCH_KEYS = ("backbone", "backbone_args", "num_classes", "in_chans", "stages")
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchConfig:
+    """One architecture. Frozen, hashable, and equal when it builds the same model.
+
+    `backbone_args` is completed with the backbone's defaults, so `{depth: 8}` and
+    `{depth: 8, width: 16}` are the same architecture.
+    """
+
+    backbone: str
+    stages: tuple[BlockSpec, ...]
+    backbone_args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    num_classes: int = 10
+    in_chans: int = 3
+
+    def __post_init__(self) -> None:
+        backbone = get_backbone(self.backbone)
+        args = backbone.resolve_args(self.backbone_args or {})
+        object.__setattr__(self, "backbone_args", MappingProxyType(args))
+        stages = tuple(self.stages)
+        for i, spec in enumerate(stages, 1):
+            if not isinstance(spec, BlockSpec):
+                raise ConfigError(f"stages[{i}] = {spec!r} is invalid; expected a BlockSpec")
+        object.__setattr__(self, "stages", stages)
+        expected = backbone.num_stages(args)
+        if len(stages) != expected:
+            raise ConfigError(
+                f"stages has {len(stages)} entries but backbone {self.backbone} has {expected} stages"
+            )
+        for field in ("num_classes", "in_chans"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{field} = {value!r} is invalid; allowed: an integer >= 1")
+        for i, spec in enumerate(stages, 1):
+            if spec.kind != "none" and spec.placement not in backbone.placements:
+                raise ConfigError(
+                    f"stages[{i}].placement = {spec.placement!r} is not supported by "
+                    f"{self.backbone}; allowed: {', '.join(backbone.placements)}"
+                )
+
+    def __hash__(self) -> int:
+        return hash((self.backbone, self.stages, _canonical(self.backbone_args),
+                     self.num_classes, self.in_chans))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ArchConfig):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    @classmethod
+    def uniform(
+        cls,
+        backbone: str,
+        spec: BlockSpec,
+        backbone_args: Mapping[str, Any] | None = None,
+        num_classes: int = 10,
+        in_chans: int = 3,
+    ) -> ArchConfig:
+        """The same block on every stage: the hand-placed baselines (SE everywhere, ...)."""
+        stages = (spec,) * get_backbone(backbone).num_stages(backbone_args or {})
+        return cls(backbone, stages, dict(backbone_args or {}), num_classes, in_chans)
+
+    @property
+    def arch_id(self) -> str:
+        """A stable one-line id of the stage blocks, e.g. `s1:se-r16-avg|s2:none|s3:cbam-r8-k7-avgmax`."""
+        return "|".join(f"s{i}:{spec.block_id}" for i, spec in enumerate(self.stages, 1))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backbone": self.backbone,
+            "backbone_args": dict(self.backbone_args),
+            "num_classes": self.num_classes,
+            "in_chans": self.in_chans,
+            "stages": [spec.to_dict() for spec in self.stages],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ArchConfig:
+        """Build from a mapping; unknown keys and a wrong stage count are errors."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"architecture = {data!r} is invalid; expected a mapping")
+        unknown = [k for k in data if k not in ARCH_KEYS]
+        if unknown:
+            raise ConfigError(
+                f"{unknown[0]} is not an architecture key; allowed: {', '.join(ARCH_KEYS)}"
+            )
+        for key in ("backbone", "stages"):
+            if key not in data:
+                raise ConfigError(f"{key} is missing; an architecture needs backbone and stages")
+        stages = data["stages"]
+        if not isinstance(stages, list):
+            raise ConfigError(f"stages = {stages!r} is invalid; expected a list, one entry per stage")
+        specs = tuple(BlockSpec.from_dict(s, where=f"stages[{i}]") for i, s in enumerate(stages, 1))
+        return cls(
+            backbone=data["backbone"],
+            stages=specs,
+            backbone_args=data.get("backbone_args") or {},
+            num_classes=data.get("num_classes", 10),
+            in_chans=data.get("in_chans", 3),
+        )
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(dict(value), sort_keys=True, default=str)
+
+
+def load_arch(path: str | Path) -> ArchConfig:
+    """Read an ArchConfig from a YAML or JSON file (an export's `provenance` section is ignored)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the architecture file ({error.strerror})") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{path}: not valid YAML/JSON: {str(error).splitlines()[0]}") from None
+    if isinstance(data, Mapping):  # an export adds a provenance section
+        data = {key: value for key, value in data.items() if key != "provenance"}
+    try:
+        return ArchConfig.from_dict(data)
+    except ConfigError as error:
+        raise with_source(error, str(path)) from None

@@ -1,0 +1,154 @@
+"""torchvision backbones: resnet18/34/50 (4 stages) and mobilenet_v2 (5 stages).
+
+Built from torchvision's own classes without weights (nothing is downloaded). Each residual unit
+gets an `attn` child, so torchvision's state-dict keys are unchanged and pretrained weights load
+with `strict=False`. `small_input: true` swaps the stem for a 3×3 stride-1 convolution without
+max-pool (ResNet) or a stride-1 stem (MobileNetV2), for 28–32 px inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models import mobilenet_v2
+from torchvision.models.mobilenetv2 import InvertedResidual
+from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+
+from nas.backbones.base import Backbone, attach_after
+from nas.blocks import BlockSpec, make_block
+from nas.errors import ConfigError
+
+
+# torchvision offers no hook between a unit's last norm and the residual sum, so these two
+# subclasses repeat its forward with one added line (`self.attn`), keeping its parameters and names.
+class AttnBasicBlock(BasicBlock):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.attn: nn.Module = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.attn(self.bn2(self.conv2(out)))
+        return self.relu(out + identity)
+
+
+class AttnBottleneck(Bottleneck):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.attn: nn.Module = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.attn(self.bn3(self.conv3(out)))
+        return self.relu(out + identity)
+
+
+_RESNETS = {
+    "resnet18": (AttnBasicBlock, [2, 2, 2, 2]),
+    "resnet34": (AttnBasicBlock, [3, 4, 6, 3]),
+    "resnet50": (AttnBottleneck, [3, 4, 6, 3]),
+}
+
+
+def _check_small_input(args: dict[str, Any], name: str) -> None:
+    if not isinstance(args["small_input"], bool):
+        raise ConfigError(
+            f"backbone_args.small_input = {args['small_input']!r} is invalid for {name}; "
+            "allowed: true, false"
+        )
+
+
+def _build_resnet(
+    name: str, args: dict[str, Any], stages: tuple[BlockSpec, ...], num_classes: int, in_chans: int
+) -> nn.Module:
+    block, layers = _RESNETS[name]
+    model = ResNet(block, layers, num_classes=num_classes)
+    if args["small_input"]:
+        model.conv1 = nn.Conv2d(in_chans, 64, 3, 1, 1, bias=False)
+        model.maxpool = nn.Identity()
+    elif in_chans != 3:
+        model.conv1 = nn.Conv2d(in_chans, 64, 7, 2, 3, bias=False)
+    for i, spec in enumerate(stages, 1):
+        layer = model.get_submodule(f"layer{i}")
+        if spec.placement == "block":
+            for unit in layer:
+                if spec.kind != "none":
+                    unit.attn = make_block(spec, _out_channels(unit))
+        else:
+            attach_after(model, f"layer{i}", spec, _out_channels(layer[-1]))
+    return model
+
+
+def _out_channels(unit: nn.Module) -> int:
+    return (unit.bn3 if isinstance(unit, Bottleneck) else unit.bn2).num_features
+
+
+def _resnet(name: str) -> Backbone:
+    return Backbone(
+        name=name,
+        defaults={"small_input": False},
+        stage_count=lambda args: 4,
+        builder=lambda args, stages, nc, ic: _build_resnet(name, args, stages, nc, ic),
+        check=lambda args: _check_small_input(args, name),
+    )
+
+
+def mobilenet_v2_stages(features: nn.Sequential) -> list[list[int]]:
+    """Indices into `features` of the inverted-residual units, grouped by output resolution.
+
+    A new stage starts at every stride-2 unit; the stem joins nothing and the final 1×1
+    convolution (the head) stays outside, giving 5 stages for the standard network.
+    """
+    groups: list[list[int]] = []
+    for index, unit in enumerate(features):
+        if not isinstance(unit, InvertedResidual):
+            continue
+        if not groups or unit.stride == 2:
+            groups.append([])
+        groups[-1].append(index)
+    return groups
+
+
+def _build_mobilenet_v2(
+    args: dict[str, Any], stages: tuple[BlockSpec, ...], num_classes: int, in_chans: int
+) -> nn.Module:
+    model = mobilenet_v2(num_classes=num_classes, width_mult=args["width_mult"])
+    stem = model.features[0][0]
+    if in_chans != 3 or args["small_input"]:
+        model.features[0][0] = nn.Conv2d(
+            in_chans, stem.out_channels, 3, 1 if args["small_input"] else 2, 1, bias=False
+        )
+    for spec, group in zip(stages, mobilenet_v2_stages(model.features)):
+        if spec.placement == "block":
+            for index in group:
+                unit = model.features[index]
+                if spec.kind != "none":
+                    unit.conv.append(make_block(spec, unit.out_channels))
+        else:
+            last = group[-1]
+            attach_after(model.features, str(last), spec, model.features[last].out_channels)
+    return model
+
+
+def _check_mobilenet(args: dict[str, Any]) -> None:
+    _check_small_input(args, "mobilenet_v2")
+    w = args["width_mult"]
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or w <= 0:
+        raise ConfigError(
+            f"backbone_args.width_mult = {w!r} is invalid for mobilenet_v2; allowed: a number > 0"
+        )
+
+
+BACKBONES = {name: _resnet(name) for name in _RESNETS}
+BACKBONES["mobilenet_v2"] = Backbone(
+    name="mobilenet_v2",
+    defaults={"width_mult": 1.0, "small_input": False},
+    stage_count=lambda args: 5,  # torchvision's fixed inverted-residual setting (tested)
+    builder=_build_mobilenet_v2,
+    check=_check_mobilenet,
+)
