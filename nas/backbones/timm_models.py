@@ -54,7 +54,7 @@ def _build(
     name: str, args: dict[str, Any], stages: tuple[BlockSpec, ...], num_classes: int, in_chans: int
 ) -> nn.Module:
     model = _create(name, args, num_classes, in_chans)
-    for spec, (module, channels) in zip(stages, _stages(name, args)):
+    for spec, (module, channels) in zip(stages, _stages(name, args), strict=True):
         attach_after(model, module, spec, channels)
     return model
 

@@ -123,7 +123,7 @@ def _build_mobilenet_v2(
         model.features[0][0] = nn.Conv2d(
             in_chans, stem.out_channels, 3, 1 if args["small_input"] else 2, 1, bias=False
         )
-    for spec, group in zip(stages, mobilenet_v2_stages(model.features)):
+    for spec, group in zip(stages, mobilenet_v2_stages(model.features), strict=True):
         if spec.placement == "block":
             for index in group:
                 unit = model.features[index]
