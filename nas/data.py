@@ -1,0 +1,516 @@
+"""`load_dataset`: a named dataset to uint8 train / validation / test splits held in memory.
+
+The proxy trainer keeps whole splits on its device and augments them there in batches, so a
+dataset here is plain tensors (N×C×H×W uint8 images, N int64 labels), read and resized once. The
+validation split is carved from the training set with the seed; the test split (where the dataset
+has one) is kept apart, for `nas train` only — the search never sees it.
+
+Sources: Fashion-MNIST from Debian's `dataset-fashion-mnist` (decompressed once into the cache in
+torchvision's raw layout) or torchvision's download; MNIST and CIFAR-10/100 through torchvision,
+downloading only when the files are absent; any ImageFolder tree; and a small generated set for
+tests and quick benchmarks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import math
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from nas.errors import ConfigError, DataError
+
+DATASETS = ("fashion-mnist", "mnist", "cifar10", "cifar100", "imagefolder", "synthetic")
+
+# Where Debian's dataset-fashion-mnist installs its gzip idx files; a module constant so that
+# tests can point it elsewhere.
+SYSTEM_DIRS: dict[str, Path] = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
+
+IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+# The generated set: enough images for a few hundred training steps to mean something, small
+# enough to generate in milliseconds.
+SYNTHETIC_TRAIN = 1000
+SYNTHETIC_TEST = 200
+SYNTHETIC_CLASSES = 10
+SYNTHETIC_SHAPE = (3, 32, 32)
+
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")  # PIL modes read as one channel
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Split:
+    """One split: `images` uint8 N×C×H×W, `labels` int64 N (class indices)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    """A loaded dataset. `mean`/`std` are per channel on the 0–1 scale, measured on `train`.
+
+    `flip` says whether a horizontal flip keeps the label (not for digits). `test` is None when
+    the source has no held-out split.
+    """
+
+    name: str
+    train: Split
+    val: Split
+    test: Split | None
+    num_classes: int
+    in_chans: int
+    image_size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    flip: bool
+    classes: tuple[str, ...] | None = None
+
+    def __repr__(self) -> str:
+        test = len(self.test) if self.test is not None else None
+        return (
+            f"Dataset({self.name!r}, train={len(self.train)}, val={len(self.val)}, test={test}, "
+            f"num_classes={self.num_classes}, in_chans={self.in_chans}, image_size={self.image_size})"
+        )
+
+
+@dataclasses.dataclass
+class _Pool:
+    """What a source yields before subsetting and splitting."""
+
+    train: Split
+    test: Split | None
+    classes: tuple[str, ...] | None
+    num_classes: int
+    flip: bool
+
+
+def default_root() -> Path:
+    """The cache directory: `$NAS_DATA`, else `~/.cache/nas/datasets`."""
+    env = os.environ.get("NAS_DATA")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "nas" / "datasets"
+
+
+def load_dataset(
+    name: str,
+    *,
+    path: str | Path | None = None,
+    subset: int | None = None,
+    val_fraction: float = 0.1,
+    image_size: int | Sequence[int] | None = None,
+    seed: int = 0,
+    root: str | Path | None = None,
+    in_chans: int | None = None,
+) -> Dataset:
+    """Load `name` and split it: train and val from the training pool, test kept apart.
+
+    `path`: the ImageFolder tree (class folders, or `train/` + `val/`, where `val/` becomes the
+    held-out test split); for fashion-mnist/mnist optionally a folder holding the four idx files.
+    `subset`: a class-balanced sample of the training pool, drawn before the validation split.
+    `image_size`: resize every split once, here (an int for square images, or (H, W)).
+    `in_chans`: convert to 1 (luminance) or 3 (replicated) channels; default: as stored.
+    `root`: the cache for downloads and decompressed files (default: see `default_root`).
+    """
+    if name not in DATASETS:
+        raise ConfigError(f"dataset = {name!r} is not a dataset; allowed: {', '.join(DATASETS)}")
+    _check_fraction(val_fraction)
+    size = _check_image_size(image_size)
+    if subset is not None and (not isinstance(subset, int) or isinstance(subset, bool) or subset < 2):
+        raise ConfigError(f"subset = {subset!r} is invalid; allowed: an integer >= 2, or null for all")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"seed = {seed!r} is invalid; allowed: an integer >= 0")
+    if in_chans not in (None, 1, 3):
+        raise ConfigError(f"in_chans = {in_chans!r} is invalid; allowed: 1, 3, or null (as stored)")
+    cache = Path(root).expanduser() if root is not None else default_root()
+
+    pool = _read_pool(name, None if path is None else Path(path).expanduser(), cache, seed, size)
+    generator = torch.Generator().manual_seed(seed)
+    train = pool.train
+    if subset is not None:
+        if subset > len(train):
+            raise ConfigError(
+                f"subset = {subset} is larger than the {len(train)} training images of {name}; "
+                f"allowed: 2..{len(train)}"
+            )
+        train = _take(train, _balanced_sample(train.labels, subset, pool.num_classes, generator))
+    val_idx, train_idx = _stratified_split(train.labels, val_fraction, pool.num_classes, generator, name)
+    train, val = _take(train, train_idx), _take(train, val_idx)
+    test = pool.test
+    if size is not None:
+        train, val = _resize(train, size), _resize(val, size)
+        test = _resize(test, size) if test is not None else None
+    if in_chans is not None:
+        train, val = _to_chans(train, in_chans), _to_chans(val, in_chans)
+        test = _to_chans(test, in_chans) if test is not None else None
+    mean, std = _channel_stats(train.images)
+    return Dataset(
+        name=name,
+        train=train,
+        val=val,
+        test=test,
+        num_classes=pool.num_classes,
+        in_chans=int(train.images.shape[1]),
+        image_size=(int(train.images.shape[2]), int(train.images.shape[3])),
+        mean=mean,
+        std=std,
+        flip=pool.flip,
+        classes=pool.classes,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources
+
+
+def _read_pool(name: str, path: Path | None, cache: Path, seed: int, size: tuple[int, int] | None) -> _Pool:
+    if name == "imagefolder":
+        if path is None:
+            raise ConfigError("path is required for dataset imagefolder: a folder of class folders")
+        return _read_imagefolder(path, size)
+    if name == "synthetic":
+        if path is not None:
+            raise ConfigError(f"path = '{path}' is not used by dataset synthetic; leave it unset")
+        return _synthetic(seed)
+    if name in ("fashion-mnist", "mnist"):
+        return _read_mnist(name, path, cache)
+    if path is not None:
+        raise ConfigError(
+            f"path = '{path}' is not used by dataset {name}; its files live under root ({cache})"
+        )
+    return _read_cifar(name, cache)
+
+
+def _read_mnist(name: str, path: Path | None, cache: Path) -> _Pool:
+    """MNIST-layout idx files: cache, else `path` / Debian's package, else torchvision's download.
+
+    Debian's gzip files differ in checksum from torchvision's list (they are recompressed), so they
+    are decompressed into torchvision's raw layout rather than handed to its download check.
+    """
+    from torchvision import datasets
+
+    cls = datasets.FashionMNIST if name == "fashion-mnist" else datasets.MNIST
+    raw = cache / cls.__name__ / "raw"
+    source = path if path is not None else SYSTEM_DIRS.get(name)
+    if path is not None and not path.is_dir():
+        raise DataError(
+            f"{name}: path {path} is not a directory; expected a folder holding {IDX_FILES[0]}.gz etc."
+        )
+    if not _has_idx(raw) and source is not None and source.is_dir():
+        _decompress_idx(source, raw, name)
+    if not _has_idx(raw):
+        if path is not None:
+            expected = ", ".join(f + ".gz" for f in IDX_FILES)
+            raise DataError(f"{name}: no idx files in {path}; expected {expected}")
+        try:
+            cls(str(cache), train=True, download=True)
+        except Exception as error:  # torchvision raises RuntimeError/URLError/OSError offline
+            hint = "apt-get install dataset-fashion-mnist, or " if name == "fashion-mnist" else ""
+            looked = f"{SYSTEM_DIRS[name]} and {raw}" if name in SYSTEM_DIRS else str(raw)
+            raise DataError(
+                f"{name}: not found in {looked} and the download failed ({_first_line(error)}); "
+                f"get it with {hint}a machine online (torchvision downloads into {cache}), "
+                "or pass path= a folder with the idx files"
+            ) from None
+    try:
+        train, test = cls(str(cache), train=True), cls(str(cache), train=False)
+    except Exception as error:  # a truncated or foreign file
+        raise DataError(f"{name}: cannot read the idx files in {raw}: {_first_line(error)}") from None
+    return _Pool(
+        train=Split(train.data.unsqueeze(1).contiguous(), train.targets.long()),
+        test=Split(test.data.unsqueeze(1).contiguous(), test.targets.long()),
+        classes=tuple(cls.classes) if name == "fashion-mnist" else tuple(str(i) for i in range(10)),
+        num_classes=10,
+        flip=name == "fashion-mnist",
+    )
+
+
+def _has_idx(raw: Path) -> bool:
+    return all((raw / f).is_file() for f in IDX_FILES)
+
+
+def _decompress_idx(source: Path, raw: Path, name: str) -> None:
+    """Copy the four idx files (gzip or plain) into `raw`, each written to a temporary name first
+    so a killed process never leaves a truncated file that looks complete."""
+    raw.mkdir(parents=True, exist_ok=True)
+    for stem in IDX_FILES:
+        gz, plain = source / f"{stem}.gz", source / stem
+        if not gz.is_file() and not plain.is_file():
+            return  # incomplete source: fall through to the download / error
+        target = raw / stem
+        if target.is_file():
+            continue
+        tmp = target.with_name(f"{stem}.tmp{os.getpid()}")
+        try:
+            with (gzip.open(gz) if gz.is_file() else open(plain, "rb")) as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            os.replace(tmp, target)
+        except (OSError, EOFError) as error:
+            tmp.unlink(missing_ok=True)
+            src_file = gz if gz.is_file() else plain
+            raise DataError(f"{name}: cannot decompress {src_file} into {raw}: {error}") from None
+
+
+def _read_cifar(name: str, cache: Path) -> _Pool:
+    from torchvision import datasets
+
+    cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+    try:
+        try:
+            train, test = cls(str(cache), train=True), cls(str(cache), train=False)
+        except RuntimeError:  # absent or corrupt: torchvision downloads (and re-checks md5) only now
+            train, test = cls(str(cache), train=True, download=True), cls(str(cache), train=False)
+    except Exception as error:
+        raise DataError(
+            f"{name}: not found in {cache / cls.base_folder} and the download failed ({_first_line(error)}); "
+            f"run once on a machine online (torchvision downloads it into {cache}) or copy "
+            f"{cls.filename} there"
+        ) from None
+
+    def split(ds: object) -> Split:
+        images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # type: ignore[attr-defined]
+        return Split(images, torch.tensor(ds.targets, dtype=torch.int64))  # type: ignore[attr-defined]
+
+    return _Pool(split(train), split(test), tuple(train.classes), len(train.classes), flip=True)
+
+
+def _read_imagefolder(path: Path, size: tuple[int, int] | None) -> _Pool:
+    """`path/<class>/*.png` (validation carved from it), or `path/train` + `path/val` (val held out)."""
+    if not path.exists():
+        raise DataError(f"imagefolder: path {path} does not exist")
+    if not path.is_dir():
+        raise DataError(f"imagefolder: path {path} is not a directory")
+    if (path / "train").is_dir() and (path / "val").is_dir():
+        classes, train = _read_class_tree(path / "train", size, None)
+        _, test = _read_class_tree(path / "val", size, classes)
+        if train.images.shape[1:] != test.images.shape[1:]:
+            raise DataError(
+                f"imagefolder: {path / 'val'} images are {tuple(test.images.shape[1:])} but "
+                f"{path / 'train'} images are {tuple(train.images.shape[1:])}; pass image_size"
+            )
+    else:
+        classes, train = _read_class_tree(path, size, None)
+        test = None
+    return _Pool(train, test, tuple(classes), len(classes), flip=True)
+
+
+def _read_class_tree(
+    root: Path, size: tuple[int, int] | None, known: list[str] | None
+) -> tuple[list[str], Split]:
+    """Decode every image once with PIL (it reads every format torchvision's ImageFolder lists)."""
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+    from torchvision.transforms.v2 import functional as TF
+
+    try:
+        classes, _ = find_classes(root)
+    except FileNotFoundError:
+        raise DataError(
+            f"imagefolder: no class folders in {root}; expected one sub-folder per class holding "
+            f"images (e.g. {root}/cat/0001.png)"
+        ) from None
+    if known is None and len(classes) < 2:
+        raise DataError(
+            f"imagefolder: {root} has a single class folder ({classes[0]}); a classifier needs at least 2"
+        )
+    if known is not None:
+        extra = [c for c in classes if c not in known]
+        if extra:
+            raise DataError(
+                f"imagefolder: {root} has class folder {extra[0]!r}, which the training folder lacks; "
+                f"training classes: {', '.join(known)}"
+            )
+    class_to_idx = {c: i for i, c in enumerate(known if known is not None else classes)}
+    try:
+        mapping = {c: class_to_idx[c] for c in classes}
+        samples = make_dataset(str(root), mapping, extensions=IMG_EXTENSIONS, allow_empty=known is not None)
+    except FileNotFoundError as error:  # names the empty class folder(s)
+        raise DataError(f"imagefolder: {root}: {_first_line(error)}") from None
+    if not samples:
+        raise DataError(f"imagefolder: no images in {root} (looked for {', '.join(IMG_EXTENSIONS)})")
+
+    images: list[torch.Tensor] = []
+    for file, _ in samples:
+        try:
+            with Image.open(file) as img:
+                # Alpha is dropped; grayscale stays one channel unless a colour image is present.
+                mode = "L" if img.mode in GRAY_MODES else "RGB"
+                images.append(TF.pil_to_tensor(img.convert(mode)))
+        except (OSError, UnidentifiedImageError, ValueError) as error:
+            raise DataError(f"imagefolder: cannot read image {file}: {_first_line(error)}") from None
+    if any(im.shape[0] == 3 for im in images):
+        images = [im.expand(3, -1, -1) if im.shape[0] == 1 else im for im in images]
+    if size is not None:
+        images = [im if tuple(im.shape[1:]) == size else TF.resize(im, list(size), antialias=True)
+                  for im in images]
+    shapes = {tuple(im.shape[1:]) for im in images}
+    if len(shapes) > 1:
+        first = tuple(images[0].shape[1:])
+        other = next(i for i, im in enumerate(images) if tuple(im.shape[1:]) != first)
+        raise DataError(
+            f"imagefolder: images differ in size ({first[0]}x{first[1]} at {samples[0][0]}, "
+            f"{images[other].shape[1]}x{images[other].shape[2]} at {samples[other][0]}); pass image_size"
+        )
+    labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
+    return classes, Split(torch.stack(images).contiguous(), labels)
+
+
+def _synthetic(seed: int) -> _Pool:
+    """Class prototypes (smooth random fields, mirror-symmetric so flips keep the label) shown
+    with random contrast, a small shift and pixel noise: learnable by a small CNN in a few
+    hundred steps, not by a single pixel."""
+    g = torch.Generator().manual_seed(seed)
+    c, h, w = SYNTHETIC_SHAPE
+    coarse = torch.rand(SYNTHETIC_CLASSES, c, 4, 4, generator=g)
+    coarse = (coarse + coarse.flip(-1)) / 2
+    protos = torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
+    protos = (protos - protos.mean(dim=(1, 2, 3), keepdim=True)) * 3.0  # contrast around mid-grey
+
+    def draw(n: int) -> Split:
+        labels = torch.arange(n) % SYNTHETIC_CLASSES
+        labels = labels[torch.randperm(n, generator=g)]
+        contrast = 0.6 + 0.4 * torch.rand(n, 1, 1, 1, generator=g)
+        x = protos[labels] * contrast
+        shift = torch.randint(-2, 3, (2,), generator=g).tolist()  # one shift per draw keeps it vectorised
+        x = torch.roll(x, shifts=shift, dims=(2, 3))
+        x = 0.5 + x + 0.15 * torch.randn(n, c, h, w, generator=g)
+        return Split((x.clamp(0, 1) * 255).round().to(torch.uint8), labels.long())
+
+    train, test = draw(SYNTHETIC_TRAIN), draw(SYNTHETIC_TEST)
+    classes = tuple(f"class{i}" for i in range(SYNTHETIC_CLASSES))
+    return _Pool(train, test, classes, SYNTHETIC_CLASSES, flip=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling, splitting, resizing
+
+
+def _balanced_sample(labels: torch.Tensor, n: int, num_classes: int, g: torch.Generator) -> torch.Tensor:
+    """Indices of `n` images, as equal per class as the class sizes allow (a class too small gives
+    all it has and the others share its remainder), random within each class."""
+    counts = torch.bincount(labels, minlength=num_classes).tolist()
+    quota = _water_fill(counts, n, g)
+    order = torch.randperm(len(labels), generator=g)
+    picked = [order[labels[order] == k][:q] for k, q in enumerate(quota) if q]
+    return torch.cat(picked).sort().values
+
+
+def _water_fill(counts: list[int], n: int, g: torch.Generator) -> list[int]:
+    quota = [0] * len(counts)
+    open_ = [k for k, c in enumerate(counts) if c > 0]
+    left = n
+    while left and open_:
+        share, extra = divmod(left, len(open_))
+        lucky = set(torch.randperm(len(open_), generator=g)[:extra].tolist())
+        for j, k in enumerate(open_):
+            quota[k] += min(share + (j in lucky), counts[k] - quota[k])
+        left = n - sum(quota)
+        open_ = [k for k in open_ if quota[k] < counts[k]]
+    return quota
+
+
+def _stratified_split(
+    labels: torch.Tensor, fraction: float, num_classes: int, g: torch.Generator, name: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(val, train) indices: `round(N * fraction)` validation images spread over the classes in
+    proportion to their size (largest remainders first), random within each class."""
+    n = len(labels)
+    n_val = round(n * fraction)
+    if n_val < 1 or n_val >= n:
+        raise ConfigError(
+            f"val_fraction = {fraction} leaves {n_val} validation and {n - n_val} training images of "
+            f"the {n} in {name}; choose a fraction that leaves at least one of each"
+        )
+    counts = torch.bincount(labels, minlength=num_classes).tolist()
+    exact = [c * n_val / n for c in counts]
+    quota = [math.floor(e) for e in exact]
+    by_remainder = sorted(range(num_classes), key=lambda k: quota[k] - exact[k])
+    for k in by_remainder[: n_val - sum(quota)]:
+        quota[k] += 1
+    order = torch.randperm(n, generator=g)
+    val = torch.cat([order[labels[order] == k][:q] for k, q in enumerate(quota)])
+    mask = torch.ones(n, dtype=torch.bool)
+    mask[val] = False
+    return val.sort().values, mask.nonzero().flatten()
+
+
+def _take(split: Split, idx: torch.Tensor) -> Split:
+    return Split(split.images[idx].contiguous(), split.labels[idx].contiguous())
+
+
+def _resize(split: Split, size: tuple[int, int]) -> Split:
+    """Resize uint8 images in chunks (antialiased bilinear, torchvision's uint8 fast path)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    if tuple(split.images.shape[2:]) == size:
+        return split
+    chunks = [TF.resize(chunk, list(size), antialias=True) for chunk in split.images.split(4096)]
+    return Split(torch.cat(chunks).contiguous(), split.labels)
+
+
+def _to_chans(split: Split, chans: int) -> Split:
+    from torchvision.transforms.v2 import functional as TF
+
+    have = split.images.shape[1]
+    if have == chans:
+        return split
+    if chans == 3:
+        return Split(split.images.expand(-1, 3, -1, -1).contiguous(), split.labels)
+    return Split(TF.rgb_to_grayscale(split.images, num_output_channels=1).contiguous(), split.labels)
+
+
+def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Exact per-channel mean and std on the 0–1 scale from a 256-bin histogram per channel:
+    no float copy of the whole split."""
+    values = torch.arange(256, dtype=torch.float64) / 255
+    means, stds = [], []
+    for c in range(images.shape[1]):
+        hist = torch.bincount(images[:, c].reshape(-1).to(torch.int64), minlength=256).to(torch.float64)
+        total = hist.sum()
+        mean = float((hist * values).sum() / total)
+        var = float((hist * (values - mean) ** 2).sum() / total)
+        means.append(mean)
+        stds.append(max(math.sqrt(var), 1e-3))  # a constant channel must not divide by zero
+    return tuple(means), tuple(stds)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation helpers
+
+
+def _check_fraction(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ConfigError(f"val_fraction = {value!r} is invalid; allowed: a number strictly between 0 and 1")
+
+
+def _check_image_size(value: object) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    sizes = [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if (
+        not isinstance(sizes, (list, tuple))
+        or len(sizes) != 2
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sizes)
+    ):
+        raise ConfigError(
+            f"image_size = {value!r} is invalid; allowed: a positive integer or [height, width]"
+        )
+    return int(sizes[0]), int(sizes[1])
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
+
