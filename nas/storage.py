@@ -1,0 +1,158 @@
+"""Study storage: check a storage URL without side effects, and open it safely for many workers.
+
+Which storage when:
+- one machine, one or a few `nas search` processes: SQLite (the default,
+  `sqlite:///<study folder>/<name>.db`), readable by `optuna-dashboard sqlite:///...`;
+- several machines: PostgreSQL (`postgresql://user:password@host/db`), every worker pointed at
+  the same URL with `--storage` or the study file's `storage:`.
+
+Optuna's RDB storage is used as is, with its heartbeat and `RetryHeartbeatStaleTrialCallback`,
+so a worker that dies on another machine has its trial failed and re-queued after the grace
+period. For SQLite three things are added, because SQLite locks the whole file and Optuna's
+RDB storage was written for server databases:
+- schema creation is serialised with an advisory lock on the database's folder (concurrent
+  `create_all` on a new file races: "table already exists" / "database is locked");
+- the database runs in WAL mode with a 60 s busy timeout, so readers (the dashboard) never
+  block writers;
+- every transaction starts with `BEGIN IMMEDIATE` (SQLAlchemy's documented pysqlite recipe), so
+  read-then-write transactions, such as two workers popping the same queued trial, serialise
+  instead of failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import sqlalchemy
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from sqlalchemy.engine import make_url
+
+from nas.errors import ConfigError, StudyError
+
+SCHEMES = ("sqlite", "postgresql", "mysql")
+HEARTBEAT_SECONDS = 10  # a running trial writes a heartbeat this often
+GRACE_SECONDS = 30  # after this long without one, another worker fails and re-queues it
+MAX_RETRY = 2  # times an interrupted trial is re-queued
+SQLITE_TIMEOUT = 60  # seconds a writer waits for the lock before failing
+
+
+def resolve_url(url: str, base: Path) -> str:
+    """Make a relative SQLite path relative to `base` (the study file's folder)."""
+    parsed = _parse(url, "storage")
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        path = Path(parsed.database)
+        if not path.is_absolute():
+            return str(parsed.set(database=str((base / path).resolve())))
+    return url
+
+
+def check_url(url: str, where: str = "storage") -> None:
+    """Refuse an unsupported or unusable URL without connecting or creating anything."""
+    parsed = _parse(url, where)
+    backend = parsed.get_backend_name()
+    if backend not in SCHEMES:
+        raise ConfigError(
+            f"{where} = {url!r}: the scheme {backend!r} is not supported; allowed: "
+            "sqlite:///path.db, postgresql://user:pass@host/db, mysql+pymysql://user:pass@host/db"
+        )
+    try:
+        parsed.get_dialect().import_dbapi()
+    except ImportError as error:
+        raise ConfigError(
+            f"{where} = {masked(url)}: the database driver is missing ({error}); "
+            "for PostgreSQL: pip install psycopg2-binary"
+        ) from None
+    if backend == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise ConfigError(f"{where} = {url!r}: an in-memory SQLite database cannot hold a study; give a file")
+        folder = Path(parsed.database).parent
+        if not folder.is_dir():
+            raise ConfigError(f"{where} = {url!r}: the folder {folder} does not exist")
+
+
+def masked(url: str) -> str:
+    """The URL with any password hidden, for messages and provenance."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL has no password to hide
+        return url
+
+
+def sqlite_path(url: str) -> Path | None:
+    parsed = make_url(url)
+    return Path(parsed.database) if parsed.get_backend_name() == "sqlite" else None
+
+
+def open_storage(url: str, *, create: bool) -> RDBStorage:
+    """Open (and with `create`, initialise) the storage; without `create` it must already exist."""
+    path = sqlite_path(url)
+    if path is not None and not create and not path.is_file():
+        raise StudyError(f"no study database at {path}; run `nas search` on the study first")
+    kwargs = {}
+    if path is not None:
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": SQLITE_TIMEOUT}}
+    try:
+        with creation_lock(url), warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat
+            storage = RDBStorage(
+                url,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+                **kwargs,
+            )
+            if path is not None:
+                _serialise_sqlite(storage.engine)
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        raise StudyError(f"cannot open storage {masked(url)}: {str(error).splitlines()[0]}") from None
+    return storage
+
+
+@contextlib.contextmanager
+def creation_lock(url: str) -> Iterator[None]:
+    """Hold an exclusive advisory lock on the SQLite file's folder (no-op for servers)."""
+    path = sqlite_path(url)
+    if path is None:
+        yield
+        return
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _serialise_sqlite(engine: sqlalchemy.Engine) -> None:
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection, record):  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None  # let the "begin" hook below emit BEGIN
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def _begin_immediate(connection):  # type: ignore[no-untyped-def]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # pooled connections predate the hooks
+
+
+def _parse(url: str, where: str) -> sqlalchemy.URL:
+    if not isinstance(url, str) or not url:
+        raise ConfigError(f"{where} = {url!r} is invalid; expected a database URL such as sqlite:///demo.db")
+    try:
+        return make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise ConfigError(
+            f"{where} = {url!r} is not a database URL; expected for example sqlite:///demo.db "
+            "or postgresql://user:pass@host/db"
+        ) from None
+
