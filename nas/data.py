@@ -408,16 +408,19 @@ def _balanced_sample(labels: torch.Tensor, n: int, num_classes: int, g: torch.Ge
 
 
 def _water_fill(counts: list[int], n: int, g: torch.Generator) -> list[int]:
-    quota = [0] * len(counts)
-    open_ = [k for k, c in enumerate(counts) if c > 0]
-    left = n
-    while left and open_:
-        share, extra = divmod(left, len(open_))
-        lucky = set(torch.randperm(len(open_), generator=g)[:extra].tolist())
-        for j, k in enumerate(open_):
-            quota[k] += min(share + (j in lucky), counts[k] - quota[k])
-        left = n - sum(quota)
-        open_ = [k for k in open_ if quota[k] < counts[k]]
+    """Per-class quotas summing to `n` (<= sum(counts)): the highest common level every class
+    can fill (capped by its size), plus one each for a random few of the classes above it."""
+    lo, hi = 0, max(counts)
+    while lo < hi:  # the largest level whose capped total does not exceed n
+        mid = (lo + hi + 1) // 2
+        if sum(min(c, mid) for c in counts) <= n:
+            lo = mid
+        else:
+            hi = mid - 1
+    quota = [min(c, lo) for c in counts]
+    room = [k for k, c in enumerate(counts) if c > lo]
+    for j in torch.randperm(len(room), generator=g)[: n - sum(quota)].tolist():
+        quota[room[j]] += 1
     return quota
 
 

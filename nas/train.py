@@ -30,6 +30,21 @@ from torch import nn
 from nas.data import Dataset, Split
 from nas.errors import ConfigError, TrainingDiverged
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} = {value!r} is invalid; allowed: {', '.join(allowed)}")
+
+
+def _autocast(device: torch.device, precision: str) -> Any:
+    """bf16 autocast on CUDA by default; on the CPU only when asked, because CPUs without native
+    bf16 (no AVX512-BF16/AMX) emulate it slower than float32."""
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
 
 def _check_int(name: str, value: object, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
@@ -78,12 +93,16 @@ class ProxyConfig:
     max_seconds: float | None = None  # budget from the first step to the last, per-epoch evals included, s
     seed: int = 0  # seeds initialisation (when the model is a builder), data order, augmentation
     eval_batch_size: int = 1024  # images per evaluation batch
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, float32 on CPU; or fp32, bf16 (both devices)
+    threads: int | None = None  # CPU threads for the run; None = torch's default (all cores)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             _check_int(name, getattr(self, name), 1)
         for name in ("pad", "seed"):
             _check_int(name, getattr(self, name), 0)
+        if self.threads is not None:
+            _check_int("threads", self.threads, 1)
         for name in ("nesterov", "augment"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} = {getattr(self, name)!r} is invalid; allowed: true or false")
@@ -94,6 +113,7 @@ class ProxyConfig:
         _check_float("warmup", self.warmup, 0, 1, "a fraction in [0, 1)")
         if self.max_seconds is not None:
             _check_float("max_seconds", self.max_seconds, 0, math.inf, "a number > 0 or null", low_open=True)
+        _check_choice("precision", self.precision, PRECISIONS)
         if self.nesterov and self.momentum == 0:
             raise ConfigError("nesterov = true needs momentum > 0; set momentum or nesterov: false")
 
@@ -202,7 +222,11 @@ def train_proxy(
     if not isinstance(data, Dataset):
         raise TypeError(f"data must be a nas.data.Dataset (from load_dataset), not {type(data).__name__}")
     forked = [dev.index if dev.index is not None else torch.cuda.current_device()] if cuda else []
-    with torch.random.fork_rng(devices=forked, device_type="cuda"), _cudnn_benchmark(cuda):
+    with (
+        torch.random.fork_rng(devices=forked, device_type="cuda"),
+        _cudnn_benchmark(cuda),
+        _threads(config.threads),
+    ):
         torch.manual_seed(config.seed)
         net = _materialise(model)
         return _Run(net, data, config, dev, progress, on_epoch, start).train()
@@ -214,6 +238,7 @@ def evaluate(
     data: Dataset,
     device: str | torch.device = "auto",
     batch_size: int = 1024,
+    precision: str = "auto",
 ) -> tuple[float, float]:
     """(top-1 accuracy, mean cross-entropy) of `model` on `split`, normalised with `data`'s stats.
 
@@ -221,10 +246,11 @@ def evaluate(
     """
     _check_int("batch_size", batch_size, 1)
     dev = resolve_device(device)
-    fmt = torch.channels_last if dev.type == "cuda" else torch.contiguous_format
-    model.to(dev, memory_format=fmt)
-    norm = _Normaliser(data, dev, fmt)
-    return _evaluate(model, split.images.to(dev), split.labels.to(dev), norm, batch_size)
+    _check_choice("precision", precision, PRECISIONS)
+    model.to(dev, memory_format=torch.channels_last)
+    norm = _Normaliser(data, dev, torch.channels_last)
+    autocast = _autocast(dev, precision)
+    return _evaluate(model, split.images.to(dev), split.labels.to(dev), norm, batch_size, autocast)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,7 +286,9 @@ class _Run:
     ) -> None:
         self.data, self.config, self.device, self.on_epoch, self.start = data, config, device, on_epoch, start
         self.cuda = device.type == "cuda"
-        self.fmt = torch.channels_last if self.cuda else torch.contiguous_format
+        # channels_last on both devices: cuDNN's tensor-core kernels want it, and oneDNN's CPU
+        # convolutions ran 1.4x faster on it for cifar_resnet (benchmarks/trainer_throughput.py).
+        self.fmt = torch.channels_last
         self.net = net.to(device, memory_format=self.fmt)
         # Data: moved once, as uint8 (4x less memory and transfer than float).
         self.train_x, self.train_y = data.train.images.to(device), data.train.labels.to(device)
@@ -286,9 +314,7 @@ class _Run:
         # Checking the loss forces a host-device sync; on CUDA do it every few steps so the host
         # can queue work ahead, and find the exact bad step from the per-step loss buffer.
         self.check_every = 16 if self.cuda else 1
-        self.autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16) if self.cuda else nullcontext()
-        )
+        self.autocast = _autocast(device, config.precision)
         self.show = sys.stderr.isatty() if progress is None else progress
 
     def lr_at(self, step: int) -> float:
@@ -444,14 +470,10 @@ def _evaluate(
     labels: torch.Tensor,
     norm: _Normaliser,
     batch_size: int,
-    autocast: Any = None,
+    autocast: Any,
 ) -> tuple[float, float]:
     was_training = net.training
     net.eval()
-    if autocast is None:
-        autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16) if images.device.type == "cuda" else nullcontext()
-        )
     correct = torch.zeros((), dtype=torch.int64, device=images.device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=images.device)
     try:
@@ -492,6 +514,24 @@ class _cudnn_benchmark:
 
     def __exit__(self, *exc: object) -> None:
         torch.backends.cudnn.benchmark = self.before
+
+
+class _threads:
+    """`torch.set_num_threads` for the run, restored after. Several workers on one machine should
+    share its cores: OpenMP threads that outnumber the free cores spin-wait on each other, and a
+    run then slows down by an order of magnitude rather than by the share it lost."""
+
+    def __init__(self, n: int | None) -> None:
+        self.n = n
+        self.before = torch.get_num_threads()
+
+    def __enter__(self) -> None:
+        if self.n is not None:
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.n is not None:
+            torch.set_num_threads(self.before)
 
 
 def _bar(show: bool, total: int) -> Any:
