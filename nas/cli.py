@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train an architecture at full length; report validation and test accuracy")
     p.add_argument("arch", type=Path, help="ArchConfig YAML/JSON (for example from nas export)")
-    p.add_argument("--dataset", required=True, help="fashion-mnist | mnist | cifar10 | cifar100 | imagefolder | synthetic")
+    p.add_argument("--dataset", required=True, help="fashion-mnist, mnist, cifar10, cifar100, imagefolder, synthetic")
     p.add_argument("--path", type=Path, help="dataset folder (imagefolder)")
     p.add_argument("--subset", type=int, help="class-balanced training subset size")
     p.add_argument("--image-size", type=int, help="resize images to this size")

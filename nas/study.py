@@ -177,8 +177,8 @@ def reap_dead_local_trials(study: optuna.Study, storage: BaseStorage) -> list[in
         if name != host or not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
             continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        storage.set_trial_user_attr(trial_id, "fail_reason", f"worker {worker} died")  # while still updatable
         if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-            storage.set_trial_user_attr(trial_id, "fail_reason", f"worker {worker} died")
             with _quiet_experimental():
                 RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, storage.get_trial(trial_id))
             reaped.append(trial.number)

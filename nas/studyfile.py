@@ -30,7 +30,7 @@ STUDY_KEYS = (
     "objectives", "sampler", "trials", "baselines", "constraints",
 )
 REQUIRED = ("name", "backbone", "dataset", "search_space")
-DATASET_KEYS = ("name", "path", "subset", "val_fraction", "image_size", "seed", "root")
+DATASET_KEYS = ("name", "path", "subset", "val_fraction", "image_size", "in_chans", "seed", "root")
 # objective: (direction, metric name shown in the dashboard and tables)
 OBJECTIVES = {
     "accuracy": ("maximize", "accuracy"),

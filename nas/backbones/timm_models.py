@@ -13,7 +13,6 @@ import functools
 import json
 from typing import Any
 
-import timm
 from torch import nn
 
 from nas.backbones.base import Backbone, attach_after
@@ -24,6 +23,8 @@ PREFIX = "timm:"
 
 
 def _create(name: str, args: dict[str, Any], num_classes: int, in_chans: int) -> nn.Module:
+    import timm  # imported on first use: it costs about a second at start-up
+
     try:
         model = timm.create_model(
             name, pretrained=False, num_classes=num_classes, in_chans=in_chans, **args
@@ -61,6 +62,8 @@ def _build(
 
 def timm_backbone(backbone: str) -> Backbone:
     """The Backbone for `timm:<name>`; an unknown name lists close matches."""
+    import timm
+
     name = backbone[len(PREFIX):]
     if name not in timm.list_models():
         close = difflib.get_close_matches(name, timm.list_models(), n=3)

@@ -1,0 +1,72 @@
+"""Shared fixtures: small study files on the synthetic set, the real CLI in a subprocess, and
+system tools (Chromium, PostgreSQL, Fashion-MNIST) that CI must have."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+_SCRIPT = Path(sys.executable).with_name("nas")  # the installed console script: the real command
+NAS = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "nas.cli"]
+
+# A study small enough that a trial takes about a second on a 2-core CPU.
+TINY_STUDY: dict[str, Any] = {
+    "name": "tiny",
+    "backbone": "cifar_resnet",
+    "backbone_args": {"depth": 8, "width": 4},
+    "dataset": {"name": "synthetic", "subset": 200, "image_size": 16},
+    "search_space": {"kinds": ["none", "se", "eca", "cbam", "ge"], "se": {"reduction": [2, 4]},
+                     "ge": {"extent": [0, 2]}},
+    "proxy": {"epochs": 1, "batch_size": 50},
+    "sampler": {"name": "tpe", "seed": 0},
+    "trials": 6,
+    "baselines": ["none", "se"],
+}
+
+
+def require_system(what: str, present: bool) -> None:
+    """Skip when a system tool is missing on a developer's machine; fail in CI, which has them."""
+    if present:
+        return
+    if os.environ.get("NAS_REQUIRE_SYSTEM_TESTS"):
+        pytest.fail(f"{what} is required here (NAS_REQUIRE_SYSTEM_TESTS is set); run scripts/system-packages")
+    pytest.skip(f"{what} is not installed (scripts/system-packages installs it)")
+
+
+def write_study(folder: Path, **overrides: Any) -> Path:
+    """Write TINY_STUDY (with overrides; a None value removes the key) to folder/<name>.yaml."""
+    data = {**TINY_STUDY, **overrides}
+    data = {k: v for k, v in data.items() if v is not None}
+    path = folder / f"{data.get('name', 'study')}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def nas(*args: str, cwd: Path | None = None, timeout: float = 600, **kwargs: Any) -> subprocess.CompletedProcess:
+    """Run the real `nas` command; returns the completed process (text output)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    return subprocess.run([*NAS, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=env, **kwargs)
+
+
+def nas_popen(*args: str, cwd: Path | None = None, **kwargs: Any) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([*NAS, *map(str, args)], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, **kwargs)
+
+
+@pytest.fixture
+def tiny_study(tmp_path: Path) -> Path:
+    return write_study(tmp_path)
+
+
+def have(binary: str) -> bool:
+    return shutil.which(binary) is not None

@@ -1,0 +1,133 @@
+"""Nothing lost: killed workers, parallel workers on one new SQLite file, Ctrl-C, a diverging trial."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import optuna
+from conftest import nas_popen, write_study
+from optuna.trial import TrialState
+
+import nas.study
+from nas import TrainingDiverged
+from nas.data import load_dataset
+from nas.study import run_search
+from nas.studyfile import load_study_config
+
+SLOW_PROXY = {"epochs": 12, "batch_size": 50}  # about a second or more per trial: long enough to interrupt
+
+
+def load(study_path, name="tiny"):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{study_path.parent / name}.db")
+
+
+def wait_for(predicate, timeout=120.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception:  # noqa: BLE001 - the database may not exist yet
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def snapshot(study):
+    return {t.number: (t.state, t.values, t.params, t.user_attrs.get("arch_id"))
+            for t in study.trials if t.state == TrialState.COMPLETE}
+
+
+def test_kill_9_then_restart_loses_nothing_and_retries_the_interrupted_trial(tmp_path):
+    study_path = write_study(tmp_path, proxy=SLOW_PROXY, trials=5)
+    worker = nas_popen("search", study_path.name, "--no-progress", cwd=tmp_path)
+    try:
+        wait_for(lambda: len(load(study_path).get_trials(states=(TrialState.COMPLETE,))) >= 2
+                 and load(study_path).get_trials(states=(TrialState.RUNNING,)), what="2 finished + 1 running")
+        running = load(study_path).get_trials(states=(TrialState.RUNNING,))[0]
+        before = snapshot(load(study_path))
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        worker.kill()
+    restarted = nas_popen("search", study_path.name, "--no-progress", cwd=tmp_path)
+    out, err = restarted.communicate(timeout=600)
+    assert restarted.returncode == 0, err
+    assert f"trial #{running.number} was left running by a worker that died" in out
+    study = load(study_path)
+    after = snapshot(study)
+    assert {n: after[n] for n in before} == before  # every finished trial unchanged
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    killed = study.trials[running.number]
+    assert killed.state == TrialState.FAIL and "died" in killed.user_attrs["fail_reason"]
+    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == running.number]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    assert retries[0].params == killed.params
+    assert retries[0].user_attrs["arch_id"] == killed.user_attrs["arch_id"]
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 5
+
+
+def test_three_workers_on_one_new_sqlite_study(tmp_path):
+    study_path = write_study(tmp_path, trials=9, baselines=["none", "se", "eca", "cbam", "ge"])
+    workers = [nas_popen("search", study_path.name, "--no-progress", cwd=tmp_path) for _ in range(3)]
+    outputs = [w.communicate(timeout=600) for w in workers]
+    for worker, (_out, err) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, err
+        assert "locked" not in err.lower() and "Traceback" not in err
+    study = load(study_path)
+    states = [t.state for t in study.trials]
+    assert TrialState.FAIL not in states and TrialState.RUNNING not in states
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert 9 <= len(complete) <= 9 + 2  # at most workers - 1 over the target
+    baselines = [t.user_attrs["baseline"] for t in study.trials if "baseline" in t.user_attrs]
+    assert sorted(baselines) == sorted(["none", "se", "eca", "cbam", "ge"])  # each queued trial taken once
+    assert [t.number for t in study.trials[:5]] == [0, 1, 2, 3, 4]
+    assert all("baseline" in t.user_attrs for t in study.trials[:5])  # baselines first
+    trained = [t.user_attrs["arch_id"] for t in complete if "duplicate_of" not in t.user_attrs]
+    assert len(trained) == len(set(trained))  # no architecture trained twice
+    assert len({t.user_attrs["worker"] for t in complete}) >= 2  # the work was shared
+
+
+def test_ctrl_c_marks_the_running_trial_failed_and_resume_works(tmp_path):
+    study_path = write_study(tmp_path, proxy=SLOW_PROXY, trials=3)
+    worker = nas_popen("search", study_path.name, "--no-progress", cwd=tmp_path)
+    try:
+        wait_for(lambda: load(study_path).get_trials(states=(TrialState.RUNNING,))
+                 and load(study_path).get_trials(states=(TrialState.COMPLETE,)), what="a running trial")
+        worker.send_signal(signal.SIGINT)
+        out, err = worker.communicate(timeout=60)
+    finally:
+        worker.kill()
+    assert worker.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    study = load(study_path)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert len(failed) == 1 and failed[0].user_attrs["fail_reason"] == "interrupted (Ctrl-C)"
+    again = nas_popen("search", study_path.name, "--no-progress", cwd=tmp_path)
+    again.communicate(timeout=600)
+    assert again.returncode == 0
+    assert len(load(study_path).get_trials(states=(TrialState.COMPLETE,))) == 3
+
+
+def test_one_diverging_trial_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch):
+    config = load_study_config(write_study(tmp_path, trials=4))
+    data = load_dataset(**config.dataset)
+    calls = []
+    real = nas.study.train_proxy
+
+    def sometimes_diverges(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise TrainingDiverged("loss is nan at epoch 1, step 3 (lr 0.2)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nas.study, "train_proxy", sometimes_diverges)
+    lines = []
+    study = run_search(config, data, device="cpu", log=lines.append, progress=False)
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert len(failed) == 1 and failed[0].number == 1
+    assert failed[0].user_attrs["fail_reason"] == "diverged: loss is nan at epoch 1, step 3 (lr 0.2)"
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 4
+    assert any(line.startswith("#1 ") and "diverged" in line for line in lines)

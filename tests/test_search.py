@@ -1,0 +1,172 @@
+"""Search studies end to end through the real CLI: results, resumption, front, export, budgets,
+duplicates, failures."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+import yaml
+from conftest import nas, write_study
+from optuna.trial import TrialState
+
+from nas import build_model, load_arch
+
+
+def load(study_path, name="tiny"):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{study_path.parent / name}.db")
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One grayscale tiny study run to its target of 6 finished trials."""
+    folder = tmp_path_factory.mktemp("finished")
+    study = write_study(folder, dataset={"name": "synthetic", "subset": 200, "image_size": 16, "in_chans": 1})
+    result = nas("search", study.name, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return study, result
+
+
+def test_search_reaches_its_target_with_baselines_first(finished):
+    study_path, result = finished
+    study = load(study_path)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 6 and len(study.trials) == 6
+    assert [t.user_attrs.get("baseline") for t in study.trials[:2]] == ["none", "se"]
+    assert study.trials[1].user_attrs["arch_id"] == "s1:se-r16-avg|s2:se-r16-avg|s3:se-r16-avg"
+    assert study.metric_names == ["accuracy", "MFLOPs"]
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert study.user_attrs["study_file"] == str(study_path)
+    for trial in complete:
+        attrs = trial.user_attrs
+        for key in ("arch", "arch_id", "mflops", "params", "seconds", "images_per_second", "device", "seed"):
+            assert key in attrs, key
+        assert 0 <= trial.values[0] <= 1 and trial.values[1] == pytest.approx(attrs["mflops"])
+        assert attrs["arch"]["in_chans"] == 1
+    # one line per trial: number, arch_id, accuracy, MFLOPs
+    for trial in complete:
+        assert any(line.startswith(f"#{trial.number} ") and trial.user_attrs["arch_id"] in line
+                   and f"{trial.values[1]:.2f} MFLOPs" in line for line in result.stdout.splitlines())
+    assert "one multiply-add = one flop" in result.stdout
+
+
+def test_rerunning_a_finished_study_says_so(finished):
+    study_path, _ = finished
+    result = nas("search", study_path.name, cwd=study_path.parent)
+    assert result.returncode == 0 and "already has 6 finished trials" in result.stdout
+    assert len(load(study_path).trials) == 6
+
+
+def test_front_table_json_and_plots(finished):
+    study_path, _ = finished
+    folder = study_path.parent
+    study = load(study_path)
+    front_numbers = {t.number for t in study.best_trials}
+    result = nas("front", study_path.name, "--json", cwd=folder)
+    rows = json.loads(result.stdout)
+    assert {r["trial"] for r in rows} <= front_numbers and rows
+    assert all(set(r) >= {"trial", "accuracy", "mflops", "params", "arch_id", "baseline"} for r in rows)
+    result = nas("front", study_path.name, "--plot", "front.png", cwd=folder)
+    assert result.returncode == 0 and "knee" in result.stdout and "multiply-add" in result.stdout
+    assert (folder / "front.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert nas("front", study_path.name, "--plot", "front.html", cwd=folder).returncode == 0
+    assert "plotly" in (folder / "front.html").read_text()[:200_000].lower()
+
+
+@pytest.mark.parametrize("pick", ["knee", "accuracy", "flops", "trial:3"])
+def test_export_builds_with_the_study_shape(finished, pick):
+    study_path, _ = finished
+    folder = study_path.parent
+    out = folder / f"best-{pick.replace(':', '')}.yaml"
+    result = nas("export", study_path.name, "--pick", pick, "-o", out.name, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    document = yaml.safe_load(out.read_text())
+    provenance = document["provenance"]
+    study = load(study_path)
+    trial = study.trials[provenance["trial"]]
+    assert provenance["study"] == "tiny" and provenance["arch_id"] == trial.user_attrs["arch_id"]
+    assert provenance["metrics"]["accuracy"] == trial.values[0]
+    assert {"torch", "optuna", "nas"} <= set(provenance["versions"]) and provenance["proxy"]["epochs"] == 1
+    arch = load_arch(out)
+    assert arch.in_chans == 1 and arch.num_classes == 10
+    import torch
+    assert build_model(out)(torch.zeros(2, 1, 16, 16)).shape == (2, 10)
+    front = study.best_trials
+    if pick == "accuracy":
+        assert trial.values[0] == max(t.values[0] for t in front)
+    if pick == "flops":
+        assert trial.values[1] == min(t.values[1] for t in front)
+    if pick == "trial:3":
+        assert trial.number == 3
+
+
+def test_export_filters(finished):
+    study_path, _ = finished
+    result = nas("export", study_path.name, "--max-mflops", "0.0001", "-o", "x.yaml", cwd=study_path.parent)
+    assert result.returncode == 2 and "no front trial meets --max-mflops" in result.stderr
+    assert not (study_path.parent / "x.yaml").exists()
+    result = nas("export", study_path.name, "--pick", "trial:99", "-o", "x.yaml", cwd=study_path.parent)
+    assert result.returncode == 2 and "trial 99 is not a finished trial" in result.stderr
+
+
+def test_resume_with_a_higher_target_and_check(tmp_path):
+    study = write_study(tmp_path, trials=3)
+    assert nas("search", study.name, cwd=tmp_path).returncode == 0
+    first = [(t.number, t.values, t.params) for t in load(study).trials]
+    result = nas("search", study.name, "--trials", "5", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    trials = load(study).trials
+    assert [(t.number, t.values, t.params) for t in trials[:3]] == first
+    assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 5
+    check = nas("check", study.name, cwd=tmp_path)
+    assert check.returncode == 0 and "3 stages" in check.stdout and "distinct architectures" in check.stdout
+    assert "s1:se-r16-avg|s2:se-r16-avg|s3:se-r16-avg" in check.stdout and "MFLOPs" in check.stdout
+
+
+def test_duplicates_are_not_retrained(tmp_path):
+    study = write_study(tmp_path, search_space={"kinds": ["none", "se"], "stages": [1]}, baselines=["none"],
+                        trials=6)
+    assert nas("search", study.name, cwd=tmp_path).returncode == 0
+    trials = load(study).trials
+    firsts = {}
+    for trial in trials:
+        arch_id = trial.user_attrs["arch_id"]
+        if arch_id in firsts:
+            assert trial.user_attrs["duplicate_of"] == firsts[arch_id].number
+            assert trial.values == firsts[arch_id].values
+        else:
+            assert "duplicate_of" not in trial.user_attrs
+            firsts[arch_id] = trial
+    assert len(firsts) == 2 and len(trials) == 6
+
+
+def test_over_budget_trials_are_infeasible_untrained_and_not_counted(tmp_path):
+    # none costs about 0.23 MFLOPs; CBAM on every stage costs more than 0.235
+    study = write_study(tmp_path, constraints={"max_mflops": 0.235}, trials=5,
+                        baselines=["none", "cbam"])
+    result = nas("search", study.name, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    study = load(study)
+    pruned = study.get_trials(states=(TrialState.PRUNED,))
+    assert pruned and all(t.constraints["mflops"] > 0 and "seconds" not in t.user_attrs for t in pruned)
+    assert all("over budget" in t.user_attrs["fail_reason"] for t in pruned)
+    assert study.trials[1].user_attrs["baseline"] == "cbam" and study.trials[1].state == TrialState.PRUNED
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 5
+    assert all(t.user_attrs["mflops"] <= 0.235 for t in study.best_trials)
+
+
+def test_a_study_that_cannot_progress_stops_with_a_message(tmp_path):
+    study = write_study(tmp_path, constraints={"max_mflops": 0.01}, trials=3)
+    result = nas("search", study.name, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "were all over budget" in result.stderr and "raise the limit" in result.stderr
+
+
+def test_diverging_trials_are_recorded_and_repeated_failure_stops(tmp_path):
+    study = write_study(tmp_path, proxy={"epochs": 1, "batch_size": 50, "lr": 1e6, "warmup": 0.0}, trials=3)
+    result = nas("search", study.name, cwd=tmp_path)
+    assert result.returncode == 2 and "the last 5 trials failed" in result.stderr and "diverged" in result.stderr
+    trials = load(study).trials
+    assert len(trials) == 5 and all(t.state == TrialState.FAIL for t in trials)
+    assert all(t.user_attrs["fail_reason"].startswith("diverged") for t in trials)

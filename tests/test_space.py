@@ -1,0 +1,87 @@
+"""Search spaces: parsing, sizes, stable conditional parameter names, sampling round trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from nas import ArchConfig, BlockSpec, ConfigError
+from nas.space import SearchSpace, load_space
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ArchConfig.uniform("cifar_resnet", BlockSpec("none"), {"depth": 8})
+
+
+def test_shipped_spaces_load_and_count():
+    default = load_space(ROOT / "search_spaces" / "default.yaml")
+    assert default.stage_choices() == 1 + 6 + 6 + 4 + 9
+    assert default.size(3) == 26**3
+    assert load_space(ROOT / "search_spaces" / "small.yaml").size(3) == 125
+    placement = load_space(ROOT / "search_spaces" / "placement.yaml")
+    assert placement.stage_choices() == 1 + 2 * (2 + 2 + 1)
+
+
+def test_parameter_names_are_stable_and_conditional():
+    space = load_space(ROOT / "search_spaces" / "default.yaml")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    names = set()
+    for _ in range(60):
+        trial = study.ask()
+        arch = space.sample(trial, TEMPLATE)
+        for s, spec in enumerate(arch.stages, 1):
+            assert trial.params[f"stage{s}.kind"] == spec.kind
+            own = {k for k in trial.params if k.startswith(f"stage{s}.") and k != f"stage{s}.kind"}
+            assert all(k.startswith(f"stage{s}.{spec.kind}.") for k in own)  # only the chosen kind's settings
+        names |= set(trial.params)
+        study.tell(trial, 0.0)
+    assert "stage2.se.reduction" in names and "stage3.ge.extent" in names
+    assert "stage1.se.gate" not in names  # single choice: fixed, not a parameter
+    assert "stage1.placement" not in names
+
+
+def test_params_for_round_trips_through_a_fixed_trial():
+    space = load_space(ROOT / "search_spaces" / "placement.yaml")
+    arch = ArchConfig("cifar_resnet", (BlockSpec("se", reduction=8, placement="stage"), BlockSpec("none"),
+                                       BlockSpec("cbam", reduction=16, pool="avgmax")), {"depth": 8})
+    params = space.params_for(arch)
+    assert params == {"stage1.kind": "se", "stage1.se.reduction": 8, "stage1.placement": "stage",
+                      "stage2.kind": "none", "stage3.kind": "cbam", "stage3.placement": "block"}
+    trial = optuna.trial.FixedTrial(params)
+    assert space.sample(trial, arch) == arch
+    assert space.params_for(ArchConfig.uniform("cifar_resnet", BlockSpec("se", reduction=4), {"depth": 8})) is None
+    assert space.params_for(ArchConfig.uniform("cifar_resnet", BlockSpec("ge"), {"depth": 8})) is None
+
+
+def test_stage_subset_leaves_other_stages_none():
+    space = SearchSpace.from_dict({"kinds": ["se"], "stages": [2]})
+    arch = space.sample(optuna.trial.FixedTrial({"stage2.kind": "se"}), TEMPLATE)
+    assert [s.kind for s in arch.stages] == ["none", "se", "none"]
+    assert space.size(3) == 1
+    with pytest.raises(ConfigError, match="stage 4 is out of range; cifar_resnet has stages 1..3"):
+        SearchSpace.from_dict({"kinds": ["se"], "stages": [4]}).check_stages(3, "cifar_resnet")
+
+
+@pytest.mark.parametrize("data,needle", [
+    ({"kinds": ["se", "sk"]}, "search_space.kinds: 'sk' is not a block kind; allowed: none, se, eca, cbam, ge"),
+    ({"kinds": ["se"], "se": {"reduction": [0, 8]}}, "search_space.se.reduction[0]: reduction = 0 is invalid"),
+    ({"kinds": ["eca"], "eca": {"kernel_size": [4]}}, "kernel_size = 4 is invalid for eca; allowed: an odd"),
+    ({"kinds": ["se"], "se": {"pool": ["mean"]}}, "pool = 'mean' is invalid; allowed: avg, max, avgmax"),
+    ({"kinds": ["se"], "se": {"kernel_size": [3]}}, "search_space.se.kernel_size is not a setting of se"),
+    ({"kinds": ["se"], "eca": {"kernel_size": [3]}}, "search_space.eca has settings but eca is not in"),
+    ({"kinds": ["se"], "layers": "all"}, "search_space.layers is not a search-space key"),
+    ({"kinds": []}, "search_space.kinds = [] is invalid; expected a non-empty list"),
+    ({"kinds": ["se", "se"]}, "lists a choice twice"),
+    ({"kinds": ["se"], "placement": ["head"]}, "'head' is not a placement; allowed: block, stage"),
+    ({"kinds": ["se"], "stages": [0]}, "0 is not a stage index"),
+])
+def test_bad_spaces_are_refused_with_the_field_named(data, needle):
+    with pytest.raises(ConfigError) as info:
+        SearchSpace.from_dict(data)
+    assert needle in str(info.value)
+
+
+def test_timm_backbones_refuse_block_placement_in_the_space():
+    with pytest.raises(ConfigError, match="'block' is not supported by timm:resnet10t; allowed: stage"):
+        SearchSpace.from_dict({"kinds": ["se"]}).check_stages(5, "timm:resnet10t")
