@@ -88,6 +88,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--save", type=Path, help="save the trained weights (state dict) here")
     p.set_defaults(run=_train)
 
+    p = sub.add_parser("refine", help="retrain the front at a higher fidelity over several seeds")
+    p.add_argument("study", type=Path)
+    p.add_argument("--top", type=int, default=8, help="front and near-front architectures to retrain (default 8)")
+    p.add_argument("--epochs", type=int, help="epochs per run (default: 3x the proxy's)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per architecture (default 3)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--storage")
+    p.set_defaults(run=_refine)
+
     p = sub.add_parser("dashboard", help="serve optuna-dashboard for the study on 127.0.0.1")
     p.add_argument("study", type=Path)
     p.add_argument("--storage")
@@ -135,14 +144,15 @@ def _front(args: argparse.Namespace) -> int:
     from nas.front import format_table, front_rows, knee, plot_front
 
     config, study = _study(args)
-    rows = _refined_rows(study) if args.refined else front_rows(study)
+    rows = _refined(config, study) if args.refined else front_rows(study)
     if args.json:
         print(json.dumps([{"trial": r.number, **r.values, "mflops": r.mflops, "params": r.params,
                            "arch_id": r.arch_id, "baseline": r.baseline} for r in rows], indent=1))
     elif not rows:
         print(f"study {config.name!r} has no finished trial yet")
     else:
-        print(f"Pareto front of study {config.name!r} ({len(rows)} architectures; {FLOPS_NOTE}):")
+        kind = "refined front (mean ± std accuracy over seeds)" if args.refined else "Pareto front"
+        print(f"{kind} of study {config.name!r} ({len(rows)} architectures; {FLOPS_NOTE}):")
         print(format_table(rows, knee(rows)))
     if args.plot is not None:
         plot_front(study, args.plot)
@@ -150,10 +160,29 @@ def _front(args: argparse.Namespace) -> int:
     return 0
 
 
-def _refined_rows(study):  # type: ignore[no-untyped-def]
-    from nas.refine import refined_front
+def _refine(args: argparse.Namespace) -> int:
+    from nas.front import format_table, knee
+    from nas.refine import refined_rows, run_refine
+    from nas.train import resolve_device
 
-    return refined_front(study)
+    for name in ("top", "seeds", "epochs"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name} = {value} is invalid; allowed: an integer >= 1")
+    resolve_device(args.device)
+    config, study = _study(args)
+    data = _load_data(config)
+    run_refine(config, study, data, top=args.top, epochs=args.epochs, seeds=args.seeds, device=args.device)
+    rows = refined_rows(config, study)
+    print(f"refined front of study {config.name!r} (mean accuracy over seeds; {FLOPS_NOTE}):")
+    print(format_table(rows, knee(rows)))
+    return 0
+
+
+def _refined(config, study):  # type: ignore[no-untyped-def]
+    from nas.refine import refined_rows
+
+    return refined_rows(config, study)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -162,7 +191,7 @@ def _export(args: argparse.Namespace) -> int:
     if not args.output.parent.is_dir():
         raise ConfigError(f"-o {args.output}: the folder {args.output.parent} does not exist")
     config, study = _study(args)
-    rows = _refined_rows(study) if args.refined else None
+    rows = _refined(config, study) if args.refined else None
     chosen = pick(study, args.pick, args.max_mflops, args.min_accuracy, rows)
     write_export(export_document(study, chosen, args.pick, config.storage), args.output)
     print(f"exported trial #{chosen.number} ({args.pick}): accuracy {chosen.accuracy:.4f}, "

@@ -122,9 +122,11 @@ def format_table(rows: Sequence[FrontRow], knee_row: FrontRow | None = None) -> 
     lines = []
     for r in rows:
         mark = "knee" if knee_row is not None and r.number == knee_row.number else ""
-        cells = [f"#{r.number}", f"{r.accuracy:.4f}", f"{r.mflops:.2f}", f"{r.params:,}",
-                 *(f"{r.values[k]:.3f}" for k in extra), (r.baseline or "") + (f" {mark}" if mark else ""),
-                 r.arch_id]
+        accuracy = f"{r.accuracy:.4f}"
+        if "refined_accuracy_std" in r.user_attrs:
+            accuracy += f" ± {r.user_attrs['refined_accuracy_std']:.4f}"
+        cells = [f"#{r.number}", accuracy, f"{r.mflops:.2f}", f"{r.params:,}",
+                 *(f"{r.values[k]:.3f}" for k in extra), " ".join(filter(None, (r.baseline, mark))), r.arch_id]
         lines.append(cells)
     widths = [max(len(h), *(len(c[i]) for c in lines)) if lines else len(h) for i, h in enumerate(header)]
     out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]

@@ -98,8 +98,7 @@ def open_storage(url: str, *, create: bool) -> RDBStorage:
     if path is not None:
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": SQLITE_TIMEOUT}}
     try:
-        with creation_lock(url), warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat
+        with creation_lock(url), quiet_experimental():
             storage = RDBStorage(
                 url,
                 heartbeat_interval=HEARTBEAT_SECONDS,
@@ -128,6 +127,15 @@ def creation_lock(url: str) -> Iterator[None]:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+@contextlib.contextmanager
+def quiet_experimental() -> Iterator[None]:
+    """Silence Optuna's ExperimentalWarning for the features used on purpose (heartbeat, retry
+    callback, metric names)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
 
 
 def _serialise_sqlite(engine: sqlalchemy.Engine) -> None:

@@ -34,7 +34,7 @@ from nas.build import build_model
 from nas.cost import arch_cost, measure_latency
 from nas.data import Dataset
 from nas.errors import StudyError, TrainingDiverged
-from nas.storage import MAX_RETRY, creation_lock, masked, open_storage
+from nas.storage import MAX_RETRY, creation_lock, masked, open_storage, quiet_experimental
 from nas.studyfile import StudyConfig
 from nas.train import ProxyResult, resolve_device, train_proxy
 
@@ -91,7 +91,7 @@ def make_sampler(config: StudyConfig) -> BaseSampler:
             return NSGAIISampler(seed=seed, **options)
         return RandomSampler(seed=seed)
 
-    with _quiet_experimental():
+    with quiet_experimental():
         factory(0)  # fail now, not in the first trial, if an option is wrong
     return TrialSeededSampler(factory, config.sampler.get("seed"))
 
@@ -108,7 +108,7 @@ def open_study(
     """Load the study, or with `create` make it (directions, metric names, study attributes,
     baselines queued first) — once, under the storage's creation lock, however many workers."""
     storage = open_storage(config.storage, create=create)
-    with creation_lock(config.storage), _quiet_experimental():
+    with creation_lock(config.storage), quiet_experimental():
         try:
             study = optuna.load_study(study_name=config.name, storage=storage, sampler=make_sampler(config))
         except KeyError:
@@ -179,7 +179,7 @@ def reap_dead_local_trials(study: optuna.Study, storage: BaseStorage) -> list[in
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         storage.set_trial_user_attr(trial_id, "fail_reason", f"worker {worker} died")  # while still updatable
         if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-            with _quiet_experimental():
+            with quiet_experimental():
                 RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, storage.get_trial(trial_id))
             reaped.append(trial.number)
     return reaped
@@ -364,7 +364,7 @@ def run_search(
                 break
             reap_dead_local_trials(study, storage)
             objective.last = None
-            with _quiet_experimental():
+            with quiet_experimental():
                 study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
             number = objective.last.number if objective.last is not None else study.trials[-1].number
             trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
@@ -428,18 +428,3 @@ def _write(bar: Any, log: Callable[[str], None], line: str) -> None:
         bar.write(line, file=sys.stdout)
     else:
         log(line)
-
-
-class _quiet_experimental:
-    """Silence Optuna's ExperimentalWarning for the features we use on purpose (heartbeat,
-    retry callback, set_metric_names)."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._context = warnings.catch_warnings()
-        self._context.__enter__()
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._context.__exit__(*exc)

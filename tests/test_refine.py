@@ -1,0 +1,111 @@
+"""nas refine: front + near-front retrained over seeds, stored in a companion study, resumable."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import optuna
+import pytest
+import yaml
+from conftest import nas as run_nas
+from conftest import write_study
+from optuna.trial import TrialState
+
+import nas.refine
+from nas import ArchConfig, StudyError, build_model
+from nas.data import load_dataset
+from nas.refine import candidates, pareto_ranks, refined_rows, run_refine
+from nas.study import open_study, run_search
+from nas.studyfile import load_study_config
+
+
+def test_pareto_ranks_peel_fronts():
+    # minimise both: (1,3) (2,2) (3,1) are the front; (2,3) and (3,2) behind them; (3,3) last
+    points = [(1, 3), (2, 2), (3, 1), (2, 3), (3, 2), (3, 3)]
+    assert pareto_ranks(points) == [0, 0, 0, 1, 1, 2]
+    assert pareto_ranks([(1, 1), (1, 1)]) == [0, 0]  # ties do not dominate each other
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("refine")
+    config = load_study_config(write_study(folder, trials=7))
+    data = load_dataset(**config.dataset)
+    study = run_search(config, data, device="cpu", log=lambda line: None, progress=False)
+    return folder, config, data, study
+
+
+def test_candidates_are_the_front_then_near_front_distinct(searched):
+    _, _, _, study = searched
+    front = {t.number for t in study.best_trials}
+    chosen = candidates(study, top=5)
+    assert len(chosen) == min(5, len({t.user_attrs["arch_id"] for t in study.trials}))
+    numbers = [t.number for t in chosen]
+    assert set(numbers[:len(front)]) == front or front >= set(numbers)
+    assert len({t.user_attrs["arch_id"] for t in chosen}) == len(chosen)
+
+
+def test_refine_records_mean_and_std_and_resumes(searched, monkeypatch):
+    folder, config, data, study = searched
+    calls = []
+    real = nas.refine.train_proxy
+
+    def interrupted_after_three(*args, **kwargs):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(kwargs.get("config", args[2]).seed)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nas.refine, "train_proxy", interrupted_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        run_refine(config, study, data, top=3, epochs=2, seeds=2, device="cpu", log=lambda line: None)
+    monkeypatch.setattr(nas.refine, "train_proxy", lambda *a, **k: (calls.append("resumed"), real(*a, **k))[1])
+    refined = run_refine(config, study, data, top=3, epochs=2, seeds=2, device="cpu", log=lambda line: None)
+    assert calls.count("resumed") == 3  # 3 x 2 runs in all, 3 were saved before the interruption
+    trials = refined.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 3
+    for trial in trials:
+        attrs = trial.user_attrs
+        runs = attrs["refined_accuracies"]
+        assert len(runs) == 2 and attrs["refined_accuracy_mean"] == pytest.approx(sum(runs) / 2)
+        assert attrs["refined_epochs"] == 2 and trial.values[0] == attrs["refined_accuracy_mean"]
+        assert trial.values[1] == study.trials[attrs["source_trial"]].values[1]
+    # a run saved before the interruption equals a fresh run of the same architecture and seed
+    first = trials[0]
+    arch = ArchConfig.from_dict(first.user_attrs["arch"])
+    fresh = real(lambda: build_model(arch), data, dataclasses.replace(config.proxy, epochs=2, seed=0), "cpu")
+    assert fresh.accuracy == first.user_attrs["refined_accuracies"][0]
+    rows = refined_rows(config, study)
+    assert rows and {r.number for r in rows} <= {t.user_attrs["source_trial"] for t in trials}
+    # running again trains nothing
+    calls.clear()
+    run_refine(config, study, data, top=3, epochs=2, seeds=2, device="cpu", log=lambda line: None)
+    assert calls == []
+    with pytest.raises(StudyError, match="was refined with"):
+        run_refine(config, study, data, top=3, epochs=3, seeds=2, device="cpu", log=lambda line: None)
+
+
+def test_refine_cli_front_and_export(searched):
+    folder, config, _, _ = searched
+    study_file = config.path.name
+    result = run_nas("refine", study_file, "--top", "4", "--epochs", "2", "--seeds", "2", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert "refined front" in result.stdout and "±" in result.stdout
+    result = run_nas("front", study_file, "--refined", cwd=folder)
+    assert result.returncode == 0 and "±" in result.stdout
+    result = run_nas("export", study_file, "--refined", "--pick", "accuracy", "-o", "refined.yaml", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    metrics = yaml.safe_load((folder / "refined.yaml").read_text())["provenance"]["metrics"]
+    assert metrics["refined_seeds"] == 2 and "refined_accuracy_std" in metrics
+    study, _ = open_study(config, create=False)
+    refined = optuna.load_study(study_name="tiny.refined", storage=config.storage)
+    best = max(refined.best_trials, key=lambda t: t.values[0])
+    assert metrics["accuracy"] == best.values[0]
+
+
+def test_refine_before_search_is_refused(tmp_path):
+    study = write_study(tmp_path)
+    result = run_nas("refine", study.name, cwd=tmp_path)
+    assert result.returncode == 2 and "no study database" in result.stderr
+    result = run_nas("front", study.name, "--refined", cwd=tmp_path)
+    assert result.returncode == 2
