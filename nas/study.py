@@ -36,7 +36,7 @@ from nas.data import Dataset
 from nas.errors import StudyError, TrainingDiverged
 from nas.storage import MAX_RETRY, creation_lock, masked, open_storage, quiet_experimental
 from nas.studyfile import StudyConfig
-from nas.train import ProxyResult, resolve_device, train_proxy
+from nas.train import ProxyConfig, ProxyResult, resolve_device, train_proxy
 
 MAX_FAILURES_IN_A_ROW = 5  # trials failing one after another: stop, something is wrong
 MAX_INFEASIBLE_IN_A_ROW = 50  # samples over budget one after another: the budget excludes the space
@@ -209,11 +209,21 @@ class TrialReport:
     on_front: bool = False
 
 
+Trainer = Callable[[ArchConfig, Dataset, ProxyConfig, torch.device], ProxyResult]
+
+
+def train_architecture(arch: ArchConfig, data: Dataset, proxy: ProxyConfig, device: torch.device) -> ProxyResult:
+    """The default trainer: build the candidate after seeding (common random numbers), train it."""
+    return train_proxy(lambda: build_model(arch), data, proxy, device, progress=False)
+
+
 class Objective:
     """The function Optuna calls per trial; keeps the per-worker cost cache."""
 
-    def __init__(self, config: StudyConfig, data: Dataset, device: torch.device) -> None:
+    def __init__(self, config: StudyConfig, data: Dataset, device: torch.device,
+                 trainer: Trainer | None = None) -> None:
         self.config = config
+        self.trainer = trainer or train_architecture
         self.data = data
         self.device = device
         self.template = config.template(data.num_classes, data.in_chans)
@@ -266,7 +276,7 @@ class Objective:
             return self._values(arch, accuracy, mflops, params)
 
         try:
-            result = train_proxy(lambda: build_model(arch), self.data, self.config.proxy, self.device, progress=False)
+            result = self.trainer(arch, self.data, self.config.proxy, self.device)
         except TrainingDiverged as error:
             trial.set_user_attr("fail_reason", f"diverged: {error}")
             self.last.note = "diverged"
@@ -336,8 +346,12 @@ def run_search(
     timeout: float | None = None,
     log: Callable[[str], None] = print,
     progress: bool | None = None,
+    trainer: Trainer | None = None,
 ) -> optuna.Study:
     """Create or resume the study and run trials until it has `trials` COMPLETE ones.
+
+    `trainer(arch, data, proxy, device)` replaces the proxy training (default
+    `train_architecture`), for example to share results between studies in a benchmark.
 
     Stops early, with a StudyError, when it cannot make progress (many failures or over-budget
     samples in a row); stops cleanly after `timeout` seconds (no new trial is started).
@@ -351,7 +365,7 @@ def run_search(
         return study
     for number in reap_dead_local_trials(study, storage):
         log(f"trial #{number} was left running by a worker that died; marked failed and queued again")
-    objective = Objective(config, data, dev)
+    objective = Objective(config, data, dev, trainer)
     log(f"study {config.name!r}: {done}/{target} finished trials, storage {masked(config.storage)}, device {dev}")
     log("FLOPs are fvcore counts: one multiply-add = one flop")
     bar = _bar(progress, target, done)
