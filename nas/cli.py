@@ -118,6 +118,7 @@ def _load_data(config):  # type: ignore[no-untyped-def]
 
 
 def _search(args: argparse.Namespace) -> int:
+    from nas.storage import masked
     from nas.study import run_search
     from nas.train import resolve_device
 
@@ -128,7 +129,7 @@ def _search(args: argparse.Namespace) -> int:
     data = _load_data(config)
     run_search(config, data, device=args.device, trials=args.trials, timeout=args.timeout,
                progress=False if args.no_progress else None)
-    print(f"done. Inspect: nas front {args.study}   or   optuna-dashboard {config.storage}")
+    print(f"done. Inspect: nas front {args.study}   or   optuna-dashboard {masked(config.storage)}")
     return 0
 
 

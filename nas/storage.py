@@ -45,6 +45,9 @@ SQLITE_TIMEOUT = 60  # seconds a writer waits for the lock before failing
 def resolve_url(url: str, base: Path) -> str:
     """Make a relative SQLite path relative to `base` (the study file's folder)."""
     parsed = _parse(url, "storage")
+    if parsed.drivername == "postgresql" and _missing("psycopg") and not _missing("psycopg2"):
+        # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg (3); use psycopg2 where only it is installed
+        return parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         path = Path(parsed.database)
         if not path.is_absolute():
@@ -66,7 +69,7 @@ def check_url(url: str, where: str = "storage") -> None:
     except ImportError as error:
         raise ConfigError(
             f"{where} = {masked(url)}: the database driver is missing ({error}); "
-            "for PostgreSQL: pip install psycopg2-binary"
+            "for PostgreSQL: pip install 'nas[postgres]' (psycopg2-binary)"
         ) from None
     if backend == "sqlite":
         if not parsed.database or parsed.database == ":memory:":
@@ -118,7 +121,8 @@ def creation_lock(url: str) -> Iterator[None]:
     """Hold an exclusive advisory lock on the SQLite file's folder (no-op for servers)."""
     path = sqlite_path(url)
     if path is None:
-        yield
+        with _server_lock(url):
+            yield
         return
     fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -136,6 +140,31 @@ def quiet_experimental() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         yield
+
+
+_LOCK_KEY = 0x6E61735F  # "nas_": the advisory lock that serialises schema and study creation
+
+
+@contextlib.contextmanager
+def _server_lock(url: str) -> Iterator[None]:
+    """A database-wide advisory lock on a database server, held on a connection of its own: concurrent
+    `create_all` on a new PostgreSQL database fails ("duplicate key value violates unique constraint
+    pg_type_typname_nsp_index", "relation ... already exists"), and two creators would each queue the
+    baselines. The lock is released when the connection closes, also if the process dies."""
+    backend = make_url(url).get_backend_name()
+    if backend not in ("postgresql", "mysql"):
+        yield
+        return
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            if backend == "postgresql":
+                connection.exec_driver_sql(f"SELECT pg_advisory_lock({_LOCK_KEY})")
+            else:
+                connection.exec_driver_sql("SELECT GET_LOCK('nas_create', 600)")
+            yield
+    finally:
+        engine.dispose()
 
 
 def _serialise_sqlite(engine: sqlalchemy.Engine) -> None:
@@ -164,3 +193,8 @@ def _parse(url: str, where: str) -> sqlalchemy.URL:
             "or postgresql://user:pass@host/db"
         ) from None
 
+
+def _missing(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is None
