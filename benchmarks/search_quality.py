@@ -1,0 +1,240 @@
+"""Does the search beat hand placement and random search? (issue 5, part 1)
+
+For each search seed, two studies with the same trial budget run on the same data and proxy:
+the default sampler (TPE) and random search. Both start with the five uniform baselines (none,
+SE, ECA, CBAM, GE on every stage at the papers' defaults), exactly as `nas search` does, and
+then sample the default space. Compared, per study, over the *searched* trials only (baselines
+excluded, or the front would contain them by construction):
+
+- hypervolume of the front in (accuracy up, MFLOPs down) against one reference point for the
+  whole run (the worst accuracy and the largest MFLOPs seen in any trial, stated in the output);
+- how many of the five baselines the searched front dominates or ties.
+
+Training is deterministic (common random numbers: the proxy seed fixes initialisation, data
+order and augmentation), so an architecture trained once gives the same result in every study;
+results are shared between studies through `run_search(trainer=...)` instead of retraining.
+
+    .venv/bin/python benchmarks/search_quality.py            # Fashion-MNIST, 3 seeds, ~1 h on 2 CPU cores
+    .venv/bin/python benchmarks/search_quality.py --quick    # synthetic data, a minute: checks the script
+
+Writes benchmarks/results/search_quality.json and .png (or *_quick.* with --quick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import optuna  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
+
+from nas.arch import ArchConfig  # noqa: E402
+from nas.data import load_dataset  # noqa: E402
+from nas.study import run_search, train_architecture  # noqa: E402
+from nas.studyfile import load_study_config  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def hypervolume_2d(points: list[tuple[float, float]], reference: tuple[float, float]) -> float:
+    """Area dominated by (accuracy, mflops) points (accuracy up, mflops down) within the
+    reference box. Written out because Optuna's hypervolume is private API; in two dimensions it
+    is a sort and a sum."""
+    ref_acc, ref_cost = reference
+    pts = sorted({(c, a) for a, c in points if a > ref_acc and c < ref_cost})  # by cost, ascending
+    area, best_acc = 0.0, ref_acc
+    for i, (cost, acc) in enumerate(pts):
+        best_acc = max(best_acc, acc)
+        next_cost = pts[i + 1][0] if i + 1 < len(pts) else ref_cost
+        area += (next_cost - cost) * (best_acc - ref_acc)
+    return area
+
+
+def front(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """Non-dominated (accuracy, mflops, arch_id) points, cheapest first."""
+    out = []
+    for a, c, name in points:
+        if not any((a2 >= a and c2 <= c) and (a2 > a or c2 < c) for a2, c2, _ in points):
+            out.append((a, c, name))
+    return sorted(set(out), key=lambda p: p[1])
+
+
+def dominates_or_ties(front_points, baseline) -> bool:
+    a, c = baseline
+    return any(a2 >= a and c2 <= c for a2, c2, _ in front_points)
+
+
+def study_file(folder: Path, name: str, sampler: str, seed: int, args: argparse.Namespace) -> Path:
+    dataset = ({"name": "synthetic", "subset": 400, "image_size": 16} if args.quick
+               else {"name": "fashion-mnist", "subset": args.subset, "val_fraction": 0.1})
+    data = {
+        "name": name, "backbone": "cifar_resnet", "backbone_args": {"depth": 8, "width": 16},
+        "dataset": dataset, "search_space": str(ROOT / "search_spaces" / "default.yaml"),
+        "proxy": {"epochs": args.epochs, "batch_size": 256}, "objectives": ["accuracy", "flops"],
+        "sampler": {"name": sampler, "seed": seed}, "trials": args.trials,
+        "baselines": ["none", "se", "eca", "cbam", "ge"],
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--trials", type=int, default=24, help="finished trials per study, baselines included")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--subset", type=int, default=10000)
+    parser.add_argument("--samplers", nargs="+", default=["tpe", "random"])
+    parser.add_argument("--quick", action="store_true", help="synthetic data and 8 trials: checks the script")
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.quick:
+        args.trials, args.epochs, args.seeds = 8, 1, args.seeds[:2]
+    suffix = "_quick" if args.quick else ""
+
+    cache: dict[str, object] = {}
+    trained = {"runs": 0, "seconds": 0.0}
+
+    def shared_trainer(arch: ArchConfig, data, proxy, device):  # type: ignore[no-untyped-def]
+        if arch.arch_id not in cache:
+            start = time.perf_counter()
+            cache[arch.arch_id] = train_architecture(arch, data, proxy, device)
+            trained["runs"] += 1
+            trained["seconds"] += time.perf_counter() - start
+        return cache[arch.arch_id]
+
+    started = time.perf_counter()
+    runs: dict[str, list[dict]] = {s: [] for s in args.samplers}
+    baselines: dict[str, tuple[float, float]] = {}
+    all_points: list[tuple[float, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        data = None
+        for seed in args.seeds:
+            for sampler in args.samplers:
+                path = study_file(folder, f"{sampler}-{seed}", sampler, seed, args)
+                config = load_study_config(path)
+                data = data or load_dataset(**config.dataset)
+                t0 = time.perf_counter()
+                study = run_search(config, data, device="cpu", log=lambda line: None, progress=False,
+                                   trainer=shared_trainer)
+                searched, seen = [], set()
+                for trial in study.get_trials(states=(TrialState.COMPLETE,)):
+                    point = (trial.values[0], trial.values[1], trial.user_attrs["arch_id"])
+                    all_points.append(point[:2])
+                    if "baseline" in trial.user_attrs:
+                        baselines[trial.user_attrs["baseline"]] = point[:2]
+                    elif point[2] not in seen:
+                        seen.add(point[2])
+                        searched.append(point)
+                runs[sampler].append({"seed": seed, "searched": searched, "distinct": len(seen),
+                                      "seconds": time.perf_counter() - t0})
+                print(f"seed {seed} {sampler:>6}: {len(searched)} searched trials, {len(seen)} distinct, "
+                      f"{time.perf_counter() - t0:.0f} s", flush=True)
+
+    reference = (min(a for a, _ in all_points), max(c for _, c in all_points))
+    summary: dict[str, dict] = {}
+    for sampler, results in runs.items():
+        for r in results:
+            r["front"] = front(r["searched"])
+            r["hypervolume"] = hypervolume_2d([(a, c) for a, c, _ in r["front"]], reference)
+            r["baselines_dominated_or_tied"] = sorted(
+                name for name, b in baselines.items() if dominates_or_ties(r["front"], b))
+        hvs = [r["hypervolume"] for r in results]
+        beaten = [len(r["baselines_dominated_or_tied"]) for r in results]
+        summary[sampler] = {
+            "hypervolume_mean": statistics.fmean(hvs),
+            "hypervolume_std": statistics.stdev(hvs) if len(hvs) > 1 else 0.0,
+            "baselines_dominated_or_tied_mean": statistics.fmean(beaten),
+            "per_seed": [{"seed": r["seed"], "hypervolume": r["hypervolume"],
+                          "baselines_dominated_or_tied": r["baselines_dominated_or_tied"],
+                          "front": [{"accuracy": a, "mflops": c, "arch_id": n} for a, c, n in r["front"]],
+                          "distinct_architectures": r["distinct"]} for r in results],
+        }
+    tpe, rnd = summary.get("tpe"), summary.get("random")
+    verdict = {}
+    if tpe and rnd:
+        verdict = {
+            "tpe_hypervolume_beats_random_on_average": tpe["hypervolume_mean"] > rnd["hypervolume_mean"],
+            "tpe_hypervolume_wins_per_seed": [a["hypervolume"] > b["hypervolume"]
+                                              for a, b in zip(tpe["per_seed"], rnd["per_seed"], strict=True)],
+            "tpe_front_dominates_or_ties_all_baselines_but_one": all(
+                len(s["baselines_dominated_or_tied"]) >= len(baselines) - 1 for s in tpe["per_seed"]),
+        }
+    report = {
+        "benchmark": "search_quality",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "dataset": "synthetic (quick)" if args.quick else f"fashion-mnist, {args.subset} subset, 10% validation",
+        "backbone": "cifar_resnet depth 8 width 16", "space": "search_spaces/default.yaml",
+        "trials_per_study": args.trials, "baselines_per_study": 5, "proxy_epochs": args.epochs,
+        "seeds": args.seeds,
+        "reference_point": {"accuracy": reference[0], "mflops": reference[1],
+                            "rule": "worst accuracy and largest MFLOPs over every trial of the run"},
+        "flops_convention": "fvcore: one multiply-add = one flop",
+        "baselines": {k: {"accuracy": a, "mflops": c} for k, (a, c) in baselines.items()},
+        "samplers": summary, "verdict": verdict,
+        "architectures_trained": trained["runs"], "training_seconds": trained["seconds"],
+        "wall_seconds": time.perf_counter() - started,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"search_quality{suffix}.json").write_text(json.dumps(report, indent=1) + "\n")
+    plot(report, RESULTS / f"search_quality{suffix}.png")
+    print(f"\nreference point: accuracy {reference[0]:.4f}, {reference[1]:.3f} MFLOPs "
+          "(fvcore: one multiply-add = one flop)")
+    for sampler, s in summary.items():
+        print(f"{sampler:>6}: hypervolume {s['hypervolume_mean']:.5f} ± {s['hypervolume_std']:.5f}, "
+              f"baselines dominated or tied {s['baselines_dominated_or_tied_mean']:.1f} of {len(baselines)} "
+              f"(per seed: {[len(p['baselines_dominated_or_tied']) for p in s['per_seed']]})")
+    for key, value in verdict.items():
+        print(f"{key}: {value}")
+    print(f"{trained['runs']} architectures trained in {trained['seconds']:.0f} s; "
+          f"wall {report['wall_seconds']:.0f} s; results in {RESULTS}/search_quality{suffix}.json")
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    colours = {"tpe": "tab:blue", "random": "tab:orange"}
+    for sampler, s in report["samplers"].items():
+        for i, run in enumerate(s["per_seed"]):
+            pts = run["front"]
+            ax.step([p["mflops"] for p in pts], [p["accuracy"] for p in pts], where="post", alpha=0.8,
+                    color=colours.get(sampler, None), marker="o", ms=3,
+                    label=f"{sampler} fronts (one per seed)" if i == 0 else None)
+    for name, b in report["baselines"].items():
+        ax.scatter([b["mflops"]], [b["accuracy"]], marker="s", s=50, facecolors="none", edgecolors="tab:red")
+        ax.annotate(name, (b["mflops"], b["accuracy"]), textcoords="offset points", xytext=(4, -10),
+                    fontsize=8, color="tab:red")
+    ax.scatter([], [], marker="s", facecolors="none", edgecolors="tab:red", label="uniform baselines")
+    ax.set_xlabel("MFLOPs (fvcore: 1 multiply-add = 1 flop)")
+    ax.set_ylabel("proxy validation accuracy")
+    ax.set_title(f"searched fronts, {report['trials_per_study']} trials per study ({report['dataset']})",
+                 fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
