@@ -170,3 +170,17 @@ def test_diverging_trials_are_recorded_and_repeated_failure_stops(tmp_path):
     trials = load(study).trials
     assert len(trials) == 5 and all(t.state == TrialState.FAIL for t in trials)
     assert all(t.user_attrs["fail_reason"].startswith("diverged") for t in trials)
+
+
+def test_train_an_exported_architecture_reports_validation_and_test(finished):
+    study_path, _ = finished
+    folder = study_path.parent
+    assert nas("export", study_path.name, "--pick", "accuracy", "-o", "train-me.yaml", cwd=folder).returncode == 0
+    result = nas("train", "train-me.yaml", "--dataset", "synthetic", "--subset", "300", "--image-size", "16",
+                 "--epochs", "2", "--device", "cpu", "--save", "weights.pt", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert "validation accuracy" in result.stdout and "test accuracy" in result.stdout
+    import torch
+    model = build_model(folder / "train-me.yaml")
+    model.load_state_dict(torch.load(folder / "weights.pt"))  # the saved weights fit the exported architecture
+    assert model(torch.zeros(1, 1, 16, 16)).shape == (1, 10)
