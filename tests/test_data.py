@@ -286,7 +286,7 @@ def test_fashion_mnist_from_the_debian_package(fmnist_root: Path, monkeypatch: p
     data = load_dataset("fashion-mnist", root=fmnist_root)
     assert (len(data.train), len(data.val), len(data.test)) == (54000, 6000, 10000)
     assert tuple(data.train.images.shape[1:]) == (1, 28, 28) and data.in_chans == 1
-    assert data.classes is not None and data.classes[0] == "T-shirt/top" and data.flip
+    assert data.classes is not None and data.classes[0] == "T-shirt/top" and not data.flip
     assert data.mean[0] == pytest.approx(0.286, abs=0.002) and data.std[0] == pytest.approx(0.353, abs=0.002)
     assert torch.bincount(data.test.labels).tolist() == [1000] * 10
     # the decompressed cache is reused: no second decompression

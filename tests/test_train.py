@@ -9,7 +9,7 @@ import torch
 
 from nas import ArchConfig, BlockSpec, ConfigError, TrainingDiverged, build_model
 from nas.data import Dataset, load_dataset
-from nas.train import ProxyConfig, ProxyResult, _crop_flip, evaluate, resolve_device, train_proxy
+from nas.train import ProxyConfig, ProxyResult, _crop_flip, _Run, evaluate, resolve_device, train_proxy
 
 # One thread: the tiny test models gain nothing from more, and on a shared CI runner OpenMP threads
 # that outnumber the free cores make a run ten times slower.
@@ -127,6 +127,31 @@ def test_batch_larger_than_the_training_set(data: Dataset) -> None:
     assert result.epochs_done == 2
 
 
+def test_batch_norm_is_recalibrated_before_evaluation(data: Dataset) -> None:
+    torch.manual_seed(0)
+    model = builder(data)()
+    train_proxy(model, data, dataclasses.replace(FAST, bn_recal=300, eval_batch_size=128), device="cpu",
+                progress=False)
+    assert int(model.stem[1].num_batches_tracked) == 3  # reset, then 128 + 128 + 44 images
+    torch.manual_seed(0)
+    model = builder(data)()
+    train_proxy(model, data, dataclasses.replace(FAST, bn_recal=0), device="cpu", progress=False)
+    assert int(model.stem[1].num_batches_tracked) == 2 * (len(data.train) // FAST.batch_size)
+
+
+def test_schedule_warms_up_holds_and_decays_to_zero(data: Dataset) -> None:
+    config = ProxyConfig(epochs=1, batch_size=9, lr=1.0, warmup=0.1, decay=0.5)  # 100 steps
+    run = _Run(builder(data)(), data, config, torch.device("cpu"), False, None, 0.0)
+    lrs = [run.lr_at(step) for step in range(run.total_steps)]
+    assert run.total_steps == 100
+    assert lrs[:10] == pytest.approx([(i + 1) / 11 for i in range(10)])
+    assert lrs[10:50] == [1.0] * 40
+    assert lrs[50:] == pytest.approx([(100 - s) / 50 for s in range(50, 100)])
+    triangle = _Run(builder(data)(), data, dataclasses.replace(config, decay=0.9), torch.device("cpu"),
+                    False, None, 0.0)
+    assert max(triangle.lr_at(s) for s in range(100)) == 1.0 and triangle.lr_at(99) == pytest.approx(1 / 90)
+
+
 def test_crop_and_flip_move_pixels_as_drawn() -> None:
     x = torch.arange(2 * 3 * 4 * 5, dtype=torch.uint8).view(2, 3, 4, 5)
     centre = torch.full((2, 2), 2)
@@ -157,6 +182,9 @@ def test_crop_and_flip_move_pixels_as_drawn() -> None:
         ({"momentum": 1.0}, "momentum = 1.0 is invalid; allowed: a number in [0, 1)"),
         ({"label_smoothing": 1}, "label_smoothing = 1 is invalid"),
         ({"warmup": -0.1}, "warmup = -0.1 is invalid"),
+        ({"decay": 1.5}, "decay = 1.5 is invalid; allowed: a fraction in [0, 1]"),
+        ({"warmup": 0.5, "decay": 0.6}, "warmup + decay = 0.5 + 0.6 is invalid; allowed: a sum <= 1"),
+        ({"bn_recal": -1}, "bn_recal = -1 is invalid; allowed: an integer >= 0"),
         ({"max_seconds": 0}, "max_seconds = 0 is invalid; allowed: a number > 0 or null"),
         ({"batch_size": True}, "batch_size = True is invalid"),
         ({"augment": "yes"}, "augment = 'yes' is invalid; allowed: true or false"),
