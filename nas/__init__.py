@@ -9,7 +9,9 @@ from nas.arch import ArchConfig, load_arch
 from nas.blocks import BlockSpec, make_block, reduced_width
 from nas.build import build_model
 from nas.cost import arch_cost, count_flops, count_params, measure_latency
+from nas.data import Dataset, Split, load_dataset
 from nas.errors import ConfigError, DataError, NasError, StudyError, TrainingDiverged
+from nas.train import ProxyConfig, ProxyResult, evaluate, resolve_device, train_proxy
 
 __version__ = "0.1.0"
 
@@ -18,15 +20,23 @@ __all__ = [
     "BlockSpec",
     "ConfigError",
     "DataError",
+    "Dataset",
     "NasError",
+    "ProxyConfig",
+    "ProxyResult",
+    "Split",
     "StudyError",
     "TrainingDiverged",
     "arch_cost",
     "build_model",
     "count_flops",
     "count_params",
+    "evaluate",
     "load_arch",
+    "load_dataset",
     "make_block",
     "measure_latency",
     "reduced_width",
+    "resolve_device",
+    "train_proxy",
 ]
