@@ -83,7 +83,7 @@ def main() -> int:
         return build_model(arch)
 
     methods: dict[str, Callable[[], float]] = {
-        "trainer": lambda: train_proxy(builder, data, config, device=device, progress=False).images_per_second,
+        "trainer": lambda: train_proxy(builder, data, config, device, progress=False).images_per_second,
         "bare": lambda: bare_loop(builder, data, args.batch, args.steps, device, True, bf16),
         "bare_default": lambda: bare_loop(builder, data, args.batch, args.steps, device, False, False),
         "tutorial": lambda: tutorial_loop(builder, root, args.tutorial_batch, n_images, device),

@@ -180,7 +180,7 @@ def test_imagefolder_refuses_bad_trees(tmp_path: Path, layout: str, message: str
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"name": "imagenet"}, "dataset = 'imagenet' is not a dataset; allowed: fashion-mnist, mnist, cifar10"),
+        ({"name": "imagenet"}, "dataset = 'imagenet' is not a dataset; allowed: fashion-mnist, mnist, cifar"),
         ({"name": "synthetic", "val_fraction": 0}, "val_fraction = 0 is invalid; allowed: a number strictly"),
         ({"name": "synthetic", "val_fraction": 1.0}, "val_fraction = 1.0 is invalid"),
         ({"name": "synthetic", "val_fraction": 0.0001}, "leaves 0 validation"),
