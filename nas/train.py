@@ -113,7 +113,7 @@ class ProxyConfig:
     bn_recal: int = 4096  # training images whose statistics replace batch-norm running stats; 0 = off
     max_seconds: float | None = None  # budget from the first step to the last, per-epoch evals included, s
     seed: int = 0  # seeds initialisation (when the model is a builder), data order, augmentation
-    eval_batch_size: int = 1024  # images per evaluation batch
+    eval_batch_size: int = 256  # images per evaluation batch (larger ran slower on CPUs: caches, page faults)
     precision: str = "auto"  # auto: bf16 autocast on CUDA, float32 on CPU; or fp32, bf16 (both devices)
     threads: int | None = None  # CPU threads for the run; None = torch's default (all cores)
 
@@ -242,7 +242,8 @@ def train_proxy(
     state is restored afterwards. `progress`: a bar on stderr (None: only when stderr is a TTY).
     `on_epoch(epoch, accuracy)` is called after each full epoch (1-based) with the validation
     accuracy — evaluated per epoch only when it is given; an exception it raises (an Optuna prune)
-    propagates. A NaN or infinite loss raises `TrainingDiverged`.
+    propagates. A NaN, infinite or exploded loss (above 100x ln(num_classes), the loss of
+    uniform guessing) raises `TrainingDiverged`.
     """
     start = time.perf_counter()
     dev = resolve_device(device)
@@ -264,7 +265,7 @@ def evaluate(
     split: Split,
     data: Dataset,
     device: str | torch.device = "auto",
-    batch_size: int = 1024,
+    batch_size: int = 256,
     precision: str = "auto",
 ) -> tuple[float, float]:
     """(top-1 accuracy, mean cross-entropy) of `model` on `split`, normalised with `data`'s stats.
@@ -343,6 +344,10 @@ class _Run:
         # Checking the loss forces a host-device sync; on CUDA do it every few steps so the host
         # can queue work ahead, and find the exact bad step from the per-step loss buffer.
         self.check_every = 16 if self.cuda else 1
+        # A finite loss can have diverged too: at lr 1e6 losses reach 1e10 and stay finite, and
+        # batch-norm recalibration then even makes the validation loss finite. 100x the loss of
+        # uniform guessing is far beyond anything a recovering network shows.
+        self.max_loss = 100 * math.log(max(data.num_classes, 2))
         self.autocast = _autocast(device, config.precision)
         self.show = sys.stderr.isatty() if progress is None else progress
 
@@ -413,7 +418,7 @@ class _Run:
                     self.optimizer.step()
                     losses[i] = loss.detach()
                     if (i + 1) % self.check_every == 0 or i + 1 == self.steps_per_epoch:
-                        self.check_finite(losses, checked, i + 1, epoch, steps_done)
+                        self.check_loss(losses, checked, i + 1, epoch, steps_done)
                         checked = i + 1
                         if bar is not None:
                             bar.update(i + 1 - bar.n + steps_done)
@@ -456,13 +461,17 @@ class _Run:
             device=str(self.device),
         )
 
-    def check_finite(self, losses: torch.Tensor, lo: int, hi: int, epoch: int, steps_before: int) -> None:
-        bad = ~torch.isfinite(losses[lo:hi])
+    def check_loss(self, losses: torch.Tensor, lo: int, hi: int, epoch: int, steps_before: int) -> None:
+        """Raise TrainingDiverged at the first step in [lo, hi) whose loss is NaN, infinite or
+        beyond `max_loss`."""
+        window = losses[lo:hi]
+        bad = ~torch.isfinite(window) | (window > self.max_loss)
         if bool(bad.any()):
             i = lo + int(bad.nonzero()[0])
             raise TrainingDiverged(
-                f"training diverged: loss {float(losses[i])} at epoch {epoch}, step {i + 1} of "
-                f"{self.steps_per_epoch} (lr {self.lr_at(steps_before + i):.4g}, peak lr {self.config.lr:g})"
+                f"training diverged: loss {float(losses[i]):.4g} at epoch {epoch}, step {i + 1} of "
+                f"{self.steps_per_epoch} (lr {self.lr_at(steps_before + i):.4g}, peak lr {self.config.lr:g}; "
+                f"diverged means NaN, infinite or above {self.max_loss:.4g})"
             )
 
     def recalibrate(self) -> None:
@@ -491,10 +500,10 @@ class _Run:
         acc, loss = _evaluate(
             self.net, self.val_x, self.val_y, self.norm, self.config.eval_batch_size, self.autocast
         )
-        if not math.isfinite(loss):
+        if not math.isfinite(loss) or loss > self.max_loss:
             raise TrainingDiverged(
-                f"training diverged: validation loss {loss} after {epoch:g} epoch(s) "
-                f"(peak lr {self.config.lr:g})"
+                f"training diverged: validation loss {loss:.4g} after {epoch:g} epoch(s) "
+                f"(peak lr {self.config.lr:g}; diverged means NaN, infinite or above {self.max_loss:.4g})"
             )
         return acc, loss
 

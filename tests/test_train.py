@@ -81,8 +81,18 @@ def test_module_is_trained_in_place_and_evaluate_agrees(data: Dataset) -> None:
 
 def test_absurd_learning_rate_raises_training_diverged(data: Dataset) -> None:
     config = dataclasses.replace(FAST, lr=1e6, warmup=0.0)
-    with pytest.raises(TrainingDiverged, match=r"epoch \d+, step \d+ of \d+ \(lr .*peak lr 1e\+06\)"):
+    with pytest.raises(TrainingDiverged, match=r"epoch \d+, step \d+ of \d+ \(lr .*peak lr 1e\+06"):
         train_proxy(builder(data), data, config, device="cpu", progress=False)
+
+
+def test_an_exploded_but_finite_loss_is_divergence_too() -> None:
+    # Three steps at lr 1e6: the loss reaches ~1e10 yet stays finite, and batch-norm
+    # recalibration would make the validation loss finite as well.
+    data = load_dataset("synthetic", subset=200, image_size=16)
+    model = ArchConfig.uniform("cifar_resnet", BlockSpec("none"), {"depth": 8, "width": 4})
+    config = ProxyConfig(epochs=1, batch_size=50, lr=1e6, warmup=0.0, threads=1)
+    with pytest.raises(TrainingDiverged, match=r"loss .*e\+\d+ at epoch 1, step 2 of 3 .*above 230\.3"):
+        train_proxy(lambda: build_model(model), data, config, device="cpu", progress=False)
 
 
 def test_max_seconds_stops_at_a_step_boundary(data: Dataset) -> None:
