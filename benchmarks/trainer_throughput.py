@@ -15,7 +15,9 @@ training images per second measured four ways in one process:
                 (read from the decompressed cache) + transforms.ToTensor + DataLoader(batch 128,
                 shuffle) and Adam, as the tutorial has it, on the same model.
 
-Every method trains the same number of images per repeat; the methods run interleaved, in a
+The trainer raises glibc malloc's mmap/trim thresholds once per process on its first CPU run (the
+warm-up; see `_keep_freed_memory` in nas/train.py), so every method here runs without the page
+faults glibc's defaults cause. Every method trains the same number of images per repeat; the methods run interleaved, in a
 rotating order, after a warm-up, and each figure is the median over `--repeats` repeats, so a
 neighbour's burst of load hits every method alike. Bars: trainer/bare >= 0.95 and
 trainer/tutorial >= 2. Results go to benchmarks/results/trainer_throughput.json.

@@ -8,8 +8,9 @@ evaluation (batch-norm statistics recalibrated, then top-1 accuracy and loss on 
 split).
 
 Devices: on CUDA, bf16 autocast, channels_last and cuDNN autotuning (switched on inside the run,
-restored after); on the CPU, float32, channels_last (oneDNN's convolutions run faster on it) and
-torch's threads, or `ProxyConfig.threads` when several workers share the machine.
+restored after); on the CPU, float32, channels_last (oneDNN's convolutions run faster on it),
+torch's threads (or `ProxyConfig.threads` when several workers share the machine), and glibc's
+malloc told once per process to keep freed memory (see `_keep_freed_memory`).
 
 Determinism ("common random numbers"): every candidate trained with the same config sees the same
 data order and the same crops and flips, and a model passed as a builder is initialised from the
@@ -20,6 +21,8 @@ different kernels between runs, so reruns agree only to rounding.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
 import math
 import sys
@@ -250,6 +253,8 @@ def train_proxy(
     cuda = dev.type == "cuda"
     if not isinstance(data, Dataset):
         raise TypeError(f"data must be a nas.data.Dataset (from load_dataset), not {type(data).__name__}")
+    if not cuda:
+        _keep_freed_memory()
     with (
         _fork_rng(dev),
         _cudnn_benchmark(cuda),
@@ -551,6 +556,30 @@ def _evaluate(
         net.train(was_training)
     n = max(len(labels), 1)
     return int(correct) / n, float(loss_sum) / n
+
+
+_MALLOC_TUNED = False
+
+
+def _keep_freed_memory() -> None:
+    """Raise glibc malloc's mmap and trim thresholds, once per process.
+
+    With glibc's defaults the multi-megabyte activation buffers each CPU step frees went back to
+    the kernel and were page-faulted in again at the next step: 20-40% of a training step was
+    kernel time (benchmarks/trainer_throughput.py, minor faults per step). Keeping them in the
+    heap is what jemalloc or tcmalloc (via LD_PRELOAD) would do; a worker process that trains
+    candidate after candidate reuses the memory anyway. A no-op where libc has no `mallopt`.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return
+    _MALLOC_TUNED = True
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: glibc's maximum; larger blocks are still mmapped
+    mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: keep up to 1 GiB of free heap rather than trim it
 
 
 def _fork_rng(device: torch.device) -> Any:
