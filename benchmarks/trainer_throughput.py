@@ -4,7 +4,7 @@ One model (cifar_resnet depth 8, width 16, SE on every stage), Fashion-MNIST at 
 training images per second measured four ways in one process:
 
 - trainer:      `train_proxy` at `--batch`, its own images/s (training time only, evaluation out):
-                uint8 data on the device, batched crop/flip, on-the-fly normalisation, one-cycle
+                uint8 data on the device, batched crop/flip, on-the-fly normalisation, learning-rate
                 schedule, label smoothing, divergence checks, all included.
 - bare:         the strictest baseline: pre-normalised float tensors in memory, shuffled index
                 batches, forward / backward / SGD step and nothing else, in the trainer's memory
@@ -17,10 +17,10 @@ training images per second measured four ways in one process:
 
 The trainer raises glibc malloc's mmap/trim thresholds once per process on its first CPU run (the
 warm-up; see `_keep_freed_memory` in nas/train.py), so every method here runs without the page
-faults glibc's defaults cause. Every method trains the same number of images per repeat; the methods run interleaved, in a
-rotating order, after a warm-up, and each figure is the median over `--repeats` repeats, so a
-neighbour's burst of load hits every method alike. Bars: trainer/bare >= 0.95 and
-trainer/tutorial >= 2. Results go to benchmarks/results/trainer_throughput.json.
+faults glibc's defaults cause. Every method trains the same number of images per repeat; the
+methods run interleaved, in a rotating order, after a warm-up, and each figure is the median over
+`--repeats` repeats, so a neighbour's burst of load hits every method alike. Bars: trainer/bare
+>= 0.95 and trainer/tutorial >= 2. Results go to benchmarks/results/trainer_throughput.json.
 
 Run: .venv/bin/python benchmarks/trainer_throughput.py   (1-2 minutes on a quiet 2-core CPU)
 """
@@ -104,6 +104,10 @@ def main() -> int:
         print(f"repeat {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in runs.items()), flush=True)
 
     med = {name: statistics.median(values) for name, values in runs.items()}
+    # what the tutorial's input pipeline alone delivers: how much of its time is data, not model
+    loader_only = statistics.median(
+        [tutorial_loader_only(root, args.tutorial_batch, n_images) for _ in range(3)]
+    )
     ratios = {
         "trainer/bare": med["trainer"] / med["bare"],
         "trainer/bare_default": med["trainer"] / med["bare_default"],
@@ -112,6 +116,7 @@ def main() -> int:
     bars = {"trainer/bare >= 0.95": ratios["trainer/bare"] >= 0.95,
             "trainer/tutorial >= 2": ratios["trainer/tutorial"] >= 2.0}
     print(f"\nimages/s (median of {args.repeats}): " + ", ".join(f"{k} {v:.0f}" for k, v in med.items()))
+    print(f"tutorial input pipeline alone (no model): {loader_only:.0f} images/s")
     for key, value in ratios.items():
         print(f"{key}: {value:.2f}")
     for key, ok in bars.items():
@@ -131,6 +136,7 @@ def main() -> int:
                      "images_per_repeat": n_images, "repeats": args.repeats, "precision": args.precision,
                      "model": arch.to_dict(), "dataset": "fashion-mnist 28px"},
         "images_per_second": med,
+        "tutorial_loader_only_images_per_second": loader_only,
         "runs": runs,
         "ratios": ratios,
         "bars_met": bars,
@@ -202,6 +208,18 @@ def tutorial_loop(
         if batch_idx == steps:
             break
     _sync(device)
+    return seen / (time.perf_counter() - start)
+
+
+def tutorial_loader_only(root: Path, batch: int, n_images: int) -> float:
+    """The tutorial's dataset + ToTensor + DataLoader iterated with no model."""
+    from torchvision import transforms
+
+    dataset = torchvision.datasets.FashionMNIST(str(root), train=True, transform=transforms.ToTensor())
+    subset = torch.utils.data.Subset(dataset, list(range(n_images)))
+    loader = torch.utils.data.DataLoader(subset, batch_size=batch, shuffle=True)
+    start = time.perf_counter()
+    seen = sum(len(target) for _, target in loader)
     return seen / (time.perf_counter() - start)
 
 

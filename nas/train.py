@@ -355,6 +355,7 @@ class _Run:
         self.max_loss = 100 * math.log(max(data.num_classes, 2))
         self.autocast = _autocast(device, config.precision)
         self.show = sys.stderr.isatty() if progress is None else progress
+        self.loop_start = time.perf_counter()  # reset when training starts
 
     def lr_at(self, step: int) -> float:
         """Linear warm-up to `lr`, hold, linear decay to zero over the last `decay_steps`."""
@@ -387,59 +388,23 @@ class _Run:
         return self.norm(x)
 
     def train(self) -> ProxyResult:
-        cfg, net = self.config, self.net
-        loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        cfg = self.config
         steps_done, stopped, train_loss = 0, False, math.nan
         last_eval: tuple[int, float, float] | None = None
         train_seconds = 0.0
-        loop_start = time.perf_counter()
+        self.loop_start = time.perf_counter()
         bar = _bar(self.show, self.total_steps)
         try:
             for epoch in range(1, cfg.epochs + 1):
-                net.train()
                 if bar is not None:
                     bar.set_description(f"epoch {epoch}/{cfg.epochs}")
                 tick = time.perf_counter()
-                order, shifts, flips = self.epoch_plan()
-                losses = torch.zeros(self.steps_per_epoch, device=self.device)
-                checked = 0
-                for i in range(self.steps_per_epoch):
-                    step = steps_done + i
-                    lr = self.lr_at(step)
-                    for group in self.optimizer.param_groups:
-                        group["lr"] = lr
-                    sl = slice(i * self.batch, (i + 1) * self.batch)
-                    idx = order[sl]
-                    x = self.batch_images(
-                        idx,
-                        shifts[:, sl] if shifts is not None else None,
-                        flips[sl] if flips is not None else None,
-                    )
-                    with self.autocast:
-                        out = net(x)
-                    loss = loss_fn(out.float(), self.train_y[idx])
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    self.optimizer.step()
-                    losses[i] = loss.detach()
-                    if (i + 1) % self.check_every == 0 or i + 1 == self.steps_per_epoch:
-                        self.check_loss(losses, checked, i + 1, epoch, steps_done)
-                        checked = i + 1
-                        if bar is not None:
-                            bar.update(i + 1 - bar.n + steps_done)
-                        budget = cfg.max_seconds
-                        if budget is not None and time.perf_counter() - loop_start >= budget:
-                            stopped = i + 1 < self.steps_per_epoch or epoch < cfg.epochs
-                            if stopped:
-                                steps_done += i + 1
-                                train_loss = float(losses[: i + 1].mean())
-                                break
-                else:
-                    steps_done += self.steps_per_epoch
-                    train_loss = float(losses.mean())
+                steps, train_loss = self.train_epoch(epoch, steps_done, bar)
                 if self.cuda:
                     torch.cuda.synchronize(self.device)
                 train_seconds += time.perf_counter() - tick
+                steps_done += steps
+                stopped = steps_done < self.total_steps and self.out_of_time()
                 if stopped:
                     break
                 if self.on_epoch is not None:
@@ -449,22 +414,57 @@ class _Run:
         finally:
             if bar is not None:
                 bar.close()
-        if last_eval is not None and last_eval[0] == cfg.epochs and not stopped:
+        if last_eval is not None and last_eval[0] == cfg.epochs:
             acc, val_loss = last_eval[1], last_eval[2]
         else:
             acc, val_loss = self.validate(steps_done / self.steps_per_epoch)
-        images = steps_done * self.batch
         return ProxyResult(
             accuracy=acc,
             loss=val_loss,
             train_loss=train_loss,
             seconds=time.perf_counter() - self.start,
             train_seconds=train_seconds,
-            images_per_second=images / train_seconds if train_seconds > 0 else 0.0,
+            images_per_second=steps_done * self.batch / train_seconds if train_seconds > 0 else 0.0,
             epochs_done=steps_done / self.steps_per_epoch,
             stopped_early=stopped,
             device=str(self.device),
         )
+
+    def train_epoch(self, epoch: int, steps_before: int, bar: Any) -> tuple[int, float]:
+        """One pass (or less, when out of time): (steps run, their mean training loss)."""
+        self.net.train()
+        order, shifts, flips = self.epoch_plan()
+        losses = torch.zeros(self.steps_per_epoch, device=self.device)
+        checked = 0
+        for i in range(self.steps_per_epoch):
+            sl = slice(i * self.batch, (i + 1) * self.batch)
+            x = self.batch_images(order[sl], None if shifts is None else shifts[:, sl],
+                                  None if flips is None else flips[sl])
+            losses[i] = self.step(x, self.train_y[order[sl]], self.lr_at(steps_before + i))
+            if (i + 1) % self.check_every == 0 or i + 1 == self.steps_per_epoch:
+                self.check_loss(losses, checked, i + 1, epoch, steps_before)
+                checked = i + 1
+                if bar is not None:
+                    bar.update(steps_before + i + 1 - bar.n)
+                if i + 1 < self.steps_per_epoch and self.out_of_time():
+                    return i + 1, float(losses[: i + 1].mean())
+        return self.steps_per_epoch, float(losses.mean())
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
+        """One SGD step; returns the (label-smoothed) loss as a device tensor, no sync."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with self.autocast:
+            out = self.net(x)
+        loss = F.cross_entropy(out.float(), y, label_smoothing=self.config.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def out_of_time(self) -> bool:
+        budget = self.config.max_seconds
+        return budget is not None and time.perf_counter() - self.loop_start >= budget
 
     def check_loss(self, losses: torch.Tensor, lo: int, hi: int, epoch: int, steps_before: int) -> None:
         """Raise TrainingDiverged at the first step in [lo, hi) whose loss is NaN, infinite or
