@@ -33,5 +33,13 @@ lint: setup
 test: setup system lint
 	$(BIN)/pytest -q
 
+# The figures the README quotes; each script prints them and writes benchmarks/results/*.json.
+bench: setup system
+	$(BIN)/python benchmarks/trainer_throughput.py
+	$(BIN)/python benchmarks/proxy_accuracy.py
+	$(BIN)/python benchmarks/trial_overhead.py
+	$(BIN)/python benchmarks/search_quality.py
+	$(BIN)/python benchmarks/proxy_fidelity.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
