@@ -24,13 +24,13 @@ import dataclasses
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 from pathlib import Path
 
 import torch
 import yaml
+from machine import device_name
 
 from nas import ArchConfig, BlockSpec, build_model
 from nas.data import load_dataset
@@ -98,7 +98,7 @@ def main() -> int:
         "benchmark": "proxy_accuracy",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "device": args.device,
-        "device_name": _device_name(args.device),
+        "device_name": device_name(args.device),
         "torch": torch.__version__,
         "cpu_count": os.cpu_count(),
         "threads": torch.get_num_threads() if args.threads is None else args.threads,
@@ -125,17 +125,6 @@ def main() -> int:
     print(f"wrote {out}")
     return 0
 
-
-def _device_name(device: str) -> str:
-    if device != "cpu" and torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
 
 
 if __name__ == "__main__":

@@ -20,23 +20,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import optuna
-import torch
+from machine import describe
 from scipy.stats import kendalltau, spearmanr
 
+from nas import ArchConfig, BlockSpec, ProxyConfig, build_model, evaluate, load_dataset, train_proxy
+from nas.space import load_space
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from nas import ArchConfig, BlockSpec, ProxyConfig, build_model, evaluate, load_dataset, train_proxy  # noqa: E402
-from nas.space import load_space  # noqa: E402
-
 RESULTS = ROOT / "benchmarks" / "results"
 # (epochs, training subset incl. 10% validation, image size): the demo's is (2, 10000, 28)
 PROXIES = [(1, 5000, 28), (1, 10000, 28), (2, 5000, 28), (2, 10000, 28), (2, 10000, 20), (2, 20000, 28),
@@ -147,7 +143,7 @@ def main() -> None:
     report = {
         "benchmark": "proxy_fidelity",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "device": f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "device": describe("cpu"),
         "dataset": name, "backbone": f"cifar_resnet {backbone_args}",
         "architectures": [a.arch_id for a in archs],
         "long": {"setting": label(long), "test_accuracy": truth, "val_accuracy": long_val,

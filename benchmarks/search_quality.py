@@ -24,28 +24,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
-import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
+import optuna
 import yaml
+from machine import describe
+from optuna.trial import TrialState
+
+from nas.arch import ArchConfig
+from nas.data import load_dataset
+from nas.study import run_search, train_architecture
+from nas.studyfile import load_study_config
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import optuna  # noqa: E402
-from optuna.trial import TrialState  # noqa: E402
-
-from nas.arch import ArchConfig  # noqa: E402
-from nas.data import load_dataset  # noqa: E402
-from nas.study import run_search, train_architecture  # noqa: E402
-from nas.studyfile import load_study_config  # noqa: E402
-
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -178,7 +173,7 @@ def main() -> None:
     report = {
         "benchmark": "search_quality",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "device": f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "device": describe("cpu"),
         "dataset": "synthetic (quick)" if args.quick else f"fashion-mnist, {args.subset} subset, 10% validation",
         "backbone": "cifar_resnet depth 8 width 16", "space": "search_spaces/default.yaml",
         "trials_per_study": args.trials, "baselines_per_study": 5, "proxy_epochs": args.epochs,

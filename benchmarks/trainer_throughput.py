@@ -32,7 +32,6 @@ import dataclasses
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -43,6 +42,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import torchvision
+from machine import device_name
 from torch import nn
 
 from nas import ArchConfig, BlockSpec, build_model
@@ -90,7 +90,7 @@ def main() -> int:
         "bare_default": lambda: bare_loop(builder, data, args.batch, args.steps, device, False, False),
         "tutorial": lambda: tutorial_loop(builder, root, args.tutorial_batch, n_images, device),
     }
-    print(f"device {device} ({_device_name(device)}), torch {torch.__version__}, "
+    print(f"device {device} ({device_name(device)}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
     print(f"model {arch.arch_id} (depth 8, width 16), Fashion-MNIST 28 px, {n_images} images per repeat, "
           f"trainer batch {args.batch} ({args.precision}), tutorial batch {args.tutorial_batch}")
@@ -126,7 +126,7 @@ def main() -> int:
         "benchmark": "trainer_throughput",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "device": str(device),
-        "device_name": _device_name(device),
+        "device_name": device_name(device),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "cpu_count": os.cpu_count(),
@@ -227,17 +227,6 @@ def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
 
 
 if __name__ == "__main__":

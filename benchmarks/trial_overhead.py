@@ -14,29 +14,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
-import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
+import optuna
 import yaml
+from machine import describe
+from optuna.trial import TrialState
+
+import nas.study
+from nas.data import load_dataset
+from nas.study import run_search
+from nas.studyfile import load_study_config
+from nas.train import ProxyResult
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import optuna  # noqa: E402
-from optuna.trial import TrialState  # noqa: E402
-
-import nas.study  # noqa: E402
-from nas.data import load_dataset  # noqa: E402
-from nas.study import run_search  # noqa: E402
-from nas.studyfile import load_study_config  # noqa: E402
-from nas.train import ProxyResult  # noqa: E402
-
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -80,7 +75,7 @@ def main() -> None:
     report = {
         "benchmark": "trial_overhead",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "device": f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "device": describe("cpu"),
         "study": "studies/demo.yaml shape (cifar_resnet 8/16, 28 px, default space, SQLite), training stubbed",
         "trials": len(durations),
         "ms_per_trial_total": 1e3 * per_trial,

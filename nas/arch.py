@@ -18,6 +18,7 @@ import yaml
 from nas.backbones import get_backbone
 from nas.blocks import BlockSpec
 from nas.errors import ConfigError, with_source
+from nas.files import read_document
 
 ARCH_KEYS = ("backbone", "backbone_args", "num_classes", "in_chans", "stages")
 
@@ -133,14 +134,7 @@ def _canonical(value: Any) -> str:
 def load_arch(path: str | Path) -> ArchConfig:
     """Read an ArchConfig from a YAML or JSON file (an export's `provenance` section is ignored)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read the architecture file ({error.strerror})") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as error:
-        raise ConfigError(f"{path}: not valid YAML/JSON: {str(error).splitlines()[0]}") from None
+    data = read_document(path, "the architecture file")
     if isinstance(data, Mapping):  # an export adds a provenance section
         data = {key: value for key, value in data.items() if key != "provenance"}
     try:

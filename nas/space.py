@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 
 from nas.arch import ArchConfig
 from nas.backbones import get_backbone
 from nas.blocks import KINDS, PLACEMENTS, BlockSpec
 from nas.blocks.spec import SETTINGS
 from nas.errors import ConfigError, with_source
+from nas.files import read_document
 
 SPACE_KEYS = ("kinds", *KINDS[1:], "placement", "stages")
 
@@ -194,12 +194,9 @@ def load_space(source: str | Path | Mapping[str, Any], base: Path | None = None)
     path = Path(source)
     if base is not None and not path.is_absolute():
         path = base / path
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ConfigError(f"search_space = {str(source)!r}: cannot read {path} ({error.strerror})") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {str(error).splitlines()[0]}") from None
+    if not path.is_file():
+        raise ConfigError(f"search_space = {str(source)!r}: cannot read {path} (no such file)")
+    data = read_document(path, "the search space")
     try:
         return SearchSpace.from_dict(data)
     except ConfigError as error:

@@ -14,13 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nas.arch import ArchConfig
 from nas.backbones import get_backbone
 from nas.blocks import KINDS, BlockSpec
 from nas.data import DATASETS
 from nas.errors import ConfigError, with_source
+from nas.files import read_document
 from nas.space import SearchSpace, load_space
 from nas.storage import check_url, resolve_url
 from nas.train import ProxyConfig
@@ -82,17 +81,7 @@ class StudyConfig:
 def load_study_config(path: str | Path, storage: str | None = None) -> StudyConfig:
     """Read and validate a study file; `storage` (from `--storage`) overrides the file's."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read the study file ({error.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    data = read_document(path, "the study file")
     try:
         return _parse(data, path, storage)
     except ConfigError as error:

@@ -1,0 +1,31 @@
+"""What the benchmarks ran on, in the words their JSON results record."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+
+def device_name(device: str | torch.device = "cpu") -> str:
+    """The GPU's name, or the CPU's model name from /proc/cpuinfo."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+def describe(device: str | torch.device = "cpu") -> str:
+    """For example `cpu: AMD EPYC 9R14 (2 cores, 2 torch threads)`."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda: {device_name(device)}"
+    return f"cpu: {device_name(device)} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
