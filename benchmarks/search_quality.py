@@ -17,7 +17,8 @@ results are shared between studies through `run_search(trainer=...)` instead of 
     .venv/bin/python benchmarks/search_quality.py            # Fashion-MNIST, 3 seeds, ~1 h on 2 CPU cores
     .venv/bin/python benchmarks/search_quality.py --quick    # synthetic data, a minute: checks the script
 
-Writes benchmarks/results/search_quality.json and .png (or *_quick.* with --quick).
+Writes benchmarks/results/search_quality.json and .png (or *_quick.* with --quick). Every
+training result is saved at once in search_quality_runs.json: an interrupted run resumes.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import optuna
+import torch
 import yaml
 from machine import describe
 from optuna.trial import TrialState
@@ -39,6 +41,7 @@ from nas.arch import ArchConfig
 from nas.data import load_dataset
 from nas.study import run_search, train_architecture
 from nas.studyfile import load_study_config
+from nas.train import ProxyResult
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -101,16 +104,21 @@ def main() -> None:
         args.trials, args.epochs, args.seeds = 8, 1, args.seeds[:2]
     suffix = "_quick" if args.quick else ""
 
-    cache: dict[str, object] = {}
+    # Every training result is saved at once, so an interrupted benchmark resumes where it stopped.
+    cache_path = RESULTS / f"search_quality_runs{suffix}.json"
+    cache: dict[str, dict] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     trained = {"runs": 0, "seconds": 0.0}
 
     def shared_trainer(arch: ArchConfig, data, proxy, device):  # type: ignore[no-untyped-def]
-        if arch.arch_id not in cache:
-            start = time.perf_counter()
-            cache[arch.arch_id] = train_architecture(arch, data, proxy, device)
+        key = f"{arch.arch_id}|{torch.get_num_threads()} threads"  # CPU results are exact per thread count
+        if key not in cache:
+            result = train_architecture(arch, data, proxy, device)
+            cache[key] = result.to_dict()
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            cache_path.write_text(json.dumps(cache, indent=0))
             trained["runs"] += 1
-            trained["seconds"] += time.perf_counter() - start
-        return cache[arch.arch_id]
+            trained["seconds"] += result.seconds
+        return ProxyResult(**cache[key])
 
     started = time.perf_counter()
     runs: dict[str, list[dict]] = {s: [] for s in args.samplers}
@@ -183,7 +191,8 @@ def main() -> None:
         "flops_convention": "fvcore: one multiply-add = one flop",
         "baselines": {k: {"accuracy": a, "mflops": c} for k, (a, c) in baselines.items()},
         "samplers": summary, "verdict": verdict,
-        "architectures_trained": trained["runs"], "training_seconds": trained["seconds"],
+        "architectures_trained_this_invocation": trained["runs"], "training_seconds_this_invocation":
+        trained["seconds"], "distinct_architectures_trained": len(cache),
         "wall_seconds": time.perf_counter() - started,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -197,7 +206,7 @@ def main() -> None:
               f"(per seed: {[len(p['baselines_dominated_or_tied']) for p in s['per_seed']]})")
     for key, value in verdict.items():
         print(f"{key}: {value}")
-    print(f"{trained['runs']} architectures trained in {trained['seconds']:.0f} s; "
+    print(f"{trained['runs']} architectures trained now in {trained['seconds']:.0f} s ({len(cache)} in all); "
           f"wall {report['wall_seconds']:.0f} s; results in {RESULTS}/search_quality{suffix}.json")
 
 
