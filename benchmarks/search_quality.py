@@ -14,7 +14,7 @@ Training is deterministic (common random numbers: the proxy seed fixes initialis
 order and augmentation), so an architecture trained once gives the same result in every study;
 results are shared between studies through `run_search(trainer=...)` instead of retraining.
 
-    .venv/bin/python benchmarks/search_quality.py            # Fashion-MNIST, 3 seeds, ~1 h on 2 CPU cores
+    .venv/bin/python benchmarks/search_quality.py            # the demo study x 2 samplers x 3 seeds, ~30 min
     .venv/bin/python benchmarks/search_quality.py --quick    # synthetic data, a minute: checks the script
 
 Writes benchmarks/results/search_quality.json and .png (or *_quick.* with --quick). Every
@@ -75,16 +75,17 @@ def dominates_or_ties(front_points, baseline) -> bool:
     return any(a2 >= a and c2 <= c for a2, c2, _ in front_points)
 
 
+DEMO = ROOT / "studies" / "demo.yaml"
+
+
 def study_file(folder: Path, name: str, sampler: str, seed: int, args: argparse.Namespace) -> Path:
-    dataset = ({"name": "synthetic", "subset": 400, "image_size": 16} if args.quick
-               else {"name": "fashion-mnist", "subset": args.subset, "val_fraction": 0.1})
-    data = {
-        "name": name, "backbone": "cifar_resnet", "backbone_args": {"depth": 8, "width": 16},
-        "dataset": dataset, "search_space": str(ROOT / "search_spaces" / "default.yaml"),
-        "proxy": {"epochs": args.epochs, "batch_size": 256}, "objectives": ["accuracy", "flops"],
-        "sampler": {"name": sampler, "seed": seed}, "trials": args.trials,
-        "baselines": ["none", "se", "eca", "cbam", "ge"],
-    }
+    """The demo study (its backbone, data, space, proxy and trial budget) with another sampler/seed."""
+    data = yaml.safe_load(DEMO.read_text())
+    data.update(name=name, sampler={"name": sampler, "seed": seed}, trials=args.trials,
+                search_space=str((DEMO.parent / data["search_space"]).resolve()),
+                baselines=["none", "se", "eca", "cbam", "ge"])
+    if args.quick:
+        data.update(dataset={"name": "synthetic", "subset": 400, "image_size": 16}, proxy={"epochs": 1})
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -93,15 +94,16 @@ def study_file(folder: Path, name: str, sampler: str, seed: int, args: argparse.
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--trials", type=int, default=24, help="finished trials per study, baselines included")
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--subset", type=int, default=10000)
+    parser.add_argument("--trials", type=int, help="finished trials per study, baselines included "
+                        "(default: the demo study's)")
     parser.add_argument("--samplers", nargs="+", default=["tpe", "random"])
     parser.add_argument("--quick", action="store_true", help="synthetic data and 8 trials: checks the script")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    demo = yaml.safe_load(DEMO.read_text())
+    args.trials = args.trials or demo["trials"]
     if args.quick:
-        args.trials, args.epochs, args.seeds = 8, 1, args.seeds[:2]
+        args.trials, args.seeds = 8, args.seeds[:2]
     suffix = "_quick" if args.quick else ""
 
     # Every training result is saved at once, so an interrupted benchmark resumes where it stopped.
@@ -182,9 +184,12 @@ def main() -> None:
         "benchmark": "search_quality",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": describe("cpu"),
-        "dataset": "synthetic (quick)" if args.quick else f"fashion-mnist, {args.subset} subset, 10% validation",
-        "backbone": "cifar_resnet depth 8 width 16", "space": "search_spaces/default.yaml",
-        "trials_per_study": args.trials, "baselines_per_study": 5, "proxy_epochs": args.epochs,
+        "study": "studies/demo.yaml with the sampler and seed below" + (" (quick: synthetic data)" if args.quick
+                                                                         else ""),
+        "dataset": "synthetic" if args.quick else demo["dataset"], "backbone": demo["backbone"],
+        "backbone_args": demo["backbone_args"], "space": demo["search_space"],
+        "proxy": "epochs 1" if args.quick else demo["proxy"],
+        "trials_per_study": args.trials, "baselines_per_study": 5,
         "seeds": args.seeds,
         "reference_point": {"accuracy": reference[0], "mflops": reference[1],
                             "rule": "worst accuracy and largest MFLOPs over every trial of the run"},
@@ -231,8 +236,8 @@ def plot(report: dict, path: Path) -> None:
     ax.scatter([], [], marker="s", facecolors="none", edgecolors="tab:red", label="uniform baselines")
     ax.set_xlabel("MFLOPs (fvcore: 1 multiply-add = 1 flop)")
     ax.set_ylabel("proxy validation accuracy")
-    ax.set_title(f"searched fronts, {report['trials_per_study']} trials per study ({report['dataset']})",
-                 fontsize=9)
+    ax.set_title(f"searched fronts (baselines excluded), {report['trials_per_study']} trials per study, "
+                 f"seeds {report['seeds']}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
