@@ -120,10 +120,14 @@ def open_study(
                 study_name=config.name, storage=storage, directions=config.directions,
                 sampler=make_sampler(config),
             )
-            study.set_metric_names(config.metric_names)
-            _describe(study, config)
-            if data is not None:
+        if create:  # each step checks its own mark, so a creation interrupted half-way is completed
+            if study.metric_names is None:
+                study.set_metric_names(config.metric_names)
+            if "study_file" not in study.user_attrs:
+                _describe(study, config)
+            if data is not None and not study.user_attrs.get("baselines_queued"):
                 _queue_baselines(study, config, data)
+                study.set_user_attr("baselines_queued", True)
         if list(study.directions) != [optuna.study.StudyDirection[d.upper()] for d in config.directions]:
             raise StudyError(
                 f"study {config.name!r} in {masked(config.storage)} has objectives "
@@ -134,7 +138,6 @@ def open_study(
 
 def _describe(study: optuna.Study, config: StudyConfig) -> None:
     attrs = {
-        "study_file": str(config.path),
         "objectives": list(config.objectives),
         "backbone": config.backbone,
         "backbone_args": dict(config.backbone_args),
@@ -144,14 +147,19 @@ def _describe(study: optuna.Study, config: StudyConfig) -> None:
         "sampler": dict(config.sampler),
         "constraints": {"max_mflops": config.max_mflops, "max_params": config.max_params},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "study_file": str(config.path),  # last: its presence marks the description complete
     }
     for key, value in attrs.items():
         study.set_user_attr(key, value)
 
 
 def _queue_baselines(study: optuna.Study, config: StudyConfig, data: Dataset) -> None:
-    """Queue the uniform hand placements so they are trained first, each marked `baseline`."""
+    """Queue the uniform hand placements so they are trained first, each marked `baseline`
+    (those not already in the study)."""
+    present = {t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)}
     for label, spec in config.baselines:
+        if label in present:
+            continue
         arch = config.baseline_arch(spec, data.num_classes, data.in_chans)
         params = config.space.params_for(arch) or {}
         study.enqueue_trial(params, user_attrs={"baseline": label, "arch": arch.to_dict()})

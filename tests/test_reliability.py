@@ -131,3 +131,15 @@ def test_one_diverging_trial_is_recorded_and_the_study_goes_on(tmp_path, monkeyp
     assert failed[0].user_attrs["fail_reason"] == "diverged: loss is nan at epoch 1, step 3 (lr 0.2)"
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 4
     assert any(line.startswith("#1 ") and "diverged" in line for line in lines)
+
+
+def test_a_creation_interrupted_before_the_baselines_is_completed_by_the_next_run(tmp_path):
+    config = load_study_config(write_study(tmp_path, trials=3, baselines=["none", "se"]))
+    storage = nas.study.open_storage(config.storage, create=True)
+    optuna.create_study(study_name=config.name, storage=storage, directions=config.directions)  # then "killed"
+    study = run_search(config, load_dataset(**config.dataset), device="cpu", log=lambda line: None, progress=False)
+    assert [t.user_attrs.get("baseline") for t in study.trials[:2]] == ["none", "se"]
+    assert study.metric_names == ["accuracy", "MFLOPs"] and study.user_attrs["study_file"] == str(config.path)
+    again = run_search(config, load_dataset(**config.dataset), device="cpu", trials=4, log=lambda line: None,
+                       progress=False)
+    assert [t.user_attrs.get("baseline") for t in again.trials].count("se") == 1  # never queued twice
