@@ -39,16 +39,30 @@ def snapshot(study):
             for t in study.trials if t.state == TrialState.COMPLETE}
 
 
+def frozen_with_a_running_trial(worker, study_path) -> bool:
+    """Stop the worker and keep it stopped when it has 2 finished trials and one running; else resume it."""
+    worker.send_signal(signal.SIGSTOP)
+    ready = False
+    try:
+        study = load(study_path)
+        ready = bool(len(study.get_trials(states=(TrialState.COMPLETE,))) >= 2
+                     and study.get_trials(states=(TrialState.RUNNING,)))
+    finally:
+        if not ready:
+            worker.send_signal(signal.SIGCONT)
+    return ready
+
+
 def test_kill_9_then_restart_loses_nothing_and_retries_the_interrupted_trial(tmp_path):
     study_path = write_study(tmp_path, proxy=SLOW_PROXY, trials=5)
     worker = nas_popen("search", study_path.name, "--no-progress", cwd=tmp_path)
     try:
-        wait_for(lambda: len(load(study_path).get_trials(states=(TrialState.COMPLETE,))) >= 2
-                 and load(study_path).get_trials(states=(TrialState.RUNNING,)), what="2 finished + 1 running")
-        running = load(study_path).get_trials(states=(TrialState.RUNNING,))[0]
-        before = snapshot(load(study_path))
+        wait_for(lambda: frozen_with_a_running_trial(worker, study_path), what="2 finished + 1 running")
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=30)
+        # Read after the kill: the worker may finish a trial between a read and the signal.
+        running = load(study_path).get_trials(states=(TrialState.RUNNING,))[0]
+        before = snapshot(load(study_path))
     finally:
         worker.kill()
     restarted = nas_popen("search", study_path.name, "--no-progress", cwd=tmp_path)
