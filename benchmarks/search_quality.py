@@ -10,11 +10,15 @@ excluded, or the front would contain them by construction):
   whole run (the worst accuracy and the largest MFLOPs seen in any trial, stated in the output);
 - how many of the five baselines the searched front dominates or ties.
 
+Then `nas refine` (top 6, 3x the proxy's epochs, 3 seeds) retrains the first TPE study's front
+and near-front neighbours, and the report says how often the refined order differs from the
+proxy's (discordant pairs, Kendall's tau, architectures leaving or joining the front).
+
 Training is deterministic (common random numbers: the proxy seed fixes initialisation, data
 order and augmentation), so an architecture trained once gives the same result in every study;
 results are shared between studies through `run_search(trainer=...)` instead of retraining.
 
-    .venv/bin/python benchmarks/search_quality.py            # the demo study x 2 samplers x 3 seeds, ~30 min
+    .venv/bin/python benchmarks/search_quality.py            # the demo study x 2 samplers x 3 seeds, ~40 min
     .venv/bin/python benchmarks/search_quality.py --quick    # synthetic data, a minute: checks the script
 
 Writes benchmarks/results/search_quality.json and .png (or *_quick.* with --quick). Every
@@ -36,9 +40,11 @@ import torch
 import yaml
 from machine import describe
 from optuna.trial import TrialState
+from scipy.stats import kendalltau
 
 from nas.arch import ArchConfig
 from nas.data import load_dataset
+from nas.refine import run_refine
 from nas.study import run_search, train_architecture
 from nas.studyfile import load_study_config
 from nas.train import ProxyResult
@@ -112,7 +118,10 @@ def main() -> None:
     trained = {"runs": 0, "seconds": 0.0}
 
     def shared_trainer(arch: ArchConfig, data, proxy, device):  # type: ignore[no-untyped-def]
-        key = f"{arch.arch_id}|{torch.get_num_threads()} threads"  # CPU results are exact per thread count
+        # CPU results are exact per thread count; the proxy and data size are in the key so a changed
+        # demo study never reuses stale results
+        key = (f"{arch.arch_id}|{proxy.epochs}ep-b{proxy.batch_size}-{len(data.train)}train-"
+               f"{data.image_size[0]}px|{torch.get_num_threads()} threads")
         if key not in cache:
             result = train_architecture(arch, data, proxy, device)
             cache[key] = result.to_dict()
@@ -129,6 +138,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         data = None
+        refined: dict | None = None
         for seed in args.seeds:
             for sampler in args.samplers:
                 path = study_file(folder, f"{sampler}-{seed}", sampler, seed, args)
@@ -150,6 +160,8 @@ def main() -> None:
                                       "seconds": time.perf_counter() - t0})
                 print(f"seed {seed} {sampler:>6}: {len(searched)} searched trials, {len(seen)} distinct, "
                       f"{time.perf_counter() - t0:.0f} s", flush=True)
+                if refined is None and sampler == args.samplers[0]:
+                    refined = refine_report(config, study, data, args)
 
     reference = (min(a for a, _ in all_points), max(c for _, c in all_points))
     summary: dict[str, dict] = {}
@@ -195,7 +207,7 @@ def main() -> None:
                             "rule": "worst accuracy and largest MFLOPs over every trial of the run"},
         "flops_convention": "fvcore: one multiply-add = one flop",
         "baselines": {k: {"accuracy": a, "mflops": c} for k, (a, c) in baselines.items()},
-        "samplers": summary, "verdict": verdict,
+        "samplers": summary, "verdict": verdict, "refine": refined,
         "architectures_trained_this_invocation": trained["runs"], "training_seconds_this_invocation":
         trained["seconds"], "distinct_architectures_trained": len(cache),
         "wall_seconds": time.perf_counter() - started,
@@ -211,8 +223,46 @@ def main() -> None:
               f"(per seed: {[len(p['baselines_dominated_or_tied']) for p in s['per_seed']]})")
     for key, value in verdict.items():
         print(f"{key}: {value}")
+    if refined:
+        print(f"nas refine on {refined['study']} ({refined['settings']}): {refined['discordant_pairs']} of "
+              f"{refined['pairs']} pairs of the {refined['architectures']} refined architectures change order "
+              f"(Kendall tau proxy vs refined {refined['kendall_tau']:.3f}); front {refined['proxy_front_size']} "
+              f"-> {refined['refined_front_size']} architectures, {refined['left_front']} left it, "
+              f"{refined['joined_front']} joined")
     print(f"{trained['runs']} architectures trained now in {trained['seconds']:.0f} s ({len(cache)} in all); "
           f"wall {report['wall_seconds']:.0f} s; results in {RESULTS}/search_quality{suffix}.json")
+
+
+def refine_report(config, study: optuna.Study, data, args: argparse.Namespace) -> dict:  # type: ignore[no-untyped-def]
+    """Run `nas refine` on one searched study and measure how much the higher fidelity reorders
+    its front and near-front candidates: discordant pairs, Kendall's tau, front membership."""
+    top, seeds = (4, 2) if args.quick else (6, 3)
+    t0 = time.perf_counter()
+    refined = run_refine(config, study, data, top=top, seeds=seeds, device="cpu", log=lambda line: None)
+    trials = refined.get_trials(states=(TrialState.COMPLETE,))
+    proxy = [t.user_attrs["proxy_accuracy"] for t in trials]
+    mean = [t.user_attrs["refined_accuracy_mean"] for t in trials]
+    pairs = [(i, j) for i in range(len(trials)) for j in range(i + 1, len(trials))]
+    discordant = sum((proxy[i] - proxy[j]) * (mean[i] - mean[j]) < 0 for i, j in pairs)
+
+    def front_ids(accuracy: list[float]) -> set[str]:
+        points = [(a, t.user_attrs["mflops"], t.user_attrs["arch_id"]) for a, t in zip(accuracy, trials, strict=True)]
+        return {name for _, _, name in front(points)}
+
+    before, after = front_ids(proxy), front_ids(mean)
+    return {
+        "study": f"{config.name} (sampler {config.sampler['name']}, seed {config.sampler.get('seed')})",
+        "settings": f"top {top}, {3 * config.proxy.epochs} epochs, {seeds} seeds",
+        "architectures": len(trials), "pairs": len(pairs), "discordant_pairs": discordant,
+        "kendall_tau": kendalltau(proxy, mean).statistic if len(trials) > 1 else None,
+        "proxy_front_size": len(before), "refined_front_size": len(after),
+        "left_front": len(before - after), "joined_front": len(after - before),
+        "per_architecture": [{"arch_id": t.user_attrs["arch_id"], "mflops": t.user_attrs["mflops"],
+                              "proxy_accuracy": p, "refined_mean": m,
+                              "refined_std": t.user_attrs["refined_accuracy_std"]}
+                             for t, p, m in zip(trials, proxy, mean, strict=True)],
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def plot(report: dict, path: Path) -> None:
