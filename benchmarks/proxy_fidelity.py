@@ -9,7 +9,7 @@ every setting (std of validation accuracy of SE-everywhere over 5 seeds, as in
 benchmarks/proxy_accuracy.py). The recommended proxy is the cheapest setting whose tau is within
 0.1 of the best tau measured.
 
-    .venv/bin/python benchmarks/proxy_fidelity.py            # about 1.5 h on 2 CPU cores
+    .venv/bin/python benchmarks/proxy_fidelity.py            # about 1.5 h on 2 CPU cores (cached runs are reused)
     .venv/bin/python benchmarks/proxy_fidelity.py --quick    # synthetic data, a minute: checks the script
 
 Every finished run is saved at once in benchmarks/results/proxy_fidelity_runs.json, so an
@@ -129,12 +129,13 @@ def main() -> None:
     table = []
     for setting in ordered:
         proxy = accuracies(setting, "val_accuracy")
-        tau = kendalltau(proxy, truth).statistic
+        tau_test = kendalltau(proxy, truth)
+        tau = tau_test.statistic
         rho = spearmanr(proxy, truth).statistic
         seconds = statistics.fmean(runs[f"{a.arch_id}|{label(setting)}|seed0"]["seconds"] for a in archs)
         images = runs[f"{archs[0].arch_id}|{label(setting)}|seed0"]["images"] * (setting[2] / 28) ** 2
         table.append({"setting": label(setting), "epochs": setting[0], "subset": setting[1],
-                      "image_size": setting[2], "kendall_tau": tau, "spearman_rho": rho,
+                      "image_size": setting[2], "kendall_tau": tau, "kendall_p": tau_test.pvalue, "spearman_rho": rho,
                       "seed_std": noise(setting), "seconds_per_trial": seconds, "cost_28px_images": images})
     long_val = accuracies(long, "val_accuracy")
     best_tau = max(row["kendall_tau"] for row in table)
@@ -160,9 +161,11 @@ def main() -> None:
     print(f"\nlong run {label(long)}: test accuracy {min(truth):.4f}..{max(truth):.4f} over {len(archs)} "
           f"architectures; seed std (val) {report['long']['seed_std_val']:.4f}, "
           f"(test) {report['long']['seed_std_test']:.4f}")
-    print(f"{'proxy':>18}  {'tau':>6}  {'rho':>6}  {'seed std':>8}  {'s/trial':>7}")
+    print(f"long run's own validation vs test accuracy: Kendall tau "
+          f"{report['long']['val_vs_test_kendall_tau']:.3f} (how well the truth agrees with itself on another split)")
+    print(f"{'proxy':>18}  {'tau':>6}  {'p':>5}  {'rho':>6}  {'seed std':>8}  {'s/trial':>7}")
     for row in table:
-        print(f"{row['setting']:>18}  {row['kendall_tau']:6.3f}  {row['spearman_rho']:6.3f}  "
+        print(f"{row['setting']:>18}  {row['kendall_tau']:6.3f}  {row['kendall_p']:5.2f}  {row['spearman_rho']:6.3f}  "
               f"{row['seed_std']:8.4f}  {row['seconds_per_trial']:7.1f}")
     print(f"recommended proxy: {choice['setting']} ({report['rule']})")
 
