@@ -13,7 +13,7 @@ benchmarks/proxy_accuracy.py). The recommended proxy is the cheapest setting who
     .venv/bin/python benchmarks/proxy_fidelity.py --quick    # synthetic data, a minute: checks the script
 
 Every finished run is saved at once in benchmarks/results/proxy_fidelity_runs.json, so an
-interrupted benchmark resumes where it stopped. Writes benchmarks/results/proxy_fidelity.json.
+interrupted benchmark resumes where it stopped. Writes benchmarks/results/proxy_fidelity.json and .png.
 """
 
 from __future__ import annotations
@@ -158,6 +158,7 @@ def main() -> None:
         "wall_seconds_this_invocation": time.perf_counter() - started,
     }
     (RESULTS / f"proxy_fidelity{suffix}.json").write_text(json.dumps(report, indent=1) + "\n")
+    plot(report, {label(s): accuracies(s, "val_accuracy") for s in ordered}, RESULTS / f"proxy_fidelity{suffix}.png")
     print(f"\nlong run {label(long)}: test accuracy {min(truth):.4f}..{max(truth):.4f} over {len(archs)} "
           f"architectures; seed std (val) {report['long']['seed_std_val']:.4f}, "
           f"(test) {report['long']['seed_std_test']:.4f}")
@@ -168,6 +169,38 @@ def main() -> None:
         print(f"{row['setting']:>18}  {row['kendall_tau']:6.3f}  {row['kendall_p']:5.2f}  {row['spearman_rho']:6.3f}  "
               f"{row['seed_std']:8.4f}  {row['seconds_per_trial']:7.1f}")
     print(f"recommended proxy: {choice['setting']} ({report['rule']})")
+
+
+def plot(report: dict, proxy_accuracies: dict[str, list[float]], path: Path) -> None:
+    """One panel per proxy: its accuracy against the long run's test accuracy, tau in the title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    truth = report["long"]["test_accuracy"]
+    rows = {row["setting"]: row for row in report["proxies"]}
+    fig, axes = plt.subplots(2, 4, figsize=(12, 5.6), dpi=110)
+    for ax, (setting, accs) in zip(axes.flat, proxy_accuracies.items(), strict=False):
+        row = rows[setting]
+        ax.errorbar(accs, truth, xerr=row["seed_std"], yerr=report["long"]["seed_std_test"], fmt="o", ms=4,
+                    alpha=0.8, elinewidth=0.6)
+        ax.set_title(f"{setting}: tau {row['kendall_tau']:.2f}, rho {row['spearman_rho']:.2f}"
+                     + (" (chosen)" if setting == report["recommended"] else ""), fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    last = axes.flat[len(proxy_accuracies)]
+    last.scatter([r["cost_28px_images"] for r in report["proxies"]], [r["kendall_tau"] for r in report["proxies"]])
+    last.axhline(report["long"]["val_vs_test_kendall_tau"], color="grey", ls="--", lw=0.8)
+    last.set_xscale("log")
+    last.set_title("tau vs cost (grey: long run val vs test)", fontsize=8)
+    last.tick_params(labelsize=7)
+    fig.supxlabel("proxy validation accuracy (error bar: seed std)  |  last panel: images x epochs at 28 px",
+                  fontsize=8)
+    fig.supylabel(f"test accuracy after {report['long']['setting']}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
