@@ -35,6 +35,7 @@ test: setup system lint
 
 # The figures the README quotes; each script prints them and writes benchmarks/results/*.json.
 bench: setup system
+	$(BIN)/python benchmarks/baseline_flops.py
 	$(BIN)/python benchmarks/trainer_throughput.py
 	$(BIN)/python benchmarks/proxy_accuracy.py
 	$(BIN)/python benchmarks/trial_overhead.py
