@@ -3,7 +3,7 @@
 Runs the demo study's search (same backbone, space, image size, SQLite storage) with the proxy
 training replaced by an instant stand-in, so every millisecond left is overhead a real trial
 pays on top of its training. FLOP counting is timed separately (it builds the model and traces it
-with fvcore). Compare with a demo trial's training time (about 10-20 s on 2 CPU cores).
+with fvcore). Compare with a demo trial's training time (about 3 s on 2 CPU cores at the demo's 1-epoch, 5k proxy).
 
     .venv/bin/python benchmarks/trial_overhead.py [--trials 40]
 

@@ -116,9 +116,9 @@ def knee(rows: Sequence[FrontRow]) -> FrontRow:
 
 
 def format_table(rows: Sequence[FrontRow], knee_row: FrontRow | None = None) -> str:
-    """A fixed-width table: trial, accuracy, MFLOPs, params, (other objectives), arch_id, baseline."""
+    """A fixed-width table: trial, accuracy, MFLOPs, params, (other objectives), baseline or knee mark, arch_id."""
     extra = [k for k in (rows[0].values if rows else {}) if k not in ("accuracy", "flops", "params")]
-    header = ["trial", "accuracy", "MFLOPs", "params", *extra, "baseline", "arch_id"]
+    header = ["trial", "accuracy", "MFLOPs", "params", *extra, "baseline/knee", "arch_id"]
     lines = []
     for r in rows:
         mark = "knee" if knee_row is not None and r.number == knee_row.number else ""

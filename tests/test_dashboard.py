@@ -8,7 +8,7 @@
   graph (`#graph-pareto-front`) must draw every finished trial at its (accuracy, MFLOPs) position, with
   the front trials in a trace of their own; the screenshot must be a real rendering.
 
-Set NAS_DASHBOARD_PNG=path to keep a copy of the screenshot (docs/dashboard.png came from this test).
+Set NAS_DASHBOARD_PNG=path to keep a copy of the screenshot.
 """
 
 from __future__ import annotations
