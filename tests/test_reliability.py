@@ -40,13 +40,15 @@ def snapshot(study):
 
 
 def frozen_with_a_running_trial(worker, study_path) -> bool:
-    """Stop the worker and keep it stopped when it has 2 finished trials and one running; else resume it."""
+    """Stop the worker and keep it stopped when it has 2 finished trials and one training; else resume it."""
     worker.send_signal(signal.SIGSTOP)
     ready = False
     try:
         study = load(study_path)
-        ready = bool(len(study.get_trials(states=(TrialState.COMPLETE,))) >= 2
-                     and study.get_trials(states=(TrialState.RUNNING,)))
+        running = study.get_trials(states=(TrialState.RUNNING,))
+        # training, not still sampling: the interrupted architecture is known
+        ready = len(study.get_trials(states=(TrialState.COMPLETE,))) >= 2 and bool(running) and all(
+            "arch_id" in t.user_attrs for t in running)
     finally:
         if not ready:
             worker.send_signal(signal.SIGCONT)
