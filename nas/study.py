@@ -12,6 +12,7 @@ reason is in the `fail_reason` user attr).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -250,6 +251,14 @@ class Objective:
         return self.config.space.sample(trial, self.template)
 
     def __call__(self, trial: optuna.Trial) -> Sequence[float]:
+        try:
+            return self._evaluate(trial)
+        except KeyboardInterrupt:  # at any step (sampling, FLOPs, training): Optuna then marks it FAIL
+            with contextlib.suppress(Exception):  # the reason is a courtesy; the FAIL state is what matters
+                trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+            raise
+
+    def _evaluate(self, trial: optuna.Trial) -> Sequence[float]:
         start = time.perf_counter()
         trial.set_user_attr("worker", WORKER)
         arch = self.architecture(trial)
@@ -288,9 +297,6 @@ class Objective:
         except TrainingDiverged as error:
             trial.set_user_attr("fail_reason", f"diverged: {error}")
             self.last.note = "diverged"
-            raise
-        except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
             raise
         except Exception as error:  # recorded, then Optuna marks the trial failed
             trial.set_user_attr("fail_reason", f"{type(error).__name__}: {str(error)[:500]}")

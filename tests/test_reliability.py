@@ -6,6 +6,7 @@ import signal
 import time
 
 import optuna
+import pytest
 from conftest import nas_popen, write_study
 from optuna.trial import TrialState
 
@@ -39,15 +40,15 @@ def snapshot(study):
             for t in study.trials if t.state == TrialState.COMPLETE}
 
 
-def frozen_with_a_running_trial(worker, study_path) -> bool:
-    """Stop the worker and keep it stopped when it has 2 finished trials and one training; else resume it."""
+def frozen_with_a_running_trial(worker, study_path, finished: int = 2) -> bool:
+    """Stop the worker and keep it stopped when it has `finished` trials and one training; else resume it."""
     worker.send_signal(signal.SIGSTOP)
     ready = False
     try:
         study = load(study_path)
         running = study.get_trials(states=(TrialState.RUNNING,))
         # training, not still sampling: the interrupted architecture is known
-        ready = len(study.get_trials(states=(TrialState.COMPLETE,))) >= 2 and bool(running) and all(
+        ready = len(study.get_trials(states=(TrialState.COMPLETE,))) >= finished and bool(running) and all(
             "arch_id" in t.user_attrs for t in running)
     finally:
         if not ready:
@@ -109,9 +110,9 @@ def test_ctrl_c_marks_the_running_trial_failed_and_resume_works(tmp_path):
     study_path = write_study(tmp_path, proxy=SLOW_PROXY, trials=3)
     worker = nas_popen("search", study_path.name, "--no-progress", cwd=tmp_path)
     try:
-        wait_for(lambda: load(study_path).get_trials(states=(TrialState.RUNNING,))
-                 and load(study_path).get_trials(states=(TrialState.COMPLETE,)), what="a running trial")
-        worker.send_signal(signal.SIGINT)
+        wait_for(lambda: frozen_with_a_running_trial(worker, study_path, finished=1), what="a running trial")
+        worker.send_signal(signal.SIGINT)  # delivered when the worker resumes, in the middle of its trial
+        worker.send_signal(signal.SIGCONT)
         out, err = worker.communicate(timeout=60)
     finally:
         worker.kill()
@@ -159,3 +160,18 @@ def test_a_creation_interrupted_before_the_baselines_is_completed_by_the_next_ru
     again = run_search(config, load_dataset(**config.dataset), device="cpu", trials=4, log=lambda line: None,
                        progress=False)
     assert [t.user_attrs.get("baseline") for t in again.trials].count("se") == 1  # never queued twice
+
+
+def test_ctrl_c_before_training_still_records_why_the_trial_failed(tmp_path, monkeypatch):
+    config = load_study_config(write_study(tmp_path, trials=3))
+    data = load_dataset(**config.dataset)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nas.study, "arch_cost", interrupted)  # Ctrl-C while the FLOPs are counted
+    with pytest.raises(KeyboardInterrupt):
+        run_search(config, data, device="cpu", log=lambda line: None, progress=False)
+    study = load(config.path)
+    assert study.trials[0].state == TrialState.FAIL and not study.get_trials(states=(TrialState.RUNNING,))
+    assert study.trials[0].user_attrs["fail_reason"] == "interrupted (Ctrl-C)"
