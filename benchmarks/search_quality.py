@@ -44,7 +44,7 @@ from scipy.stats import kendalltau
 
 from nas.arch import ArchConfig
 from nas.data import load_dataset
-from nas.refine import run_refine
+from nas.refine import pareto_ranks, run_refine
 from nas.study import run_search, train_architecture
 from nas.studyfile import load_study_config
 from nas.train import ProxyResult
@@ -68,12 +68,9 @@ def hypervolume_2d(points: list[tuple[float, float]], reference: tuple[float, fl
 
 
 def front(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
-    """Non-dominated (accuracy, mflops, arch_id) points, cheapest first."""
-    out = []
-    for a, c, name in points:
-        if not any((a2 >= a and c2 <= c) and (a2 > a or c2 < c) for a2, c2, _ in points):
-            out.append((a, c, name))
-    return sorted(set(out), key=lambda p: p[1])
+    """Non-dominated (accuracy, mflops, arch_id) points, cheapest first (nas refine's sort)."""
+    ranks = pareto_ranks([(-accuracy, mflops) for accuracy, mflops, _ in points])
+    return sorted({p for p, rank in zip(points, ranks, strict=True) if rank == 0}, key=lambda p: p[1])
 
 
 def dominates_or_ties(front_points, baseline) -> bool:

@@ -194,9 +194,10 @@ def load_space(source: str | Path | Mapping[str, Any], base: Path | None = None)
     path = Path(source)
     if base is not None and not path.is_absolute():
         path = base / path
-    if not path.is_file():
-        raise ConfigError(f"search_space = {str(source)!r}: cannot read {path} (no such file)")
-    data = read_document(path, "the search space")
+    try:
+        data = read_document(path, "the search space")
+    except ConfigError as error:  # name the study field that pointed here
+        raise ConfigError(f"search_space = {str(source)!r}: {error}") from None
     try:
         return SearchSpace.from_dict(data)
     except ConfigError as error:

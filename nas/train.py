@@ -24,6 +24,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import dataclasses
+import functools
 import math
 import sys
 import time
@@ -342,8 +343,7 @@ class _Run:
             {"params": [p for p in net.parameters() if p.ndim > 1], "weight_decay": config.weight_decay},
             {"params": [p for p in net.parameters() if p.ndim <= 1], "weight_decay": 0.0},
         ]
-        cfg = config
-        self.optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+        self.optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
         # A CPU generator drives order and augmentation on every device, so runs agree across devices.
         self.generator = torch.Generator().manual_seed(config.seed)
         # Checking the loss forces a host-device sync; on CUDA do it every few steps so the host
@@ -438,9 +438,9 @@ class _Run:
         checked = 0
         for i in range(self.steps_per_epoch):
             sl = slice(i * self.batch, (i + 1) * self.batch)
-            x = self.batch_images(order[sl], None if shifts is None else shifts[:, sl],
-                                  None if flips is None else flips[sl])
-            losses[i] = self.step(x, self.train_y[order[sl]], self.lr_at(steps_before + i))
+            idx = order[sl]
+            x = self.batch_images(idx, None if shifts is None else shifts[:, sl], None if flips is None else flips[sl])
+            losses[i] = self.step(x, self.train_y[idx], self.lr_at(steps_before + i))
             if (i + 1) % self.check_every == 0 or i + 1 == self.steps_per_epoch:
                 self.check_loss(losses, checked, i + 1, epoch, steps_before)
                 checked = i + 1
@@ -558,9 +558,7 @@ def _evaluate(
     return int(correct) / n, float(loss_sum) / n
 
 
-_MALLOC_TUNED = False
-
-
+@functools.cache  # once per process
 def _keep_freed_memory() -> None:
     """Raise glibc malloc's mmap and trim thresholds, once per process.
 
@@ -570,10 +568,6 @@ def _keep_freed_memory() -> None:
     heap is what jemalloc or tcmalloc (via LD_PRELOAD) would do; a worker process that trains
     candidate after candidate reuses the memory anyway. A no-op where libc has no `mallopt`.
     """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED:
-        return
-    _MALLOC_TUNED = True
     try:
         mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
     except (OSError, AttributeError):
