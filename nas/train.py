@@ -8,9 +8,10 @@ evaluation (batch-norm statistics recalibrated, then top-1 accuracy and loss on 
 split).
 
 Devices: on CUDA, bf16 autocast, channels_last and cuDNN autotuning (switched on inside the run,
-restored after); on the CPU, float32, channels_last (oneDNN's convolutions run faster on it),
-torch's threads (or `ProxyConfig.threads` when several workers share the machine), and glibc's
-malloc told once per process to keep freed memory (see `_keep_freed_memory`).
+restored after); on the CPU, float32, the memory layout `nas.layout` found safe and fastest on
+this CPU (NCHW where channels_last crashes or is slower), torch's threads (or
+`ProxyConfig.threads` when several workers share the machine), and glibc's malloc told once per
+process to keep freed memory (see `_keep_freed_memory`).
 
 Determinism ("common random numbers"): every candidate trained with the same config sees the same
 data order and the same crops and flips, and a model passed as a builder is initialised from the
@@ -39,6 +40,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from nas.data import Dataset, Split
 from nas.errors import ConfigError, TrainingDiverged
+from nas.layout import memory_format
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -281,8 +283,9 @@ def evaluate(
     _check_int("batch_size", batch_size, 1)
     dev = resolve_device(device)
     _check_choice("precision", precision, PRECISIONS)
-    model.to(dev, memory_format=torch.channels_last)
-    norm = _Normaliser(data, dev, torch.channels_last)
+    fmt = memory_format(dev)
+    model.to(dev, memory_format=fmt)
+    norm = _Normaliser(data, dev, fmt)
     autocast = _autocast(dev, precision)
     return _evaluate(model, split.images.to(dev), split.labels.to(dev), norm, batch_size, autocast)
 
@@ -294,11 +297,11 @@ def evaluate(
 class _Normaliser:
     """uint8 batch → float, normalised with the train split's mean/std, in the model's layout."""
 
-    def __init__(self, data: Dataset, device: torch.device, memory_format: torch.memory_format) -> None:
+    def __init__(self, data: Dataset, device: torch.device, fmt: torch.memory_format) -> None:
         mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1) * 255
         std = torch.tensor(data.std, device=device).view(1, -1, 1, 1) * 255
         self.shift, self.scale = mean, 1 / std
-        self.memory_format = memory_format
+        self.memory_format = fmt
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         x = images.to(torch.float32, memory_format=self.memory_format)
@@ -320,9 +323,8 @@ class _Run:
     ) -> None:
         self.data, self.config, self.device, self.on_epoch, self.start = data, config, device, on_epoch, start
         self.cuda = device.type == "cuda"
-        # channels_last on both devices: cuDNN's tensor-core kernels want it, and oneDNN's CPU
-        # convolutions ran 1.4x faster on it for cifar_resnet (benchmarks/trainer_throughput.py).
-        self.fmt = torch.channels_last
+        # channels_last on CUDA; on the CPU only where it is safe and faster (nas.layout).
+        self.fmt = memory_format(device)
         self.net = net.to(device, memory_format=self.fmt)
         # Data: moved once, as uint8 (4x less memory and transfer than float).
         self.train_x, self.train_y = data.train.images.to(device), data.train.labels.to(device)
@@ -457,6 +459,10 @@ class _Run:
         with self.autocast:
             out = self.net(x)
         loss = F.cross_entropy(out.float(), y, label_smoothing=self.config.label_smoothing)
+        if not self.cuda and not bool(torch.isfinite(loss) & (loss <= self.max_loss)):
+            # Diverged: never backpropagate NaN/inf or exploded activations through native
+            # kernels; the step is skipped and `check_loss` (every step on the CPU) raises.
+            return loss.detach()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -70,3 +70,10 @@ def tiny_study(tmp_path: Path) -> Path:
 
 def have(binary: str) -> bool:
     return shutil.which(binary) is not None
+
+
+def python_child(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter, so a native crash (heap corruption, a signal) fails the one
+    test that caused it, with its signal in `returncode`, instead of aborting the whole suite."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import torch
+from conftest import python_child
 
-from nas import ArchConfig, BlockSpec, ConfigError, TrainingDiverged, build_model
+from nas import ArchConfig, BlockSpec, ConfigError, build_model
 from nas.data import Dataset, load_dataset
 from nas.train import ProxyConfig, ProxyResult, _crop_flip, _Run, evaluate, resolve_device, train_proxy
 
@@ -79,20 +81,43 @@ def test_module_is_trained_in_place_and_evaluate_agrees(data: Dataset) -> None:
     assert model.training  # evaluate restores the mode
 
 
-def test_absurd_learning_rate_raises_training_diverged(data: Dataset) -> None:
-    config = dataclasses.replace(FAST, lr=1e6, warmup=0.0)
-    with pytest.raises(TrainingDiverged, match=r"epoch \d+, step \d+ of \d+ \(lr .*peak lr 1e\+06"):
-        train_proxy(builder(data), data, config, device="cpu", progress=False)
+# Divergence runs in a child process: exploding activations are what native kernels handle worst,
+# so a crash there must fail one test with its signal, not abort the suite.
+DIVERGE = """
+import sys
+from nas import ArchConfig, BlockSpec, TrainingDiverged, build_model, load_dataset
+from nas.train import ProxyConfig, train_proxy
+data = load_dataset("synthetic", subset={subset}, image_size=16)
+arch = ArchConfig.uniform("cifar_resnet", BlockSpec("{kind}"), {{"depth": 8, "width": {width}}},
+                          num_classes=data.num_classes, in_chans=data.in_chans)
+config = ProxyConfig(epochs={epochs}, batch_size={batch}, lr=1e6, warmup=0.0, threads=1)
+try:
+    train_proxy(lambda: build_model(arch), data, config, device="cpu", progress=False)
+except TrainingDiverged as error:
+    print(error)
+    sys.exit(0)
+sys.exit("no TrainingDiverged")
+"""
+
+
+def diverge(**settings: object) -> str:
+    """The TrainingDiverged message of a child's run at lr 1e6; fails on a crash or no divergence."""
+    values = {"subset": 400, "kind": "se", "width": 8, "epochs": 2, "batch": 64, **settings}
+    done = python_child(DIVERGE.format(**values))
+    assert done.returncode == 0, f"child exited {done.returncode}: {done.stderr[-2000:]}"
+    return done.stdout.strip()
+
+
+def test_absurd_learning_rate_raises_training_diverged() -> None:
+    assert re.search(r"epoch \d+, step \d+ of \d+ \(lr .*peak lr 1e\+06", diverge())
 
 
 def test_an_exploded_but_finite_loss_is_divergence_too() -> None:
     # Three steps at lr 1e6: the loss reaches ~1e10 yet stays finite, and batch-norm
-    # recalibration would make the validation loss finite as well.
-    data = load_dataset("synthetic", subset=200, image_size=16)
-    model = ArchConfig.uniform("cifar_resnet", BlockSpec("none"), {"depth": 8, "width": 4})
-    config = ProxyConfig(epochs=1, batch_size=50, lr=1e6, warmup=0.0, threads=1)
-    with pytest.raises(TrainingDiverged, match=r"loss .*e\+\d+ at epoch 1, step 2 of 3 .*above 230\.3"):
-        train_proxy(lambda: build_model(model), data, config, device="cpu", progress=False)
+    # recalibration would make the validation loss finite as well. Width 4 at 16 px is also the
+    # model whose channels_last backward corrupted the heap on AVX2 CPUs (README, Known issues).
+    message = diverge(subset=200, kind="none", width=4, epochs=1, batch=50)
+    assert re.search(r"loss .*e\+\d+ at epoch 1, step 2 of 3 .*above 230\.3", message), message
 
 
 def test_max_seconds_stops_at_a_step_boundary(data: Dataset) -> None:
