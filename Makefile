@@ -3,25 +3,34 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# torch and torchvision, one matching pair (an unmatched pair fails to import torchvision).
+TORCH_PAIR := torch==2.14.1 torchvision==0.29.1
+# Where that pair comes from. Empty: PyPI, whose Linux wheels bundle CUDA (about 4 GB of the
+# venv's 5.9 GB). No NVIDIA GPU? `make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu`
+# on a fresh clone (or after `make clean`) installs the CPU-only build of the same pair.
+TORCH_INDEX ?=
 
-.PHONY: setup system demo test lint bench clean
+.PHONY: setup system system-demo demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# torch and torchvision as one matching pair first (see README, "Set-up").
-	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	# the pinned pair first (README, "Two commands"), then the project, which keeps it
+	$(BIN)/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_PAIR)
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
 
-# Debian packages: Fashion-MNIST (demo, tests), Chromium (dashboard screenshot test),
-# PostgreSQL (many-workers test). Installed when missing and apt-get can run.
-system:
-	bash scripts/system-packages
+# Debian packages, installed when missing and apt-get can run: the demo needs only Fashion-MNIST;
+# the tests also use Chromium (dashboard screenshot test) and PostgreSQL (many-workers test).
+system-demo:
+	bash scripts/system-packages demo
 
-demo: setup system
+system:
+	bash scripts/system-packages test
+
+demo: setup system-demo
 	$(BIN)/nas check studies/demo.yaml
 	$(BIN)/nas search studies/demo.yaml
 	$(BIN)/nas front studies/demo.yaml --plot studies/demo_front.png
@@ -34,13 +43,14 @@ test: setup system lint
 	$(BIN)/pytest -q
 
 # The figures the README quotes; each script prints them and writes benchmarks/results/*.json.
-bench: setup system
+bench: setup system-demo
 	$(BIN)/python benchmarks/baseline_flops.py
 	$(BIN)/python benchmarks/trainer_throughput.py
 	$(BIN)/python benchmarks/proxy_accuracy.py
 	$(BIN)/python benchmarks/trial_overhead.py
 	$(BIN)/python benchmarks/search_quality.py
 	$(BIN)/python benchmarks/proxy_fidelity.py
+	$(BIN)/python benchmarks/cli_startup.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
