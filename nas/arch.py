@@ -46,21 +46,11 @@ class ArchConfig:
             if not isinstance(spec, BlockSpec):
                 raise ConfigError(f"stages[{i}] = {spec!r} is invalid; expected a BlockSpec")
         object.__setattr__(self, "stages", stages)
-        expected = backbone.num_stages(args)
-        if len(stages) != expected:
-            raise ConfigError(
-                f"stages has {len(stages)} entries but backbone {self.backbone} has {expected} stages"
-            )
         for field in ("num_classes", "in_chans"):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{field} = {value!r} is invalid; allowed: an integer >= 1")
-        for i, spec in enumerate(stages, 1):
-            if spec.kind != "none" and spec.placement not in backbone.placements:
-                raise ConfigError(
-                    f"stages[{i}].placement = {spec.placement!r} is not supported by "
-                    f"{self.backbone}; allowed: {', '.join(backbone.placements)}"
-                )
+        backbone.check_stages(args, stages)
 
     def __hash__(self) -> int:
         return hash((self.backbone, self.stages, _canonical(self.backbone_args),

@@ -5,7 +5,11 @@ space, so TPE's conditional (group) handling sees the same tree every trial:
 
     stage2.kind                 one of the space's kinds
     stage2.se.reduction         only when stage2.kind == se, and only if the space offers > 1 choice
-    stage2.placement            only when the kind is not none and > 1 placement is offered
+    stage2.placement            only when the kind is not none and the stage offers > 1 of the
+                                space's placements
+
+Settings are suggested in their kind's registration order and only where they apply (CBAM's
+`reduction` only when `stage2.cbam.channel` is `se`), so the tree stays conditional all the way down.
 
 Stages are numbered from 1, as in `arch_id` (`s2:...`). A setting with a single choice is fixed,
 not a parameter.
@@ -23,20 +27,24 @@ import optuna
 
 from nas.arch import ArchConfig
 from nas.backbones import get_backbone
-from nas.blocks import KINDS, PLACEMENTS, BlockSpec
-from nas.blocks.spec import SETTINGS
+from nas.blocks import KINDS, PLACEMENTS, REGISTRY, BlockSpec
 from nas.errors import ConfigError, with_source
 from nas.files import read_document
 
 SPACE_KEYS = ("kinds", *KINDS[1:], "placement", "stages")
 
 
+class _NotInSpace(Exception):
+    """A setting of an architecture is not among the space's choices (internal to `params_for`)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
     """Choices per kind (`settings[kind][setting] = (choice, ...)`), placements and stages.
 
-    `stages` is `None` for every stage, else a tuple of 1-based stage indices; the other stages
-    stay `none`.
+    `placements` are the positions to consider; each stage offers those of them its backbone has
+    there (a ResNet stage has no `expand`, MobileNetV2's head no `pre`). `stages` is `None` for
+    every stage, else a tuple of 1-based stage indices; the other stages stay `none`.
     """
 
     kinds: tuple[str, ...]
@@ -62,21 +70,7 @@ class SearchSpace:
                 raise ConfigError(f"{where}.{kind} has settings but {kind} is not in {where}.kinds")
             if kind not in kinds:
                 continue
-            given = given or {}
-            if not isinstance(given, Mapping):
-                raise ConfigError(f"{where}.{kind} = {given!r} is invalid; expected a mapping of setting: [choices]")
-            settings[kind] = {}
-            for name, choices in given.items():
-                if name not in SETTINGS[kind]:
-                    raise ConfigError(
-                        f"{where}.{kind}.{name} is not a setting of {kind}; allowed: {', '.join(SETTINGS[kind])}"
-                    )
-                settings[kind][name] = _choices(choices, f"{where}.{kind}.{name}")
-                for i, choice in enumerate(settings[kind][name]):
-                    try:
-                        BlockSpec(kind, **{name: choice})
-                    except ConfigError as error:
-                        raise ConfigError(f"{where}.{kind}.{name}[{i}]: {error}") from None
+            settings[kind] = _kind_choices(kind, given or {}, f"{where}.{kind}")
         placements = _choices(data.get("placement", ["block"]), f"{where}.placement")
         for placement in placements:
             if placement not in PLACEMENTS:
@@ -94,65 +88,120 @@ class SearchSpace:
                         f"{where}.stages: {s!r} is not a stage index; allowed: 'all' or stage numbers from 1"
                     )
             stage_list = tuple(sorted(stage_list))
-        return cls(kinds, settings, placements, stage_list)
+        space = cls(kinds, settings, placements, stage_list)
+        for kind in kinds:  # combinations no single choice can judge (GE's conv gather and extent 0)
+            for values in space._combinations(kind):
+                try:
+                    BlockSpec(kind, **values)
+                except ConfigError as error:
+                    raise ConfigError(f"{where}.{kind}: {error}") from None
+        return space
 
     def searched_stages(self, num_stages: int) -> tuple[int, ...]:
         return tuple(range(1, num_stages + 1)) if self.stages is None else self.stages
 
-    def check_stages(self, num_stages: int, backbone: str, where: str = "search_space") -> None:
-        """Refuse stage indices the backbone does not have."""
+    def stage_placements(self, offered: tuple[str, ...]) -> tuple[str, ...]:
+        """The space's placements that a stage offering `offered` has, in the space's order."""
+        return tuple(p for p in self.placements if p in offered)
+
+    def check_stages(
+        self, num_stages: int, backbone: str, where: str = "search_space",
+        backbone_args: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Refuse stage indices the backbone does not have, and searched stages where none of the
+        space's placements exist."""
         for s in self.stages or ():
             if s > num_stages:
                 raise ConfigError(
                     f"{where}.stages: stage {s} is out of range; {backbone} has stages 1..{num_stages}"
                 )
-        unsupported = set(self.placements) - set(get_backbone(backbone).placements)
-        if unsupported:
-            raise ConfigError(
-                f"{where}.placement: {sorted(unsupported)[0]!r} is not supported by {backbone}; "
-                f"allowed: {', '.join(get_backbone(backbone).placements)}"
-            )
+        if not any(k != "none" for k in self.kinds):
+            return
+        per_stage = get_backbone(backbone).placements_per_stage(backbone_args or {})
+        for s in self.searched_stages(num_stages):
+            if not self.stage_placements(per_stage[s - 1]):
+                raise ConfigError(
+                    f"{where}.placement: {', '.join(self.placements)} "
+                    f"{'is' if len(self.placements) == 1 else 'are'} not supported by {backbone} at stage {s}; "
+                    f"allowed there: {', '.join(per_stage[s - 1])} (or leave stage {s} out of {where}.stages)"
+                )
 
-    def _options(self, kind: str) -> dict[str, tuple[Any, ...]]:
-        """Every setting of `kind` with its choices; unlisted settings keep the spec default."""
-        return dict(self.settings.get(kind, {}))
+    def _walk(self, kind: str, choose: Any) -> dict[str, Any]:
+        """The kind's settings in registration order: a fixed choice, `choose(name, choices)` where
+        there are several, nothing for a setting the space leaves at its default or that does not
+        apply given the earlier ones (CBAM's reduction with an ECA channel half)."""
+        info = REGISTRY[kind]
+        options = self.settings.get(kind, {})
+        values: dict[str, Any] = {}
+        for setting in info.settings:
+            choices = options.get(setting.name)
+            if choices is None or not info.applies(setting, values):
+                continue
+            values[setting.name] = choices[0] if len(choices) == 1 else choose(setting.name, choices)
+        return values
 
-    def stage_choices(self) -> int:
-        """How many distinct blocks one searched stage can take."""
-        total = 0
-        for kind in self.kinds:
-            if kind == "none":
-                total += 1
-            else:
-                total += math.prod(len(c) for c in self._options(kind).values()) * len(self.placements)
-        return total
+    def _combinations(self, kind: str) -> list[dict[str, Any]]:
+        """Every assignment `_walk` can produce for `kind`."""
+        info = REGISTRY[kind]
+        options = self.settings.get(kind, {})
+        results: list[dict[str, Any]] = [{}]
+        for setting in info.settings:
+            choices = options.get(setting.name)
+            if choices is None:
+                continue
+            grown: list[dict[str, Any]] = []
+            for values in results:
+                if info.applies(setting, values):
+                    grown.extend({**values, setting.name: choice} for choice in choices)
+                else:
+                    grown.append(values)
+            results = grown
+        return results
 
-    def size(self, num_stages: int) -> int:
-        """Number of distinct architectures in the space."""
-        return self.stage_choices() ** len(self.searched_stages(num_stages))
+    def blocks(self, kind: str) -> set[BlockSpec]:
+        """The distinct blocks (at placement `block`) the space offers for `kind`."""
+        return {BlockSpec(kind, **values) for values in self._combinations(kind)}
+
+    def stage_choices(self, offered: tuple[str, ...] | None = None) -> int:
+        """How many distinct blocks one searched stage can take (where the stage offers `offered`)."""
+        placements = len(self.placements if offered is None else self.stage_placements(offered))
+        return sum(1 if kind == "none" else len(self.blocks(kind)) * placements for kind in self.kinds)
+
+    def size(self, num_stages: int, per_stage: tuple[tuple[str, ...], ...] | None = None) -> int:
+        """Number of distinct architectures in the space (`per_stage`: the backbone's placements)."""
+        return math.prod(
+            self.stage_choices(None if per_stage is None else per_stage[s - 1])
+            for s in self.searched_stages(num_stages)
+        )
 
     def sample(self, trial: optuna.trial.BaseTrial, template: ArchConfig) -> ArchConfig:
         """Suggest one block per searched stage; the rest of `template` (backbone, ...) is kept."""
         stages = list(template.stages)
+        per_stage = get_backbone(template.backbone).placements_per_stage(template.backbone_args)
         for s in self.searched_stages(len(stages)):
             kind = trial.suggest_categorical(f"stage{s}.kind", list(self.kinds))
-            values: dict[str, Any] = {}
-            for name, choices in self._options(kind).items():
-                if len(choices) > 1:
-                    values[name] = trial.suggest_categorical(f"stage{s}.{kind}.{name}", list(choices))
-                else:
-                    values[name] = choices[0]
+            prefix = f"stage{s}.{kind}."
+            values = self._walk(
+                kind, lambda name, choices, prefix=prefix: trial.suggest_categorical(prefix + name, list(choices))
+            )
             if kind != "none":
-                if len(self.placements) > 1:
-                    values["placement"] = trial.suggest_categorical(f"stage{s}.placement", list(self.placements))
-                else:
-                    values["placement"] = self.placements[0]
+                placements = self.stage_placements(per_stage[s - 1])
+                if not placements:
+                    raise ConfigError(
+                        f"search_space.placement: none of {', '.join(self.placements)} is supported by "
+                        f"{template.backbone} at stage {s}; allowed there: {', '.join(per_stage[s - 1])}"
+                    )
+                values["placement"] = (
+                    trial.suggest_categorical(f"stage{s}.placement", list(placements))
+                    if len(placements) > 1 else placements[0]
+                )
             stages[s - 1] = BlockSpec(kind, **values)
         return dataclasses.replace(template, stages=tuple(stages))
 
     def params_for(self, arch: ArchConfig) -> dict[str, Any] | None:
         """The trial parameters that sample `arch`, or None when the space cannot produce it."""
         searched = self.searched_stages(len(arch.stages))
+        per_stage = get_backbone(arch.backbone).placements_per_stage(arch.backbone_args)
         params: dict[str, Any] = {}
         for s, spec in enumerate(arch.stages, 1):
             if s not in searched:
@@ -162,21 +211,47 @@ class SearchSpace:
             if spec.kind not in self.kinds:
                 return None
             params[f"stage{s}.kind"] = spec.kind
-            for name, choices in self._options(spec.kind).items():
+
+            def pick(name: str, choices: tuple[Any, ...], s: int = s, spec: BlockSpec = spec) -> Any:
                 value = getattr(spec, name)
                 if value not in choices:
-                    return None
-                if len(choices) > 1:
-                    params[f"stage{s}.{spec.kind}.{name}"] = value
-            for name in SETTINGS[spec.kind]:
-                if name not in self._options(spec.kind) and getattr(spec, name) != getattr(BlockSpec(spec.kind), name):
-                    return None
+                    raise _NotInSpace
+                params[f"stage{s}.{spec.kind}.{name}"] = value
+                return value
+
+            try:
+                values = self._walk(spec.kind, pick)
+            except _NotInSpace:
+                return None
             if spec.kind != "none":
-                if spec.placement not in self.placements:
+                placements = self.stage_placements(per_stage[s - 1])
+                if spec.placement not in placements:
                     return None
-                if len(self.placements) > 1:
+                if len(placements) > 1:
                     params[f"stage{s}.placement"] = spec.placement
+                values["placement"] = spec.placement
+            if BlockSpec(spec.kind, **values) != spec:
+                return None
         return params
+
+
+def _kind_choices(kind: str, given: Any, where: str) -> dict[str, tuple[Any, ...]]:
+    """A kind's `{setting: [choices]}`, each choice checked against the setting's allowed values."""
+    if not isinstance(given, Mapping):
+        raise ConfigError(f"{where} = {given!r} is invalid; expected a mapping of setting: [choices]")
+    info = REGISTRY[kind]
+    out: dict[str, tuple[Any, ...]] = {}
+    for name, choices in given.items():
+        if name not in info.names:
+            raise ConfigError(f"{where}.{name} is not a setting of {kind}; allowed: {', '.join(info.names)}")
+        out[name] = _choices(choices, f"{where}.{name}")
+        setting = info.setting(name)
+        for i, choice in enumerate(out[name]):
+            if not ((choice is None and setting.nullable) or (choice is not None and setting.valid(choice))):
+                raise ConfigError(
+                    f"{where}.{name}[{i}]: {name} = {choice!r} is invalid for {kind}; allowed: {setting.allowed}"
+                )
+    return out
 
 
 def _choices(value: Any, where: str) -> tuple[Any, ...]:

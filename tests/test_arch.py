@@ -46,7 +46,7 @@ def test_arch_id():
 
 def test_uniform_repeats_one_spec_per_stage():
     assert len(ArchConfig.uniform("resnet50", BlockSpec("se")).stages) == 4
-    assert len(ArchConfig.uniform("mobilenet_v2", BlockSpec("se")).stages) == 5
+    assert len(ArchConfig.uniform("mobilenet_v2", BlockSpec("se")).stages) == 6  # 5 resolutions + the head
     assert len(ArchConfig.uniform("timm:resnet10t", BlockSpec("se", placement="stage")).stages) == 5
 
 
@@ -58,6 +58,32 @@ def test_yaml_and_json_round_trip(tmp_path):
     exported = {**MIXED.to_dict(), "provenance": {"study": "demo", "trial": 3}}
     (tmp_path / "export.yaml").write_text(yaml.safe_dump(exported))
     assert load_arch(tmp_path / "export.yaml") == MIXED
+
+
+EVERY_SETTING = ArchConfig(
+    "resnet18",
+    (BlockSpec("se", reduction=3.33, divisor=8, bias=False, gate="hard_sigmoid", placement="pre"),
+     BlockSpec("cbam", channel="eca", channel_kernel_size=7, bias=True, norm=False, pool="avgmax",
+               placement="identity"),
+     BlockSpec("ge", extent=4, gather="conv", reduction=8, placement="post"),
+     BlockSpec("sa", kernel_size=5, bias=True, norm=False)),
+    {"small_input": True},
+)
+
+
+def test_new_settings_and_placements_round_trip(tmp_path):
+    assert EVERY_SETTING.arch_id == (
+        "s1:se-r3.33-d8-avg-hs-nobias@pre|s2:cbam-eca-ek7-k7-avgmax-bias-nonorm@identity|"
+        "s3:ge-x4-conv-r8@post|s4:sa-k5-bias-nonorm")
+    (tmp_path / "a.yaml").write_text(EVERY_SETTING.to_yaml())
+    again = load_arch(tmp_path / "a.yaml")
+    assert again == EVERY_SETTING and again.arch_id == EVERY_SETTING.arch_id
+    assert ArchConfig.from_dict(json.loads(json.dumps(EVERY_SETTING.to_dict()))) == EVERY_SETTING
+    mobile = ArchConfig("mobilenet_v2", (BlockSpec("coord", placement="expand"), BlockSpec("none"),
+                                         BlockSpec("eca", placement="expand"), BlockSpec("none"),
+                                         BlockSpec("se"), BlockSpec("se", bias=False, placement="stage")))
+    assert ArchConfig.from_dict(mobile.to_dict()) == mobile
+    assert mobile.arch_id.endswith("|s6:se-r16-avg-nobias@stage")
 
 
 def test_from_dict_rejects_unknown_keys_and_wrong_stage_count():
@@ -86,6 +112,33 @@ def test_from_dict_errors_name_field_value_and_choices(change, needle):
 def test_timm_backbones_take_stage_placement_only():
     with pytest.raises(ConfigError, match=r"stages\[1\]\.placement = 'block' is not supported by timm:resnet10t"):
         ArchConfig.uniform("timm:resnet10t", BlockSpec("se"))
+
+
+@pytest.mark.parametrize("backbone,stages,needle", [
+    ("cifar_resnet", ("se@expand", "none", "none"),
+     "stages[1].placement = 'expand' is not supported by cifar_resnet at stage 1; "
+     "allowed there: block, pre, post, identity, stage"),
+    ("mobilenet_v2", ("none",) * 5 + ("se@expand",),
+     "stages[6].placement = 'expand' is not supported by mobilenet_v2 at stage 6; allowed there: block, stage"),
+    ("mobilenet_v2", ("se@pre",) + ("none",) * 5, "allowed there: block, expand, stage"),
+    ("timm:efficientnet_b0", ("se@expand",) * 4 + ("se@block",), "stages[5].placement = 'block'"),
+    ("timm:resnet10t", ("se@expand",) + ("none",) * 4, "at stage 1; allowed there: stage"),
+])
+def test_placements_are_checked_per_stage(backbone, stages, needle):
+    specs = tuple(BlockSpec("none") if s == "none" else BlockSpec(s.split("@")[0], placement=s.split("@")[1])
+                  for s in stages)
+    with pytest.raises(ConfigError) as info:
+        ArchConfig(backbone, specs)
+    assert needle in str(info.value)
+
+
+@pytest.mark.parametrize("key", ["pretrained", "checkpoint_path", "pretrained_cfg", "pretrained_cfg_overlay",
+                                 "pretrained_strict"])
+def test_timm_arguments_that_load_weights_are_refused(key):
+    with pytest.raises(ConfigError) as info:
+        ArchConfig.uniform("timm:resnet10t", BlockSpec("none"), {key: "x.pth"})
+    assert f"backbone_args.{key} is refused for timm:resnet10t" in str(info.value)
+    assert "never loads weights" in str(info.value)
 
 
 def test_load_arch_errors_name_the_file(tmp_path):

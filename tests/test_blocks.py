@@ -1,7 +1,9 @@
-"""Attention blocks: every variant runs, gates behave as the papers define, timm parity."""
+"""Attention blocks: every variant runs, gates behave as the papers define, timm parity, the registry."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import itertools
 
 import pytest
@@ -12,16 +14,39 @@ from timm.layers.gather_excite import GatherExcite
 from timm.layers.squeeze_excite import SEModule
 
 from nas import BlockSpec, ConfigError, NasError, make_block, reduced_width
-from nas.blocks import GATES, KINDS, POOLS, adaptive_kernel_size
+from nas.blocks import (
+    CBAM,
+    GATES,
+    KINDS,
+    POOLS,
+    REGISTRY,
+    CoordinateAttention,
+    EfficientChannelAttention,
+    SpatialAttention,
+    SqueezeExcite,
+    adaptive_kernel_size,
+)
+from nas.blocks import GatherExcite as OurGatherExcite
+from nas.blocks.spec import SETTING_FIELDS
 
 
 def all_specs() -> list[BlockSpec]:
     specs = {BlockSpec("none")}
     for kind, pool, gate in itertools.product(KINDS[1:], POOLS, GATES):
-        extents = (0, 2) if kind == "ge" else (0,)
+        extents = (0, 2, 6) if kind == "ge" else (0,)
         for extent in extents:
             specs.add(BlockSpec(kind, pool=pool, gate=gate, extent=extent, reduction=4))
-    specs.add(BlockSpec("ge", reduction=None, extent=4, pool="avgmax"))
+    specs |= {
+        BlockSpec("ge", reduction=None, extent=4, pool="avgmax"),
+        BlockSpec("ge", gather="conv", extent=2, reduction=None),
+        BlockSpec("ge", gather="conv", extent=4, reduction=2.5, divisor=2, bias=False),
+        BlockSpec("se", reduction=3.33, divisor=8, bias=False),
+        BlockSpec("eca", kernel_size=5, bias=True),
+        BlockSpec("cbam", channel="eca", channel_kernel_size=3, kernel_size=3, bias=True, norm=False),
+        BlockSpec("cbam", channel="eca", pool="mix"),
+        BlockSpec("sa", kernel_size=3, bias=True, norm=False),
+        BlockSpec("coord", reduction=32, divisor=8, bias=False),
+    }
     return sorted(specs, key=lambda s: s.block_id)
 
 
@@ -62,7 +87,10 @@ def test_channel_gates_are_constant_over_space(spec):
     assert spatial_spread_of_gate(make_block(spec, 16)) < 1e-6
 
 
-@pytest.mark.parametrize("spec", [BlockSpec("cbam"), BlockSpec("ge", extent=2)], ids=lambda s: s.block_id)
+@pytest.mark.parametrize("spec", [
+    BlockSpec("cbam"), BlockSpec("ge", extent=2), BlockSpec("sa"), BlockSpec("coord"),
+    BlockSpec("ge", extent=2, gather="conv"),
+], ids=lambda s: s.block_id)
 def test_spatial_gates_vary_over_space(spec):
     assert spatial_spread_of_gate(make_block(spec, 16)) > 1e-3
 
@@ -76,6 +104,14 @@ def test_avgmax_sums_the_excitation_of_both_descriptors():
     torch.testing.assert_close(se(x), expected)
 
 
+def test_mix_pools_before_the_excitation():
+    torch.manual_seed(2)
+    x = torch.randn(2, 16, 5, 5)
+    se = make_block(BlockSpec("se", pool="mix", reduction=4), 16)
+    expected = x * torch.sigmoid(se.fc(0.5 * (x.mean((2, 3), keepdim=True) + x.amax((2, 3), keepdim=True))))
+    torch.testing.assert_close(se(x), expected)
+
+
 def test_reduced_width_rule_never_reaches_zero():
     assert reduced_width(16, 16) == 1
     assert reduced_width(4, 16) == 1
@@ -84,6 +120,23 @@ def test_reduced_width_rule_never_reaches_zero():
     assert reduced_width(256, 4) == 64
     se = make_block(BlockSpec("se", reduction=16), 8)
     assert se.fc.fc1.out_channels == 1
+
+
+def test_divisor_rounds_to_a_multiple_and_never_below_ninety_percent():
+    assert reduced_width(72, 4, 8) == 24  # 18 -> 16 would lose 11 %, so 24 (MobileNetV3's rule)
+    assert reduced_width(96, 4, 8) == 24
+    assert reduced_width(240, 4, 8) == 64  # 60 -> 64
+    assert reduced_width(16, 4, 8) == 8  # at least the divisor
+    assert make_block(BlockSpec("se", reduction=4, divisor=8), 72).fc.fc1.out_channels == 24
+
+
+def test_fractional_reduction_uses_the_same_rule():
+    assert reduced_width(64, 1 / 0.3) == 19  # ratio 0.3: 19.2 rounds to 19
+    assert reduced_width(64, 2.5) == 26  # 25.6
+    assert make_block(BlockSpec("cbam", reduction=3.33), 64).channel.fc.fc1.out_channels == 19
+    assert BlockSpec("se", reduction=4.0) == BlockSpec("se", reduction=4)
+    assert BlockSpec("se", reduction=4.0).block_id == "se-r4-avg"
+    assert BlockSpec("se", reduction=3.33).block_id == "se-r3.33-avg"
 
 
 def test_eca_adaptive_kernel_follows_the_paper():
@@ -137,27 +190,146 @@ def test_cbam_matches_timm(channels, reduction, k):
     assert_same_output(ours, theirs, channels, size=(9, 11))
 
 
-@pytest.mark.parametrize("extent", [0, 2, 4, 8])
-def test_parameter_free_ge_matches_timm(extent):
-    ours = make_block(BlockSpec("ge", extent=extent, reduction=None), 16)
-    theirs = GatherExcite(16, extent=extent, use_mlp=False)
+@pytest.mark.parametrize("extent", [0, 2, 4, 6, 8])
+@pytest.mark.parametrize("pool", ["avg", "mix"])
+def test_parameter_free_ge_matches_timm(extent, pool):
+    """`mix` is timm's `add_maxpool`; any even extent (6 too) is timm's window 2e-1, stride e."""
+    ours = make_block(BlockSpec("ge", extent=extent, reduction=None, pool=pool), 16)
+    theirs = GatherExcite(16, extent=extent, use_mlp=False, add_maxpool=pool == "mix")
     assert_same_output(ours, theirs, 16, size=(13, 10))
+
+
+def test_bias_and_norm_switch_the_layers():
+    assert make_block(BlockSpec("se"), 32).fc.fc1.bias is not None  # the paper's SE has biases
+    assert make_block(BlockSpec("se", bias=False), 32).fc.fc1.bias is None
+    assert make_block(BlockSpec("eca"), 32).conv.bias is None  # the paper's ECA has none
+    assert make_block(BlockSpec("eca", bias=True), 32).conv.bias is not None
+    cbam = make_block(BlockSpec("cbam"), 32)
+    assert cbam.channel.fc.fc1.bias is None and cbam.spatial.conv.bias is None
+    assert isinstance(cbam.spatial.bn, torch.nn.BatchNorm2d)
+    cbam = make_block(BlockSpec("cbam", bias=True, norm=False), 32)
+    assert cbam.channel.fc.fc1.bias is not None and cbam.spatial.conv.bias is not None
+    assert isinstance(cbam.spatial.bn, torch.nn.Identity)
+
+
+def test_cbam_channel_half_can_be_eca():
+    cbam = make_block(BlockSpec("cbam", channel="eca", channel_kernel_size=5, kernel_size=3), 64)
+    assert isinstance(cbam.channel, EfficientChannelAttention) and cbam.channel.conv.kernel_size == (5,)
+    assert cbam.spatial.conv.kernel_size == (3, 3)
+    assert make_block(BlockSpec("cbam", channel="eca"), 256).channel.conv.kernel_size == (5,)  # adaptive
+    # settings of the other half are normalised away
+    assert BlockSpec("cbam", channel="eca", reduction=4, divisor=8) == BlockSpec("cbam", channel="eca")
+    assert BlockSpec("cbam", channel_kernel_size=3) == BlockSpec("cbam")
+
+
+def test_ge_conv_gather_is_strided_depthwise_convs_with_norm():
+    ge = make_block(BlockSpec("ge", gather="conv", extent=8, reduction=None), 16)
+    convs = [m for m in ge.convs if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 3  # log2(8) stride-2 steps
+    assert all(c.groups == 16 and c.stride == (2, 2) and c.bias is None for c in convs)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in ge.convs) == 3
+    assert sum(isinstance(m, torch.nn.ReLU) for m in ge.convs) == 2  # between the steps, not after
+    x = torch.randn(2, 16, 17, 11)
+    assert ge(x).shape == x.shape
+    assert BlockSpec("ge", gather="conv", extent=2, pool="max") == BlockSpec("ge", gather="conv", extent=2)
+
+
+def coordinate_attention_reference(x, conv1, bn1, conv_h, conv_w):
+    """Hou et al. 2021, Fig. 2(c) as the paper describes it: X/Y average pools, concat, shared 1×1
+    conv + BN + h-swish, split, per-axis 1×1 conv + sigmoid, multiply both into the input."""
+    n, c, h, w = x.shape
+    x_h = x.mean(dim=3, keepdim=True)  # N×C×H×1
+    x_w = x.mean(dim=2, keepdim=True).permute(0, 1, 3, 2)  # N×C×W×1
+    y = torch.cat([x_h, x_w], dim=2)
+    y = bn1(conv1(y))
+    y = y * torch.nn.functional.relu6(y + 3) / 6
+    y_h, y_w = torch.split(y, [h, w], dim=2)
+    a_h = torch.sigmoid(conv_h(y_h))
+    a_w = torch.sigmoid(conv_w(y_w.permute(0, 1, 3, 2)))
+    return x * a_w * a_h
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_coordinate_attention_matches_the_paper(train):
+    torch.manual_seed(5)
+    block = make_block(BlockSpec.paper_default("coord"), 64).double()
+    assert block.encode[0].out_channels == 8  # r = 32 with at least 8 hidden units
+    with torch.no_grad():
+        block.encode[1].running_mean.uniform_(-0.5, 0.5)
+        block.encode[1].running_var.uniform_(0.5, 2.0)
+    conv1, bn1 = block.encode[0], block.encode[1]
+    ref_bn = torch.nn.BatchNorm2d(8).double()
+    ref_bn.load_state_dict(bn1.state_dict())
+    block.train(train)
+    ref_bn.train(train)
+    x = torch.randn(3, 64, 9, 6, dtype=torch.float64)
+    expected = coordinate_attention_reference(x, conv1, ref_bn, block.conv_h, block.conv_w)
+    torch.testing.assert_close(block(x), expected, rtol=0, atol=1e-6)
+
+
+# --- blocks on their own, and the registry ---------------------------------------------------
+
+def test_blocks_are_constructible_from_plain_arguments():
+    torch.manual_seed(6)
+    se = SqueezeExcite(64, reduction=8, divisor=8, gate="hard_sigmoid", bias=False)
+    assert se.fc.fc1.out_channels == 8 and se.fc.fc1.bias is None
+    for block in (se, EfficientChannelAttention(64, kernel_size=3), CBAM(64, channel="eca"),
+                  OurGatherExcite(64, extent=4, gather="conv"), SpatialAttention(64), CoordinateAttention(64)):
+        assert block(torch.randn(2, 64, 8, 8)).shape == (2, 64, 8, 8)
+    with pytest.raises(ConfigError, match="pool = 'mean' is invalid; allowed: avg, max, avgmax, mix"):
+        SqueezeExcite(64, pool="mean")
+    with pytest.raises(ConfigError, match="gate = 'tanh' is invalid"):
+        SpatialAttention(64, gate="tanh")
+
+
+@pytest.mark.parametrize("kind", KINDS[1:])
+def test_constructor_defaults_are_the_spec_defaults(kind):
+    """One default per setting: `SqueezeExcite(C)` builds what `BlockSpec("se")` builds."""
+    info = REGISTRY[kind]
+    parameters = inspect.signature(info.module).parameters
+    spec = BlockSpec(kind)
+    for name, value in spec.settings().items():
+        assert parameters[name].default == value, (kind, name)
+    assert list(parameters)[0] == "channels"
+    assert set(parameters) - {"channels"} == set(info.names)
+
+
+def test_registry_is_the_one_home_of_kinds():
+    assert KINDS == tuple(REGISTRY) and KINDS[0] == "none"
+    assert set(KINDS) >= {"none", "se", "eca", "cbam", "ge", "sa", "coord"}
+    for kind in REGISTRY.values():
+        assert set(kind.names) <= set(SETTING_FIELDS), kind.name  # every setting is a BlockSpec field
+        BlockSpec.paper_default(kind.name)  # the paper default is a valid spec
+    assert {f.name for f in dataclasses.fields(BlockSpec)} == {"kind", "placement", *SETTING_FIELDS}
 
 
 # --- validation -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs,needles", [
-    ({"kind": "sse"}, ["kind", "'sse'", "none, se, eca, cbam, ge"]),
+    ({"kind": "sse"}, ["kind", "'sse'", "none, se, eca, cbam, ge, sa, coord"]),
     ({"kind": "se", "reduction": 0}, ["reduction", "0", ">= 1"]),
-    ({"kind": "se", "reduction": 2.5}, ["reduction", "2.5"]),
+    ({"kind": "se", "reduction": 0.5}, ["reduction = 0.5 is invalid for se", "a number >= 1"]),
+    ({"kind": "se", "reduction": float("nan")}, ["reduction = nan"]),
     ({"kind": "se", "reduction": None}, ["reduction", "None"]),
+    ({"kind": "se", "reduction": True}, ["reduction = True"]),
+    ({"kind": "se", "divisor": 0}, ["divisor = 0 is invalid for se", "an integer >= 1"]),
+    ({"kind": "coord", "divisor": 2.0}, ["divisor = 2.0 is invalid for coord"]),
+    ({"kind": "se", "bias": "yes"}, ["bias = 'yes' is invalid for se", "true or false"]),
+    ({"kind": "sa", "norm": 1}, ["norm = 1 is invalid for sa", "true or false"]),
     ({"kind": "eca", "kernel_size": 4}, ["kernel_size", "4", "odd"]),
     ({"kind": "cbam", "kernel_size": 0}, ["kernel_size", "0", "odd"]),
-    ({"kind": "se", "pool": "mean"}, ["pool", "'mean'", "avg, max, avgmax"]),
+    ({"kind": "sa", "kernel_size": 4}, ["kernel_size = 4 is invalid for sa", "odd"]),
+    ({"kind": "cbam", "channel": "sk"}, ["channel = 'sk' is invalid for cbam", "se, eca"]),
+    ({"kind": "cbam", "channel": "eca", "channel_kernel_size": 2}, ["channel_kernel_size = 2", "odd"]),
+    ({"kind": "se", "pool": "mean"}, ["pool", "'mean'", "avg, max, avgmax, mix"]),
     ({"kind": "eca", "gate": "tanh"}, ["gate", "'tanh'", "sigmoid, hard_sigmoid"]),
-    ({"kind": "ge", "extent": 3}, ["extent", "3", "power of two"]),
-    ({"kind": "ge", "extent": 1}, ["extent", "1", "power of two"]),
-    ({"kind": "cbam", "placement": "head"}, ["placement", "'head'", "block, stage"]),
+    ({"kind": "ge", "extent": 3}, ["extent = 3 is invalid for ge", "0 (global) or an even integer >= 2"]),
+    ({"kind": "ge", "extent": 1}, ["extent", "1", "even"]),
+    ({"kind": "ge", "gather": "fft"}, ["gather = 'fft' is invalid for ge", "pool, conv"]),
+    ({"kind": "ge", "gather": "conv", "extent": 0}, ["extent = 0 is invalid for ge with gather: conv",
+                                                     "a power of two >= 2"]),
+    ({"kind": "ge", "gather": "conv", "extent": 6}, ["extent = 6", "a power of two >= 2"]),
+    ({"kind": "cbam", "placement": "head"}, ["placement", "'head'", "block, stage, pre, post, identity, expand"]),
 ])
 def test_bad_specs_are_refused_at_construction_naming_field_value_and_choices(kwargs, needles):
     with pytest.raises(ConfigError) as info:
@@ -171,9 +343,14 @@ def test_settings_that_do_not_apply_are_normalised_away():
     assert BlockSpec("eca", reduction=8) == BlockSpec("eca")
     assert BlockSpec("none", pool="max", placement="stage") == BlockSpec("none")
     assert BlockSpec("cbam").kernel_size == 7
+    assert BlockSpec("sa").kernel_size == 7
     assert BlockSpec("se").to_dict() == {
-        "kind": "se", "reduction": 16, "pool": "avg", "gate": "sigmoid", "placement": "block"}
+        "kind": "se", "reduction": 16, "divisor": 1, "pool": "avg", "gate": "sigmoid", "bias": True,
+        "placement": "block"}
     assert BlockSpec("none").to_dict() == {"kind": "none"}
+    assert BlockSpec("ge", reduction=None).to_dict() == {  # no MLP: no divisor, no bias
+        "kind": "ge", "extent": 0, "gather": "pool", "reduction": None, "pool": "avg", "gate": "sigmoid",
+        "placement": "block"}
 
 
 def test_from_dict_round_trip_and_strictness():
@@ -186,6 +363,8 @@ def test_from_dict_round_trip_and_strictness():
         BlockSpec.from_dict({"pool": "avg"}, where="stages[1]")
     with pytest.raises(ConfigError, match=r"stages\[3\]\.reduction = 0 is invalid for se"):
         BlockSpec.from_dict({"kind": "se", "reduction": 0}, where="stages[3]")
+    with pytest.raises(ConfigError, match=r"stages\[1\]\.channel is not a setting of se; allowed: "):
+        BlockSpec.from_dict({"kind": "se", "channel": "eca"}, where="stages[1]")
 
 
 def test_block_ids_are_short_and_distinct():
@@ -194,6 +373,15 @@ def test_block_ids_are_short_and_distinct():
     assert BlockSpec("eca").block_id == "eca-kauto-avg"
     assert BlockSpec("ge", extent=4, reduction=None, gate="hard_sigmoid").block_id == "ge-x4-nomlp-avg-hs"
     assert BlockSpec("se", placement="stage").block_id == "se-r16-avg@stage"
+    assert BlockSpec("se", reduction=4, divisor=8, gate="hard_sigmoid").block_id == "se-r4-d8-avg-hs"
+    assert BlockSpec("se", bias=False, placement="pre").block_id == "se-r16-avg-nobias@pre"
+    assert BlockSpec("eca", bias=True, pool="avgmax", placement="expand").block_id == "eca-kauto-avgmax-bias@expand"
+    assert BlockSpec("cbam", channel="eca", channel_kernel_size=7, bias=True, norm=False,
+                     pool="avgmax").block_id == "cbam-eca-ek7-k7-avgmax-bias-nonorm"
+    assert BlockSpec("ge", extent=6, pool="mix").block_id == "ge-x6-r16-mix"
+    assert BlockSpec("ge", extent=4, gather="conv", reduction=None).block_id == "ge-x4-conv-nomlp"
+    assert BlockSpec("sa", bias=True, norm=False, placement="identity").block_id == "sa-k7-bias-nonorm@identity"
+    assert BlockSpec.paper_default("coord").block_id == "coord-r32-d8"
     specs = all_specs()
     assert len({s.block_id for s in specs}) == len(specs)
 
@@ -202,3 +390,5 @@ def test_paper_defaults():
     assert BlockSpec.paper_default("cbam") == BlockSpec("cbam", reduction=16, kernel_size=7, pool="avgmax")
     assert BlockSpec.paper_default("ge").reduction is None
     assert BlockSpec.paper_default("se", placement="stage").placement == "stage"
+    assert BlockSpec.paper_default("sa") == BlockSpec("sa", kernel_size=7, bias=False, norm=True)
+    assert BlockSpec.paper_default("coord") == BlockSpec("coord", reduction=32, divisor=8, bias=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -10,6 +11,7 @@ import torchvision
 from torch import nn
 
 from nas import ArchConfig, BlockSpec, build_model
+from nas.backbones import get_backbone
 from nas.backbones.tv import mobilenet_v2_stages
 from nas.blocks import GATES, KINDS, POOLS, SqueezeExcite
 
@@ -20,25 +22,39 @@ BACKBONES = {  # name: (backbone_args, input size)
     "resnet50": ({}, 32),
     "mobilenet_v2": ({"width_mult": 0.35}, 32),
     "timm:resnet10t": ({}, 32),
+    "timm:mobilenetv3_small_050": ({}, 32),
 }
+EXTRA_VARIANTS = (
+    BlockSpec("cbam", channel="eca", bias=True, norm=False), BlockSpec("ge", gather="conv", extent=2),
+    BlockSpec("se", reduction=2.5, divisor=8, bias=False), BlockSpec("ge", extent=6, pool="mix"),
+)
 
 
 def variants(placements):
+    """Every kind at every placement (pools and gates taken in turn), and the settings that add layers."""
     specs = [BlockSpec("none")]
-    for kind, pool, gate, placement in itertools.product(KINDS[1:], POOLS, GATES, placements):
-        specs.append(BlockSpec(kind, pool=pool, gate=gate, placement=placement, reduction=4,
-                               extent=2 if kind == "ge" and pool == "max" else 0))
+    for i, (kind, placement) in enumerate(itertools.product(KINDS[1:], placements)):
+        specs.append(BlockSpec(kind, pool=POOLS[i % len(POOLS)], gate=GATES[i % len(GATES)], placement=placement,
+                               reduction=4, extent=2 if kind == "ge" and i % 2 else 0))
+    specs += [dataclasses.replace(spec, placement=p) for spec in EXTRA_VARIANTS for p in placements]
     return specs
 
 
 def archs_covering_every_variant(backbone):
-    """As few architectures as cover every (kind, pool, gate, placement) on some stage."""
+    """As few architectures as put every variant on some stage that has its placement."""
     args, _ = BACKBONES[backbone]
-    placements = ("stage",) if backbone.startswith("timm:") else ("block", "stage")
-    specs = variants(placements)
-    n = len(ArchConfig.uniform(backbone, BlockSpec("none"), args).stages)
-    chunks = [specs[i:i + n] for i in range(0, len(specs), n)]
-    return [ArchConfig(backbone, tuple(c + [BlockSpec("se")] * (n - len(c))), args, 7, 1) for c in chunks]
+    per_stage = get_backbone(backbone).placements_per_stage(args)
+    todo = variants(sorted({p for stage in per_stage for p in stage}))
+    archs = []
+    while todo:
+        stages = []
+        for allowed in per_stage:
+            spec = next((v for v in todo if v.kind == "none" or v.placement in allowed), BlockSpec("none"))
+            if spec in todo:
+                todo.remove(spec)
+            stages.append(spec)
+        archs.append(ArchConfig(backbone, tuple(stages), args, 7, 1))
+    return archs
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
@@ -103,16 +119,99 @@ def test_block_placement_is_after_last_norm_before_the_sum():
     assert len(calls) == 6  # 2 units x 3 stages
 
 
-@pytest.mark.parametrize("backbone,units_per_stage", [
-    ("cifar_resnet", [1, 1, 1]), ("resnet34", [3, 4, 6, 3]), ("mobilenet_v2", [1, 2, 3, 7, 4]),
+@pytest.mark.parametrize("backbone,placement,units_per_stage", [
+    ("cifar_resnet", "block", [1, 1, 1]), ("cifar_resnet", "post", [1, 1, 1]),
+    ("resnet34", "identity", [3, 4, 6, 3]), ("resnet34", "pre", [3, 4, 6, 3]),
+    ("mobilenet_v2", "block", [1, 2, 3, 7, 4, 1]), ("mobilenet_v2", "expand", [1, 2, 3, 7, 4]),
+    ("timm:mobilenetv3_small_050", "expand", [0, 1, 2, 5, 3]),
 ])
-def test_block_placement_puts_one_block_in_every_unit(backbone, units_per_stage):
-    for i in range(len(units_per_stage)):
-        stages = [BlockSpec("none")] * len(units_per_stage)
-        stages[i] = BlockSpec("se")
+def test_unit_placements_put_one_block_in_every_unit(backbone, placement, units_per_stage):
+    for i, units in enumerate(units_per_stage):
+        stages = [BlockSpec("none")] * len(get_backbone(backbone).placements_per_stage({}))
+        if not units:
+            continue
+        stages[i] = BlockSpec("se", placement=placement)
         args = {"depth": 8} if backbone == "cifar_resnet" else {}
         model = build_model(ArchConfig(backbone, tuple(stages), args))
-        assert sum(isinstance(m, SqueezeExcite) for m in model.modules()) == units_per_stage[i]
+        assert sum(isinstance(m, SqueezeExcite) for m in model.modules()) == units, (backbone, i + 1)
+
+
+def _branch(unit, x):
+    if hasattr(unit, "bn3"):
+        out = unit.relu(unit.bn2(unit.conv2(unit.relu(unit.bn1(unit.conv1(x))))))
+        return unit.bn3(unit.conv3(out))
+    return unit.bn2(unit.conv2(unit.relu(unit.bn1(unit.conv1(x)))))
+
+
+@pytest.mark.parametrize("backbone,args,unit_of", [
+    ("cifar_resnet", {"depth": 8}, lambda m: m.stages[1][0]),
+    ("resnet50", {"small_input": True}, lambda m: m.layer2[0]),
+    ("resnet18", {"small_input": True}, lambda m: m.layer1[1]),  # identity shortcut
+])
+@pytest.mark.parametrize("placement", ["block", "pre", "post", "identity"])
+def test_residual_placements_are_the_senet_ablation_positions(backbone, args, unit_of, placement):
+    """block: branch -> SE -> + x; pre: SE -> branch -> + x; identity: branch + SE(x); post: SE after the ReLU."""
+    n = len(ArchConfig.uniform(backbone, BlockSpec("none"), args).stages)
+    model = build_model(ArchConfig.uniform(backbone, BlockSpec("se", reduction=4, placement=placement), args)).eval()
+    unit = unit_of(model)
+    shortcut = getattr(unit, "shortcut", None) or unit.downsample or nn.Identity()
+    in_ch = unit.conv1.in_channels
+    x = torch.randn(2, in_ch, 8, 8)
+    attn = unit.attn
+    assert attn.fc.fc1.in_channels == (in_ch if placement == "pre" else _branch(unit, x).shape[1])
+    with torch.no_grad():
+        expected = {
+            "block": lambda: torch.relu(attn(_branch(unit, x)) + shortcut(x)),
+            "pre": lambda: torch.relu(_branch(unit, attn(x)) + shortcut(x)),
+            "identity": lambda: torch.relu(_branch(unit, x) + attn(shortcut(x))),
+            "post": lambda: attn(torch.relu(_branch(unit, x) + shortcut(x))),
+        }[placement]()
+        torch.testing.assert_close(unit(x), expected)
+    assert n >= 3
+
+
+def test_expand_placement_is_after_the_depthwise_conv_on_the_expanded_width():
+    arch = ArchConfig("mobilenet_v2", (BlockSpec("none"), BlockSpec("eca", placement="expand"),
+                                       *[BlockSpec("none")] * 4))
+    model = build_model(arch)
+    for index in (2, 3):
+        unit = model.features[index]
+        depthwise, project = unit.conv[-3], unit.conv[-2]
+        assert isinstance(depthwise[-2], nn.ReLU6)  # conv, bn, relu6, then the block
+        assert project.in_channels == 6 * unit.conv[0][0].in_channels  # the expanded width (t = 6)
+        assert type(depthwise[-1]).__name__ == "EfficientChannelAttention"
+    # torchvision's keys are unchanged: its weights load, only the new blocks are missing
+    expand = BlockSpec("se", placement="expand")
+    with_expand = build_model(ArchConfig("mobilenet_v2", (expand,) * 5 + (BlockSpec("se"),), num_classes=1000))
+    result = with_expand.load_state_dict(torchvision.models.mobilenet_v2().state_dict(), strict=False)
+    assert not result.unexpected_keys and result.missing_keys
+    assert all(".fc.fc" in k for k in result.missing_keys)
+
+
+def test_timm_expand_placement_fills_the_se_slot():
+    arch = ArchConfig("timm:efficientnet_b0", (BlockSpec("eca", placement="expand"), BlockSpec("none"),
+                                               BlockSpec("none"), BlockSpec("none"),
+                                               BlockSpec("se", reduction=4, gate="hard_sigmoid", placement="expand")))
+    model = build_model(arch)
+    assert type(model.blocks[0][0].se).__name__ == "EfficientChannelAttention"
+    assert type(model.blocks[1][0].se).__name__ == "SqueezeExcite"  # the model's own SE: stage 2 is none
+    for unit in (*model.blocks[5], *model.blocks[6]):
+        assert isinstance(unit.se, SqueezeExcite) and unit.se.fc.fc1.in_channels == unit.conv_dw.out_channels
+    assert model.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+@pytest.mark.parametrize("placement", ["stage", "block"])
+def test_mobilenet_v2_head_is_stage_six(placement):
+    """Stage 6 is the 1×1 conv to 1280 channels: `stage` on its output (what the classifier pools),
+    `block` after its norm, before its ReLU6."""
+    arch = ArchConfig("mobilenet_v2", (*[BlockSpec("none")] * 5, BlockSpec("se", placement=placement)))
+    model = build_model(arch)
+    head = model.features[18]
+    if placement == "stage":
+        assert isinstance(head[1], SqueezeExcite) and head[1].fc.fc1.in_channels == 1280
+    else:
+        assert [type(m).__name__ for m in head] == ["Conv2d", "BatchNorm2d", "SqueezeExcite", "ReLU6"]
+    assert sum(isinstance(m, SqueezeExcite) for m in model.modules()) == 1
 
 
 def test_stage_placement_puts_one_block_on_the_stage_output():

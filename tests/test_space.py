@@ -8,6 +8,7 @@ import optuna
 import pytest
 
 from nas import ArchConfig, BlockSpec, ConfigError
+from nas.backbones import get_backbone
 from nas.space import SearchSpace, load_space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,16 +65,25 @@ def test_stage_subset_leaves_other_stages_none():
 
 
 @pytest.mark.parametrize("data,needle", [
-    ({"kinds": ["se", "sk"]}, "search_space.kinds: 'sk' is not a block kind; allowed: none, se, eca, cbam, ge"),
+    ({"kinds": ["se", "sk"]},
+     "search_space.kinds: 'sk' is not a block kind; allowed: none, se, eca, cbam, ge, sa, coord"),
     ({"kinds": ["se"], "se": {"reduction": [0, 8]}}, "search_space.se.reduction[0]: reduction = 0 is invalid"),
     ({"kinds": ["eca"], "eca": {"kernel_size": [4]}}, "kernel_size = 4 is invalid for eca; allowed: an odd"),
-    ({"kinds": ["se"], "se": {"pool": ["mean"]}}, "pool = 'mean' is invalid; allowed: avg, max, avgmax"),
+    ({"kinds": ["se"], "se": {"pool": ["mean"]}}, "pool = 'mean' is invalid for se; allowed: avg, max, avgmax, mix"),
+    ({"kinds": ["se"], "se": {"divisor": [8, 0]}}, "search_space.se.divisor[1]: divisor = 0 is invalid for se"),
+    ({"kinds": ["se"], "se": {"bias": ["no"]}},
+     "search_space.se.bias[0]: bias = 'no' is invalid for se; allowed: true"),
+    ({"kinds": ["cbam"], "cbam": {"channel_kernel_size": [4]}}, "search_space.cbam.channel_kernel_size[0]"),
+    ({"kinds": ["ge"], "ge": {"gather": ["conv"], "extent": [0, 2]}},
+     "search_space.ge: extent = 0 is invalid for ge with gather: conv"),
+    ({"kinds": ["sa"], "sa": {"norm": [True, "off"]}}, "search_space.sa.norm[1]: norm = 'off' is invalid for sa"),
     ({"kinds": ["se"], "se": {"kernel_size": [3]}}, "search_space.se.kernel_size is not a setting of se"),
     ({"kinds": ["se"], "eca": {"kernel_size": [3]}}, "search_space.eca has settings but eca is not in"),
     ({"kinds": ["se"], "layers": "all"}, "search_space.layers is not a search-space key"),
     ({"kinds": []}, "search_space.kinds = [] is invalid; expected a non-empty list"),
     ({"kinds": ["se", "se"]}, "lists a choice twice"),
-    ({"kinds": ["se"], "placement": ["head"]}, "'head' is not a placement; allowed: block, stage"),
+    ({"kinds": ["se"], "placement": ["head"]},
+     "'head' is not a placement; allowed: block, stage, pre, post, identity, expand"),
     ({"kinds": ["se"], "stages": [0]}, "0 is not a stage index"),
 ])
 def test_bad_spaces_are_refused_with_the_field_named(data, needle):
@@ -83,5 +93,59 @@ def test_bad_spaces_are_refused_with_the_field_named(data, needle):
 
 
 def test_timm_backbones_refuse_block_placement_in_the_space():
-    with pytest.raises(ConfigError, match="'block' is not supported by timm:resnet10t; allowed: stage"):
+    with pytest.raises(ConfigError, match="block is not supported by timm:resnet10t at stage 1; allowed there: stage"):
         SearchSpace.from_dict({"kinds": ["se"]}).check_stages(5, "timm:resnet10t")
+
+
+def test_each_stage_samples_the_placements_it_has():
+    """A space's placements are offered where the backbone has them: ResNet units have no `expand`,
+    MobileNetV2 has no `pre`, and its head (stage 6) neither."""
+    space = SearchSpace.from_dict({"kinds": ["se"], "placement": ["block", "pre", "post", "identity", "expand"]})
+    space.check_stages(3, "cifar_resnet")
+    space.check_stages(6, "mobilenet_v2")
+    mobile = ArchConfig.uniform("mobilenet_v2", BlockSpec("none"))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    seen: dict[int, set[str]] = {}
+    for _ in range(40):
+        trial = study.ask()
+        arch = space.sample(trial, mobile)
+        for s, spec in enumerate(arch.stages, 1):
+            seen.setdefault(s, set()).add(spec.placement)
+        assert "stage6.placement" not in trial.params  # only `block` is both in the space and at the head
+        study.tell(trial, 0.0)
+    assert all(seen[s] == {"block", "expand"} for s in range(1, 6)) and seen[6] == {"block"}
+    assert space.size(6, get_backbone("mobilenet_v2").placements_per_stage({})) == 2**5 * 1
+    assert space.stage_choices(("block", "pre", "post", "identity", "stage")) == 4
+    with pytest.raises(ConfigError, match="search_space.placement: expand is not supported by cifar_resnet at stage 1"):
+        SearchSpace.from_dict({"kinds": ["se"], "placement": ["expand"]}).check_stages(3, "cifar_resnet")
+    expand_only = SearchSpace.from_dict({"kinds": ["none", "se"], "placement": ["expand"], "stages": [2, 3, 4, 5]})
+    expand_only.check_stages(5, "timm:efficientnet_b0")  # stage 1 (the stem's DS conv) has an se slot too
+    with pytest.raises(ConfigError, match="at stage 1; allowed there: stage"):
+        SearchSpace.from_dict({"kinds": ["se"], "placement": ["expand"]}).check_stages(5, "timm:resnet10t")
+
+
+def test_conditional_settings_are_suggested_only_where_they_apply():
+    space = SearchSpace.from_dict({
+        "kinds": ["cbam", "ge"],
+        "cbam": {"channel": ["se", "eca"], "reduction": [8, 16], "channel_kernel_size": [3, None]},
+        "ge": {"gather": ["pool", "conv"], "extent": [2, 4], "pool": ["avg", "mix"], "reduction": [None, 8],
+               "divisor": [1, 8]},
+    })
+    # cbam: se x 2 reductions + eca x 2 kernels; ge: extent 2 x (pool: 2 pools, conv) x (no MLP, r8 x 2 divisors)
+    assert len(space.blocks("cbam")) == 4
+    assert len(space.blocks("ge")) == 2 * 3 * 3
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=2))
+    for _ in range(40):
+        trial = study.ask()
+        arch = space.sample(trial, TEMPLATE)
+        for s, spec in enumerate(arch.stages, 1):
+            names = {k.split(".")[-1] for k in trial.params if k.startswith(f"stage{s}.{spec.kind}.")}
+            if spec.kind == "cbam":
+                own = {"reduction"} if spec.channel == "se" else {"channel_kernel_size"}
+                assert names == {"channel", *own}
+            else:
+                assert ("pool" in names) == (spec.gather == "pool")
+                assert ("divisor" in names) == (spec.reduction is not None)
+            params = space.params_for(arch)
+            assert params is not None and space.sample(optuna.trial.FixedTrial(params), TEMPLATE) == arch
+        study.tell(trial, 0.0)

@@ -1,8 +1,14 @@
-"""What every backbone provides: its arguments, its stage count, and a builder.
+"""What every backbone provides: its arguments, its stages and the placements each supports, a builder.
 
-A backbone builds a plain `nn.Module` with one attention block per stage (`placement: block` puts
-one in every residual unit of the stage, `placement: stage` one on the stage output). It never
-sees an Optuna trial.
+Placements (DESIGN.md's vocabulary), by where a block can go:
+- in a residual unit (`RESIDUAL`): `block` on the residual branch after its last norm, before the
+  sum (SE-ResNet); the SENet paper's ablation positions `pre` (on the branch, before the unit's
+  first conv), `post` (after the sum and its ReLU) and `identity` (on the shortcut, in parallel
+  with the branch);
+- in an inverted residual (`INVERTED`): `block` after the projection and its norm, `expand` after
+  the depthwise conv on the expanded width (MobileNetV3 / EfficientNet SE);
+- `stage`: once, on the stage's output.
+A backbone builds a plain `nn.Module` from one `BlockSpec` per stage. It never sees an Optuna trial.
 """
 
 from __future__ import annotations
@@ -11,10 +17,15 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
 from torch import nn
 
 from nas.blocks import BlockSpec, make_block
 from nas.errors import ConfigError
+
+RESIDUAL = ("block", "pre", "post", "identity", "stage")
+INVERTED = ("block", "expand", "stage")
+UNIT_PLACEMENTS = ("block", "pre", "post", "identity")
 
 # build(args, stages, num_classes, in_chans) -> model
 Builder = Callable[[dict[str, Any], tuple[BlockSpec, ...], int, int], nn.Module]
@@ -24,15 +35,17 @@ Builder = Callable[[dict[str, Any], tuple[BlockSpec, ...], int, int], nn.Module]
 class Backbone:
     """A registered backbone.
 
-    `defaults` lists every accepted argument with its default (None: arguments are passed through
-    unchecked, as for timm models). `check` validates a complete argument dict.
+    `defaults` lists every accepted argument with its default (None: arguments are passed through,
+    as for timm models). `check` validates a complete argument dict. `stage_placements(args)` gives,
+    per stage, the placements that stage supports; `placements` is every placement some stage of
+    this backbone may support (the search space and baselines use it before arguments are known).
     """
 
     name: str
     defaults: Mapping[str, Any] | None
-    stage_count: Callable[[dict[str, Any]], int]
+    stage_placements: Callable[[dict[str, Any]], tuple[tuple[str, ...], ...]]
     builder: Builder
-    placements: tuple[str, ...] = ("block", "stage")
+    placements: tuple[str, ...]
     check: Callable[[dict[str, Any]], None] = lambda args: None
 
     def resolve_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -40,36 +53,43 @@ class Backbone:
         if not isinstance(args, Mapping):
             raise ConfigError(f"backbone_args = {args!r} is invalid; expected a mapping")
         if self.defaults is None:
-            return dict(args)
-        unknown = sorted(set(args) - set(self.defaults), key=str)
-        if unknown:
-            allowed = ", ".join(self.defaults) or "(none)"
-            raise ConfigError(
-                f"backbone_args.{unknown[0]} is not an argument of {self.name}; allowed: {allowed}"
-            )
-        full = {**self.defaults, **args}
+            full = dict(args)
+        else:
+            unknown = sorted(set(args) - set(self.defaults), key=str)
+            if unknown:
+                allowed = ", ".join(self.defaults) or "(none)"
+                raise ConfigError(
+                    f"backbone_args.{unknown[0]} is not an argument of {self.name}; allowed: {allowed}"
+                )
+            full = {**self.defaults, **args}
         self.check(full)
         return full
 
+    def placements_per_stage(self, args: Mapping[str, Any]) -> tuple[tuple[str, ...], ...]:
+        return self.stage_placements(self.resolve_args(args))
+
     def num_stages(self, args: Mapping[str, Any]) -> int:
-        return self.stage_count(self.resolve_args(args))
+        return len(self.placements_per_stage(args))
+
+    def check_stages(self, args: Mapping[str, Any], stages: tuple[BlockSpec, ...]) -> None:
+        """Refuse a wrong stage count, or a placement a stage does not have, naming the stage."""
+        per_stage = self.placements_per_stage(args)
+        if len(stages) != len(per_stage):
+            raise ConfigError(
+                f"stages has {len(stages)} entries but backbone {self.name} has {len(per_stage)} stages"
+            )
+        for i, (spec, allowed) in enumerate(zip(stages, per_stage, strict=True), 1):
+            if spec.kind != "none" and spec.placement not in allowed:
+                raise ConfigError(
+                    f"stages[{i}].placement = {spec.placement!r} is not supported by {self.name} at stage {i}; "
+                    f"allowed there: {', '.join(allowed)}"
+                )
 
     def build(
         self, args: Mapping[str, Any], stages: tuple[BlockSpec, ...], num_classes: int, in_chans: int
     ) -> nn.Module:
-        full = self.resolve_args(args)
-        expected = self.stage_count(full)
-        if len(stages) != expected:
-            raise ConfigError(
-                f"stages has {len(stages)} entries but {self.name} has {expected} stages"
-            )
-        for i, spec in enumerate(stages, 1):
-            if spec.kind != "none" and spec.placement not in self.placements:
-                raise ConfigError(
-                    f"stages[{i}].placement = {spec.placement!r} is not supported by {self.name}; "
-                    f"allowed: {', '.join(self.placements)}"
-                )
-        return self.builder(full, stages, num_classes, in_chans)
+        self.check_stages(args, stages)
+        return self.builder(self.resolve_args(args), stages, num_classes, in_chans)
 
 
 def attach_after(parent: nn.Module, name: str, spec: BlockSpec, channels: int) -> None:
@@ -80,6 +100,45 @@ def attach_after(parent: nn.Module, name: str, spec: BlockSpec, channels: int) -
     holder_name, _, leaf = name.rpartition(".")
     holder = parent.get_submodule(holder_name) if holder_name else parent
     setattr(holder, leaf, nn.Sequential(module, make_block(spec, channels)))
+
+
+def unit_block(spec: BlockSpec, in_channels: int, out_channels: int) -> nn.Module:
+    """The block a residual unit holds for `spec` (the identity unless it goes inside units).
+
+    `pre` sits on the unit's input, so it is as wide as the input; the other positions see the output width.
+    """
+    if spec.kind == "none" or spec.placement not in UNIT_PLACEMENTS:
+        return nn.Identity()
+    return make_block(spec, in_channels if spec.placement == "pre" else out_channels)
+
+
+class ResidualAttention:
+    """Mixin for residual units: one forward that puts `self.attn` at `self.placement`.
+
+    The unit provides `branch(x)` (its convs and norms up to the last norm), `skip(x)` (the
+    shortcut) and `relu`; `attn` and `placement` are set by the builder (`unit_block`).
+    """
+
+    attn: nn.Module
+    placement: str = "block"
+    relu: nn.Module
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def skip(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        where = self.placement
+        out = self.branch(self.attn(x) if where == "pre" else x)
+        if where == "block":
+            out = self.attn(out)
+        identity = self.skip(x)
+        if where == "identity":
+            identity = self.attn(identity)
+        out = self.relu(out + identity)
+        return self.attn(out) if where == "post" else out
 
 
 def check_positive_int(args: Mapping[str, Any], name: str, backbone: str) -> None:

@@ -1,7 +1,8 @@
 """CIFAR-style ResNet (He et al. 2016, section 4.2): 3 stages of BasicBlocks, depth = 6n + 2.
 
-Small enough to train a proxy on a CPU: depth 8, width 16 has 78k parameters. Each unit has an
-`attn` slot after its second batch norm, before the residual sum (the SE-ResNet position).
+Small enough to train a proxy on a CPU: depth 8, width 16 has 78k parameters. Each unit has one
+`attn` slot, placed where its stage's spec says (`block`, `pre`, `post`, `identity`; see
+`nas.backbones.base`).
 """
 
 from __future__ import annotations
@@ -11,19 +12,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from nas.backbones.base import Backbone, attach_after, check_positive_int
-from nas.blocks import BlockSpec, make_block
+from nas.backbones.base import RESIDUAL, Backbone, ResidualAttention, attach_after, check_positive_int, unit_block
+from nas.blocks import BlockSpec
 from nas.errors import ConfigError
 
 
-class BasicBlock(nn.Module):
+class BasicBlock(ResidualAttention, nn.Module):
     def __init__(self, in_ch: int, out_ch: int, stride: int, spec: BlockSpec) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_ch)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_ch)
-        self.attn = make_block(spec, out_ch) if spec.placement == "block" else nn.Identity()
+        self.attn = unit_block(spec, in_ch, out_ch)
+        self.placement = spec.placement
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = nn.Identity()
         if stride != 1 or in_ch != out_ch:
@@ -31,10 +33,11 @@ class BasicBlock(nn.Module):
                 nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch)
             )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.attn(self.bn2(self.conv2(out)))
-        return self.relu(out + self.shortcut(x))
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+
+    def skip(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x)
 
 
 class CifarResNet(nn.Module):
@@ -85,7 +88,8 @@ def _check(args: dict[str, Any]) -> None:
 BACKBONE = Backbone(
     name="cifar_resnet",
     defaults={"depth": 20, "width": 16},
-    stage_count=lambda args: 3,
+    stage_placements=lambda args: (RESIDUAL,) * 3,
+    placements=RESIDUAL,
     builder=lambda args, stages, nc, ic: CifarResNet(args["depth"], args["width"], stages, nc, ic),
     check=_check,
 )

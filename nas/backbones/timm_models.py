@@ -1,9 +1,13 @@
 """Any timm model as `timm:<name>`, with stages taken from timm's `feature_info`.
 
 Every entry of `feature_info` is a stage (for timm's ResNets that includes the stem, so 5);
-`placement: stage` puts the block on that module's output. `placement: block` is refused: timm
-models do not share one residual-unit layout to find the spot before the sum. No weights are
-downloaded (`pretrained=False`).
+`placement: stage` puts the block on that module's output. In timm's EfficientNet / MobileNetV3 /
+MnasNet family the inverted residuals and depthwise-separable units have an `se` slot after the
+depthwise conv: `placement: expand` puts the block there, in every such unit from the previous
+stage's output up to this stage's output, replacing the model's own SE where it has one (a stage
+with no such unit, like a stem, offers `stage` only). `placement: block` and the residual-unit
+positions are refused: timm models do not share one residual-unit layout to find the spot before
+the sum. Models are built untrained: arguments that would load weights or files are refused.
 """
 
 from __future__ import annotations
@@ -16,15 +20,26 @@ from typing import Any
 from torch import nn
 
 from nas.backbones.base import Backbone, attach_after
-from nas.blocks import BlockSpec
+from nas.blocks import BlockSpec, make_block
 from nas.errors import ConfigError
 
 PREFIX = "timm:"
+PLACEMENTS = ("stage", "expand")
+
+
+def _check_args(name: str, args: dict[str, Any]) -> None:
+    for key in args:
+        if key == "checkpoint_path" or str(key).startswith("pretrained"):
+            raise ConfigError(
+                f"backbone_args.{key} is refused for timm:{name}: nas builds untrained candidates to "
+                "train and score, and never loads weights or files; remove it"
+            )
 
 
 def _create(name: str, args: dict[str, Any], num_classes: int, in_chans: int) -> nn.Module:
     import timm  # imported on first use: it costs about a second at start-up
 
+    _check_args(name, args)
     try:
         model = timm.create_model(
             name, pretrained=False, num_classes=num_classes, in_chans=in_chans, **args
@@ -41,22 +56,54 @@ def _create(name: str, args: dict[str, Any], num_classes: int, in_chans: int) ->
     return model
 
 
+def _expandable(module: nn.Module) -> bool:
+    """A timm inverted residual or depthwise-separable unit: an `se` slot after `conv_dw`."""
+    return isinstance(getattr(module, "se", None), nn.Module) and isinstance(
+        getattr(module, "conv_dw", None), nn.Conv2d
+    )
+
+
+def _expand_units(model: nn.Module, stage_modules: list[str]) -> list[list[str]]:
+    """Per stage, the names of its expandable units (those after the previous stage's output)."""
+    names = [name for name, _ in model.named_modules()]
+    ends = [max(i for i, n in enumerate(names) if n == m or n.startswith(m + ".")) for m in stage_modules]
+    units: list[list[str]] = [[] for _ in stage_modules]
+    for index, (name, module) in enumerate(model.named_modules()):
+        if _expandable(module):
+            stage = next((i for i, end in enumerate(ends) if index <= end), None)
+            if stage is not None:
+                units[stage].append(name)
+    return units
+
+
 @functools.lru_cache(maxsize=64)
-def _feature_info(name: str, args_json: str) -> tuple[tuple[str, int], ...]:
+def _feature_info(name: str, args_json: str) -> tuple[tuple[str, int, tuple[str, ...]], ...]:
     model = _create(name, json.loads(args_json), 10, 3)
-    return tuple((f["module"], f["num_chs"]) for f in model.feature_info)
+    modules = [f["module"] for f in model.feature_info]
+    units = _expand_units(model, modules)
+    return tuple((f["module"], f["num_chs"], tuple(u)) for f, u in zip(model.feature_info, units, strict=True))
 
 
-def _stages(name: str, args: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+def _stages(name: str, args: dict[str, Any]) -> tuple[tuple[str, int, tuple[str, ...]], ...]:
+    _check_args(name, args)
     return _feature_info(name, json.dumps(args, sort_keys=True))
+
+
+def _stage_placements(name: str, args: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
+    return tuple(("stage", "expand") if units else ("stage",) for _, _, units in _stages(name, args))
 
 
 def _build(
     name: str, args: dict[str, Any], stages: tuple[BlockSpec, ...], num_classes: int, in_chans: int
 ) -> nn.Module:
     model = _create(name, args, num_classes, in_chans)
-    for spec, (module, channels) in zip(stages, _stages(name, args), strict=True):
-        attach_after(model, module, spec, channels)
+    for spec, (module, channels, units) in zip(stages, _stages(name, args), strict=True):
+        if spec.placement == "expand":
+            for unit_name in units:
+                unit = model.get_submodule(unit_name)
+                unit.se = make_block(spec, unit.conv_dw.out_channels)
+        else:
+            attach_after(model, module, spec, channels)
     return model
 
 
@@ -74,7 +121,8 @@ def timm_backbone(backbone: str) -> Backbone:
     return Backbone(
         name=backbone,
         defaults=None,
-        stage_count=lambda args: len(_stages(name, args)),
+        stage_placements=lambda args: _stage_placements(name, args),
+        placements=PLACEMENTS,
         builder=lambda args, stages, nc, ic: _build(name, args, stages, nc, ic),
-        placements=("stage",),
+        check=lambda args: _check_args(name, args),
     )

@@ -3,51 +3,73 @@
 Paper: Woo, Park, Lee, Kweon, "CBAM: Convolutional Block Attention Module", ECCV 2018,
 https://arxiv.org/abs/1807.06521
 
-A channel gate (shared bias-free MLP over the pooled descriptors, summed) followed by a spatial
-gate (channel-wise mean and max maps → k×k conv → batch norm → gate). The spatial gate varies over
-H×W; the channel gate does not. With `pool: avgmax` this is timm's `CbamModule` (tested). Like
-timm, the MLP has no bias and the spatial conv is followed by batch norm, as in the authors' code.
+A channel gate, then a spatial gate on the channel-refined map (`sa.SpatialAttention`). The
+channel half is the paper's shared MLP over the pooled descriptors (`channel: se`, an SE block; the
+paper pools `avgmax`) or an ECA 1-D conv (`channel: eca`, as some re-implementations do). With
+`pool: avgmax` and the defaults this is timm's `CbamModule` (tested): like timm and the authors'
+code, no biases and batch norm after the spatial conv. `bias` and `norm` switch both halves.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import nn
 
-from nas.blocks.common import ExcitationMLP, global_descriptors, make_gate, reduced_width, sum_descriptors
-from nas.blocks.spec import BlockSpec
+from nas.blocks import settings as s
+from nas.blocks.common import check_choice
+from nas.blocks.eca import EfficientChannelAttention
+from nas.blocks.sa import SpatialAttention, spatial_settings
+from nas.blocks.se import SqueezeExcite
 
-
-class ChannelGate(nn.Module):
-    def __init__(self, channels: int, spec: BlockSpec) -> None:
-        super().__init__()
-        self.pool = spec.pool
-        self.fc = ExcitationMLP(channels, reduced_width(channels, spec.reduction), bias=False)
-        self.gate = make_gate(spec.gate)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = sum_descriptors(self.fc(global_descriptors(x, self.pool)), self.pool)
-        return x * self.gate(y)
-
-
-class SpatialGate(nn.Module):
-    def __init__(self, spec: BlockSpec) -> None:
-        super().__init__()
-        k = spec.kernel_size
-        self.conv = nn.Conv2d(2, 1, k, padding=k // 2, bias=False)
-        self.bn = nn.BatchNorm2d(1)
-        self.gate = make_gate(spec.gate)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        maps = torch.cat((x.mean(1, keepdim=True), x.amax(1, keepdim=True)), dim=1)
-        return x * self.gate(self.bn(self.conv(maps)))
+CHANNEL_HALVES = ("se", "eca")
 
 
 class CBAM(nn.Module):
-    def __init__(self, channels: int, spec: BlockSpec) -> None:
+    def __init__(
+        self,
+        channels: int,
+        channel: str = "se",
+        reduction: float = 16,
+        divisor: int = 1,
+        channel_kernel_size: int | None = None,
+        kernel_size: int = 7,
+        pool: str = "avg",
+        gate: str = "sigmoid",
+        bias: bool = False,
+        norm: bool = True,
+    ) -> None:
         super().__init__()
-        self.channel = ChannelGate(channels, spec)
-        self.spatial = SpatialGate(spec)
+        check_choice("channel", channel, CHANNEL_HALVES)
+        self.channel: nn.Module = (
+            SqueezeExcite(channels, reduction, divisor, pool, gate, bias)
+            if channel == "se"
+            else EfficientChannelAttention(channels, channel_kernel_size, pool, gate, bias)
+        )
+        self.spatial = SpatialAttention(channels, kernel_size, gate, bias, norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.spatial(self.channel(x))
+
+
+def _se(values: Mapping[str, Any]) -> bool:
+    return values["channel"] == "se"
+
+
+_kernel, *_spatial_rest = spatial_settings()
+KIND = s.Kind(
+    "cbam",
+    CBAM,
+    (
+        s.choice("channel", CHANNEL_HALVES),
+        s.reduction().when(_se),
+        s.divisor().when(_se),
+        s.kernel_size(None, "channel_kernel_size", "ek").when(lambda v: not _se(v)),
+        _kernel,
+        s.pool(),
+        *_spatial_rest,
+    ),
+    paper={"reduction": 16, "kernel_size": 7, "pool": "avgmax"},
+)
