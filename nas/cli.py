@@ -1,7 +1,8 @@
 """The `nas` command: a thin layer over the library.
 
-Every `NasError` becomes one line on stderr and exit status 2; Ctrl-C exits 130 after Optuna
-has marked the running trial failed.
+Every `NasError` becomes one line on stderr and exit status 2; Ctrl-C exits 130 and SIGTERM 143
+after Optuna has marked the running trial failed (see `nas.interrupts`); a closed pipe on stdout
+ends the command quietly.
 """
 
 from __future__ import annotations
@@ -9,127 +10,192 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from nas.errors import ConfigError, NasError
+from nas import interrupts
+from nas.errors import ConfigError, NasError, Terminated
 
 FLOPS_NOTE = "FLOPs: fvcore counts, one multiply-add = one flop, per input image"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own one line per trial instead
+    interrupts.install()
+    command = "nas"
     try:
+        parser = _parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        command = f"nas {args.command}"
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own one line per trial instead
         return args.run(args) or 0
     except NasError as error:
-        print(f"nas {args.command}: error: {error}", file=sys.stderr)
+        print(f"{command}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"\nnas {args.command}: interrupted; the running trial is marked failed, finished trials are kept. "
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM as Terminated, at any moment
+        interrupts.ignore_further()
+        what = "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted"
+        print(f"\n{command}: {what}; finished trials are kept and a running one is marked failed. "
               "Run the same command again to resume.", file=sys.stderr)
-        return 130
+        return interrupts.EXIT[signal.SIGTERM] if isinstance(interrupt, Terminated) else interrupts.EXIT[signal.SIGINT]
+    except BrokenPipeError:  # `nas search ... | head`: the reader left; stop quietly, as `yes | head` does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush cannot fail again
+        return 128 + signal.SIGPIPE
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' layout and appends each option's default, where it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (action.option_strings and "%(default)" not in text and default is not None and default is not False
+                and default is not argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
+
+
+STUDY_HELP = ("study file (YAML): name, backbone, dataset, search space, proxy, objectives, trials, storage; "
+              "relative paths in it resolve against its folder")
+STORAGE_HELP = ("storage URL, overriding the study file's `storage:` (whose default is "
+                "sqlite:///<study file's folder>/<name>.db); e.g. postgresql://user@host/db for many machines")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nas", description="Search where to put attention blocks in a CNN.")
-    sub = parser.add_subparsers(dest="command")
+    from nas import __version__
 
-    p = sub.add_parser("search", help="create or resume a study and run it to its trial target")
-    p.add_argument("study", type=Path, help="study file (YAML)")
-    p.add_argument("--trials", type=int, help="target number of finished trials (overrides the file)")
-    p.add_argument("--storage", help="storage URL (overrides the file), e.g. postgresql://user:pw@host/db")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    parser = argparse.ArgumentParser(
+        prog="nas", description="Search where to put attention blocks (SE, ECA, CBAM, GE) in a CNN.",
+        formatter_class=_HelpFormatter,
+        epilog="typical session:\n  nas check studies/demo.yaml\n  nas search studies/demo.yaml\n"
+               "  nas front studies/demo.yaml --plot front.png\n"
+               "  nas export studies/demo.yaml --pick knee -o best.yaml\n"
+               "  nas train best.yaml --dataset fashion-mnist --save best.pt\n\n"
+               "`nas COMMAND --help` describes each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"nas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, summary: str, example: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=summary, description=summary, formatter_class=_HelpFormatter,
+                              epilog=f"example:\n{example}")
+
+    p = command("search", "create or resume a study and run it to its trial target",
+                "  nas search studies/demo.yaml\n"
+                "  nas search studies/demo.yaml --trials 80 --storage postgresql://nas@dbhost/nas_studies")
+    p.add_argument("study", type=Path, help=STUDY_HELP)
+    p.add_argument("--trials", type=int, help="target number of finished trials (default: the file's `trials`)")
+    p.add_argument("--storage", help=STORAGE_HELP)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N; auto = CUDA when present")
     p.add_argument("--timeout", type=float, help="start no new trial after this many seconds")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per trial is still printed)")
     p.set_defaults(run=_search)
 
-    p = sub.add_parser("front", help="print (and plot) the study's Pareto front")
-    p.add_argument("study", type=Path)
-    p.add_argument("--storage")
-    p.add_argument("--plot", type=Path, help="write a plot: FILE.png or FILE.html")
-    p.add_argument("--json", action="store_true", help="print the front as JSON")
+    p = command("front", "print (and plot) the study's Pareto front",
+                "  nas front studies/demo.yaml --plot front.png\n  nas front studies/demo.yaml --refined --json")
+    p.add_argument("study", type=Path, help=STUDY_HELP)
+    p.add_argument("--storage", help=STORAGE_HELP)
+    p.add_argument("--plot", type=Path, help="also write a plot: FILE.png or FILE.html (its folder must exist)")
+    p.add_argument("--json", action="store_true",
+                   help="print the front as JSON (accuracy, mflops, params, knee, ...) instead of a table")
     p.add_argument("--refined", action="store_true", help="the front of refined results (after nas refine)")
     p.set_defaults(run=_front)
 
-    p = sub.add_parser("export", help="write the chosen architecture as an ArchConfig YAML")
-    p.add_argument("study", type=Path)
-    p.add_argument("--pick", default="knee", help="knee | accuracy | flops | trial:N (default: knee)")
-    p.add_argument("--max-mflops", type=float, help="only front trials at or under this many MFLOPs")
-    p.add_argument("--min-accuracy", type=float, help="only front trials at or over this accuracy")
-    p.add_argument("--refined", action="store_true", help="pick from the refined front (after nas refine)")
-    p.add_argument("--storage")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output YAML file")
+    p = command("export", "write the chosen architecture as an ArchConfig YAML",
+                "  nas export studies/demo.yaml --pick knee -o best.yaml\n"
+                "  nas export studies/demo.yaml --refined --pick accuracy --max-mflops 10 -o best.yaml")
+    p.add_argument("study", type=Path, help=STUDY_HELP)
+    p.add_argument("--pick", default="knee",
+                   help="knee | accuracy | flops (cheapest) | trial:N (that trial, which must meet the filters)")
+    p.add_argument("--max-mflops", type=float, help="only trials at or under this many MFLOPs")
+    p.add_argument("--min-accuracy", type=float, help="only trials at or over this accuracy")
+    p.add_argument("--refined", action="store_true", help="pick from the refined results (after nas refine)")
+    p.add_argument("--storage", help=STORAGE_HELP)
+    p.add_argument("-o", "--output", type=Path, required=True, help="output YAML file (its folder must exist)")
     p.set_defaults(run=_export)
 
-    p = sub.add_parser("check", help="validate a study file and show what would run, without training")
-    p.add_argument("study", type=Path)
-    p.add_argument("--storage")
+    p = command("check", "validate a study file and show what would run (space, baselines' cost); writes nothing",
+                "  nas check studies/demo.yaml")
+    p.add_argument("study", type=Path, help=STUDY_HELP)
+    p.add_argument("--storage", help=STORAGE_HELP)
     p.set_defaults(run=_check)
 
-    p = sub.add_parser("train", help="train an architecture at full length; report validation and test accuracy")
+    p = command("train", "train an architecture at full length; report validation and test accuracy",
+                "  nas train best.yaml --dataset fashion-mnist --epochs 30 --save best.pt\n"
+                "  nas train best.yaml --dataset cifar100 --in-chans 1 --resize-head --val-fraction 0.2")
     p.add_argument("arch", type=Path, help="ArchConfig YAML/JSON (for example from nas export)")
     p.add_argument("--dataset", required=True, help="fashion-mnist, mnist, cifar10, cifar100, imagefolder, synthetic")
-    p.add_argument("--path", type=Path, help="dataset folder (imagefolder)")
-    p.add_argument("--subset", type=int, help="class-balanced training subset size")
-    p.add_argument("--image-size", type=int, help="resize images to this size")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, help="peak learning rate (default: the proxy's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--save", type=Path, help="save the trained weights (state dict) here")
+    p.add_argument("--path", type=Path,
+                   help="dataset folder: for imagefolder, class folders, or train/ + val/ where val/ is the TEST split")
+    p.add_argument("--subset", type=int, help="class-balanced training subset size (default: all)")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="fraction of the training images held out for validation")
+    p.add_argument("--image-size", type=int, help="resize images to this size (default: as stored)")
+    p.add_argument("--in-chans", type=int, choices=(1, 3),
+                   help="convert the images to 1 (luminance) or 3 channels (default: as stored); the architecture's "
+                        "in_chans must match")
+    p.add_argument("--resize-head", action="store_true",
+                   help="when the dataset's class count differs from the architecture's num_classes, train a new "
+                        "classifier of the dataset's size instead of refusing")
+    p.add_argument("--epochs", type=int, default=30, help="passes over the training split")
+    p.add_argument("--batch-size", type=int, default=256, help="images per optimizer step")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: the proxy's, 0.5 at batch 256)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the split, initialisation, data order and augmentation")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--save", type=Path,
+                   help="save the weights with their preprocessing: a torch checkpoint (README, 'Use the trained "
+                        "weights')")
     p.set_defaults(run=_train)
 
-    p = sub.add_parser("refine", help="retrain the front at a higher fidelity over several seeds")
-    p.add_argument("study", type=Path)
-    p.add_argument("--top", type=int, default=8, help="front and near-front architectures to retrain (default 8)")
+    p = command("refine", "retrain the front at a higher fidelity over several seeds",
+                "  nas refine studies/demo.yaml --top 8 --epochs 6 --seeds 3")
+    p.add_argument("study", type=Path, help=STUDY_HELP)
+    p.add_argument("--top", type=int, default=8, help="front and near-front architectures to retrain")
     p.add_argument("--epochs", type=int, help="epochs per run (default: 3x the proxy's)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per architecture (default 3)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--storage")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per architecture")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--storage", help=STORAGE_HELP)
     p.set_defaults(run=_refine)
 
-    p = sub.add_parser("dashboard", help="serve optuna-dashboard for the study on 127.0.0.1")
-    p.add_argument("study", type=Path)
-    p.add_argument("--storage")
-    p.add_argument("--port", type=int, default=8080)
+    p = command("dashboard", "serve optuna-dashboard for the study on 127.0.0.1",
+                "  nas dashboard studies/demo.yaml --port 8081")
+    p.add_argument("study", type=Path, help=STUDY_HELP)
+    p.add_argument("--storage", help=STORAGE_HELP)
+    p.add_argument("--port", type=int, default=8080, help="TCP port on 127.0.0.1")
     p.set_defaults(run=_dashboard)
     return parser
 
 
 def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from nas.files import read_document
+
+    read_document(args.study, "the study file")  # a missing or unparsable file is refused before torch loads
     from nas.studyfile import load_study_config
 
     return load_study_config(args.study, args.storage)
 
 
-def _load_data(config):  # type: ignore[no-untyped-def]
-    from nas.data import load_dataset
-
-    return load_dataset(**config.dataset)
-
-
 def _search(args: argparse.Namespace) -> int:
+    from nas.front import front_of, near_chance
     from nas.storage import masked
-    from nas.study import run_search
-    from nas.train import resolve_device
+    from nas.study import search
 
     config = _config(args)
     if args.trials is not None and args.trials < 1:
         raise ConfigError(f"--trials = {args.trials} is invalid; allowed: an integer >= 1")
-    resolve_device(args.device)
-    data = _load_data(config)
-    run_search(config, data, device=args.device, trials=args.trials, timeout=args.timeout,
-               progress=False if args.no_progress else None)
-    print(f"done. Inspect: nas front {args.study}   or   optuna-dashboard {masked(config.storage)}")
+    study = search(config, device=args.device, trials=args.trials, timeout=args.timeout,
+                   progress=False if args.no_progress else None)
+    warning = near_chance(front_of(study).rows)
+    done = f"done; warning: {warning}." if warning else "done."
+    print(f"{done} Inspect: nas front {args.study}   or   optuna-dashboard {masked(config.storage)}")
     return 0
 
 
@@ -141,29 +207,45 @@ def _study(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return config, study
 
 
-def _front(args: argparse.Namespace) -> int:
-    from nas.front import format_table, front_rows, knee, plot_front
+def _results(config, study, refined: bool):  # type: ignore[no-untyped-def]
+    """The proxy results of the search, or with `refined` those of `nas refine`."""
+    from nas.front import front_of
+    from nas.refine import refined_front
 
+    return refined_front(config) if refined else front_of(study)
+
+
+def _front(args: argparse.Namespace) -> int:
+    from nas.front import check_plot_path, format_table, near_chance, plot_front, to_json
+
+    if args.plot is not None:
+        check_plot_path(args.plot)
     config, study = _study(args)
-    rows = _refined(config, study) if args.refined else front_rows(study)
+    front = _results(config, study, args.refined)
     if args.json:
-        print(json.dumps([{"trial": r.number, **r.values, "mflops": r.mflops, "params": r.params,
-                           "arch_id": r.arch_id, "baseline": r.baseline} for r in rows], indent=1))
-    elif not rows:
-        print(f"study {config.name!r} has no finished trial yet")
+        print(json.dumps(to_json(front), indent=1))
+    elif not front.rows:
+        print(f"{front.name} has no finished trial yet")
     else:
         kind = "refined front (mean ± std accuracy over seeds)" if args.refined else "Pareto front"
-        print(f"{kind} of study {config.name!r} ({len(rows)} architectures; {FLOPS_NOTE}):")
-        print(format_table(rows, knee(rows)))
+        print(f"{kind} of study {config.name!r} ({len(front.rows)} architectures; {FLOPS_NOTE}):")
+        print(format_table(front.rows, front.knee))
+    warning = near_chance(front.rows)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.plot is not None:
-        plot_front(study, args.plot)
-        print(f"plot written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
+        notes = sys.stderr if args.json else sys.stdout
+        if front.trials:
+            plot_front(front, args.plot)
+            print(f"plot written to {args.plot}", file=notes)
+        else:
+            print(f"no plot written: {front.name} has no finished trial", file=notes)
     return 0
 
 
 def _refine(args: argparse.Namespace) -> int:
-    from nas.front import format_table, knee
-    from nas.refine import refined_rows, run_refine
+    from nas.front import format_table
+    from nas.refine import refined_front, run_refine
     from nas.train import resolve_device
 
     for name in ("top", "seeds", "epochs"):
@@ -174,16 +256,14 @@ def _refine(args: argparse.Namespace) -> int:
     config, study = _study(args)
     data = _load_data(config)
     run_refine(config, study, data, top=args.top, epochs=args.epochs, seeds=args.seeds, device=args.device)
-    rows = refined_rows(config, study)
+    front = refined_front(config)
     print(f"refined front of study {config.name!r} (mean accuracy over seeds; {FLOPS_NOTE}):")
-    print(format_table(rows, knee(rows)))
+    print(format_table(front.rows, front.knee))
     return 0
 
 
-def _refined(config, study):  # type: ignore[no-untyped-def]
-    from nas.refine import refined_rows
-
-    return refined_rows(config, study)
+def _load_data(config):  # type: ignore[no-untyped-def]
+    return config.load_data()
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -192,76 +272,183 @@ def _export(args: argparse.Namespace) -> int:
     if not args.output.parent.is_dir():
         raise ConfigError(f"-o {args.output}: the folder {args.output.parent} does not exist")
     config, study = _study(args)
-    rows = _refined(config, study) if args.refined else None
-    chosen = pick(study, args.pick, args.max_mflops, args.min_accuracy, rows)
+    front = _results(config, study, args.refined)
+    chosen = pick(front, args.pick, args.max_mflops, args.min_accuracy)
     write_export(export_document(study, chosen, args.pick, config.storage), args.output)
-    print(f"exported trial #{chosen.number} ({args.pick}): accuracy {chosen.accuracy:.4f}, "
-          f"{chosen.mflops:.2f} MFLOPs, {chosen.params:,} params\n  {chosen.arch_id}\n  -> {args.output}")
+    print(f"exported trial #{chosen.number} ({args.pick}{', refined' if args.refined else ''}): accuracy "
+          f"{chosen.accuracy:.4f}, {chosen.mflops:.2f} MFLOPs, {chosen.params:,} params\n  {chosen.arch_id}\n"
+          f"  -> {args.output}")
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
-    from nas.cost import arch_cost
+    """Everything is computed (the baselines built and counted) before anything is printed, so a
+    refusal is the only line."""
+    from nas.storage import masked
 
     config = _config(args)
     data = _load_data(config)
     template = config.template(data.num_classes, data.in_chans)
+    floor = _cost(config, "backbone", template, data)
+    baselines = []
+    for label, spec in config.baselines:
+        arch = config.baseline_arch(spec, data.num_classes, data.in_chans)
+        baselines.append((label, arch, _cost(config, f"baselines: {label}", arch, data)))
+    warnings = _budget_warnings(config, floor, baselines)
     n = len(template.stages)
-    searched = config.space.searched_stages(n)
     print(f"study {config.name!r} ({config.path})")
-    print(f"  storage     {config.storage}")
+    print(f"  storage     {masked(config.storage)}")
     print(f"  backbone    {config.backbone} {dict(config.backbone_args)}: {n} stages, searching stages "
-          f"{', '.join(map(str, searched))}")
+          f"{', '.join(map(str, config.space.searched_stages(n)))}; {floor.mflops:.3f} MFLOPs with no attention")
     print(f"  dataset     {data!r}")
     print(f"  space       {config.space.stage_choices()} choices per stage -> "
-          f"{config.space.size(n):,} distinct architectures")
+          f"{config.space.size(n):,} distinct architectures; per kind (a setting the space leaves out takes "
+          "the BlockSpec default, marked where it differs from the paper's):")
+    for line in _space_lines(config.space):
+        print(f"    {line}")
     print(f"  proxy       {config.proxy.to_dict()}")
     print(f"  objectives  {', '.join(config.objectives)}; sampler {config.sampler}; target {config.trials} trials")
     limits = {k: v for k, v in (("max_mflops", config.max_mflops), ("max_params", config.max_params)) if v}
     print(f"  constraints {limits or 'none'}")
     print(f"  baselines ({FLOPS_NOTE}, at {data.image_size[0]}x{data.image_size[1]}):")
-    for label, spec in config.baselines:
-        arch = config.baseline_arch(spec, data.num_classes, data.in_chans)
-        cost = arch_cost(arch, data.image_size)
+    for label, arch, cost in baselines:
         in_space = "in space" if config.space.params_for(arch) is not None else "outside the space"
         print(f"    {label:<6} {cost.mflops:9.3f} MFLOPs {cost.params:>10,} params  {arch.arch_id}  ({in_space})")
+    for warning in warnings:
+        print(f"warning: {warning}")
     print("ok: nothing was written")
     return 0
 
 
+def _cost(config, what: str, arch, data):  # type: ignore[no-untyped-def]
+    """Build and count `arch` at the dataset's image size; a model that cannot take it is a ConfigError."""
+    from nas.cost import arch_cost
+
+    try:
+        return arch_cost(arch, data.image_size)
+    except NasError:
+        raise
+    except Exception as error:  # torch/timm say why in their own words; one line of it is enough
+        h, w = data.image_size
+        first = (str(error).strip().splitlines() or ["(no message)"])[0][:300]
+        raise ConfigError(
+            f"{config.path}: {what}: {config.backbone} cannot take {data.in_chans}-channel {h}x{w} images "
+            f"({type(error).__name__}: {first}); allowed: a backbone made for this input size, or "
+            "dataset.image_size set to the size it expects"
+        ) from None
+
+
+def _budget_warnings(config, floor, baselines) -> list[str]:  # type: ignore[no-untyped-def]
+    """Refuse a budget nothing in the space meets; warn about one that every baseline exceeds."""
+    warnings = []
+    for key, limit, value, unit in (("max_mflops", config.max_mflops, floor.mflops, "MFLOPs"),
+                                    ("max_params", config.max_params, floor.params, "params")):
+        if limit is None:
+            continue
+        if value > limit:
+            raise ConfigError(
+                f"{config.path}: constraints.{key} = {limit} is below the cheapest architecture the space can "
+                f"build ({config.backbone} with no attention: {value:,.3f} {unit}); allowed: a number >= {value:,.3f}"
+            )
+        costs = {label: cost.mflops if key == "max_mflops" else cost.params for label, _, cost in baselines}
+        if costs and min(costs.values()) > limit:
+            cheapest = min(costs, key=costs.__getitem__)
+            warnings.append(f"constraints.{key} = {limit} is below every baseline (cheapest: {cheapest}, "
+                            f"{costs[cheapest]:,.3f} {unit}): they will all be recorded infeasible, untrained")
+    return warnings
+
+
+def _space_lines(space) -> list[str]:  # type: ignore[no-untyped-def]
+    """One line per kind: each setting's choices, and the default a setting the space leaves out takes."""
+    from nas.blocks import BlockSpec
+
+    def show(value: object) -> str:
+        return "null" if value is None else str(value)
+
+    lines = []
+    for kind in space.kinds:
+        if kind == "none":
+            lines.append("none")
+            continue
+        default, paper = BlockSpec(kind).to_dict(), BlockSpec.paper_default(kind).to_dict()
+        parts = []
+        for name in dict.fromkeys([*default, *paper]):
+            if name in ("kind", "placement"):
+                continue
+            choices = space.settings.get(kind, {}).get(name)
+            if choices is not None:
+                parts.append(f"{name} [{', '.join(map(show, choices))}]")
+            elif name in default:
+                same = paper.get(name, default[name]) == default[name]
+                note = "default" if same else f"default; the paper's is {show(paper[name])}"
+                parts.append(f"{name} {show(default[name])} ({note})")
+        lines.append(f"{kind:<5} " + "  ".join(parts))
+    lines.append(f"placement [{', '.join(space.placements)}]")
+    return lines
+
+
 def _train(args: argparse.Namespace) -> int:
+    import time
+
     import torch
 
     from nas.arch import load_arch
     from nas.build import build_model
     from nas.data import load_dataset
+    from nas.export import trained_checkpoint
+    from nas.files import read_document
     from nas.train import ProxyConfig, evaluate, resolve_device, train_proxy
 
+    read_document(args.arch, "the architecture file")  # refused before torch loads, when it cannot be read
+    if args.save is not None and not args.save.parent.is_dir():
+        raise ConfigError(f"--save {args.save}: the folder {args.save.parent} does not exist")
     arch = load_arch(args.arch)
     device = resolve_device(args.device)
-    data = load_dataset(args.dataset, path=args.path, subset=args.subset, image_size=args.image_size,
-                        seed=args.seed, in_chans=arch.in_chans)
-    if data.num_classes != arch.num_classes:
-        print(f"note: {args.dataset} has {data.num_classes} classes; the architecture's head is resized from "
-              f"{arch.num_classes}", file=sys.stderr)
-        arch = dataclasses.replace(arch, num_classes=data.num_classes)
     settings = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed}
     if args.lr is not None:
         settings["lr"] = args.lr
     config = ProxyConfig.from_dict(settings)
-    print(f"training {arch.arch_id} on {data!r} for {args.epochs} epochs on {device}")
+    data = load_dataset(args.dataset, path=args.path, subset=args.subset, val_fraction=args.val_fraction,
+                        image_size=args.image_size, seed=args.seed, in_chans=args.in_chans)
+    if data.in_chans != arch.in_chans:
+        raise ConfigError(
+            f"{args.arch}: in_chans = {arch.in_chans} but {args.dataset} images have {data.in_chans} channel(s); "
+            f"allowed: --in-chans {arch.in_chans} (convert the images), or an architecture with in_chans: "
+            f"{data.in_chans}"
+        )
+    if data.num_classes != arch.num_classes:
+        if not args.resize_head:
+            raise ConfigError(
+                f"{args.arch}: num_classes = {arch.num_classes} but {args.dataset} has {data.num_classes} classes; "
+                f"allowed: --resize-head (train a {data.num_classes}-way classifier instead), or an architecture "
+                f"with num_classes: {data.num_classes}"
+            )
+        print(f"note: --resize-head: the classifier has {data.num_classes} outputs, not the architecture "
+              f"file's {arch.num_classes}")
+        arch = dataclasses.replace(arch, num_classes=data.num_classes)
+    print(f"training {arch.arch_id} on {data!r} for {args.epochs} epochs on {device}", flush=True)
+    start = time.perf_counter()
+
+    def progress(epoch: int, accuracy: float) -> None:
+        print(f"epoch {epoch}/{args.epochs}: validation accuracy {accuracy:.4f}  "
+              f"({time.perf_counter() - start:.0f} s)", flush=True)
+
     model = build_model(arch)
-    result = train_proxy(model, data, config, device)
-    print(f"validation accuracy {result.accuracy:.4f} (loss {result.loss:.4f}) after {result.epochs_done:g} epochs, "
-          f"{result.seconds:.1f} s, {result.images_per_second:.0f} images/s")
+    result = train_proxy(model, data, config, device, on_epoch=progress)
+    print(f"validation accuracy {result.accuracy:.4f} (loss {result.loss:.4f}) on {len(data.val)} images after "
+          f"{result.epochs_done:g} epochs, {result.seconds:.1f} s, {result.images_per_second:.0f} images/s")
+    metrics: dict[str, float | None] = {"val_accuracy": result.accuracy, "val_loss": result.loss,
+                                        "test_accuracy": None, "test_loss": None}
     if data.test is not None:
         test_acc, test_loss = evaluate(model, data.test, data, device)
-        print(f"test accuracy {test_acc:.4f} (loss {test_loss:.4f}) on {len(data.test)} images")
+        metrics.update(test_accuracy=test_acc, test_loss=test_loss)
+        held_out = f" ({args.path}/val)" if args.dataset == "imagefolder" else ""
+        print(f"test accuracy {test_acc:.4f} (loss {test_loss:.4f}) on {len(data.test)} images{held_out}")
     else:
         print("this dataset has no test split; only validation accuracy is reported")
     if args.save is not None:
-        torch.save(model.state_dict(), args.save)
-        print(f"weights saved to {args.save}")
+        torch.save(trained_checkpoint(arch, model, data, metrics), args.save)
+        print(f"weights and preprocessing saved to {args.save} (README, 'Use the trained weights')")
     return 0
 
 

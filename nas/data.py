@@ -128,14 +128,8 @@ def load_dataset(
     """
     if name not in DATASETS:
         raise ConfigError(f"dataset = {name!r} is not a dataset; allowed: {', '.join(DATASETS)}")
-    _check_fraction(val_fraction)
-    size = _check_image_size(image_size)
-    if subset is not None and (not isinstance(subset, int) or isinstance(subset, bool) or subset < 2):
-        raise ConfigError(f"subset = {subset!r} is invalid; allowed: an integer >= 2, or null for all")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ConfigError(f"seed = {seed!r} is invalid; allowed: an integer >= 0")
-    if in_chans not in (None, 1, 3):
-        raise ConfigError(f"in_chans = {in_chans!r} is invalid; allowed: 1, 3, or null (as stored)")
+    size = check_settings(subset=subset, val_fraction=val_fraction, image_size=image_size, seed=seed,
+                          in_chans=in_chans)
     cache = Path(root).expanduser() if root is not None else default_root()
 
     pool = _read_pool(name, None if path is None else Path(path).expanduser(), cache, seed, size)
@@ -152,6 +146,8 @@ def load_dataset(
     train, val = _take(train, train_idx), _take(train, val_idx)
     test = pool.test
     if size is not None:
+        n = len(train) + len(val) + (len(test) if test is not None else 0)
+        check_memory(n, int(train.images.shape[1]), size, name)
         train, val = _resize(train, size), _resize(val, size)
         test = _resize(test, size) if test is not None else None
     if in_chans is not None:
@@ -347,6 +343,8 @@ def _read_class_tree(
     if not samples:
         raise DataError(f"imagefolder: no images in {root} (looked for {', '.join(IMG_EXTENSIONS)})")
 
+    if size is not None:
+        check_memory(len(samples), 3, size, f"imagefolder {root}")  # 3: colour until decoded
     images: list[torch.Tensor] = []
     for file, _ in samples:
         try:
@@ -497,6 +495,62 @@ def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float
 
 # ---------------------------------------------------------------------------------------------
 # Validation helpers
+
+
+def check_settings(
+    *, subset: object = None, val_fraction: object = 0.1, image_size: object = None, seed: object = 0,
+    in_chans: object = None,
+) -> tuple[int, int] | None:
+    """Check `load_dataset`'s settings (study files check them before anything runs); returns the
+    image size as (H, W) or None."""
+    _check_fraction(val_fraction)
+    size = _check_image_size(image_size)
+    if subset is not None and (not isinstance(subset, int) or isinstance(subset, bool) or subset < 2):
+        raise ConfigError(f"subset = {subset!r} is invalid; allowed: an integer >= 2, or null for all")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"seed = {seed!r} is invalid; allowed: an integer >= 0")
+    if in_chans not in (None, 1, 3):
+        raise ConfigError(f"in_chans = {in_chans!r} is invalid; allowed: 1, 3, or null (as stored)")
+    return size
+
+
+def available_memory() -> int:
+    """Bytes the kernel says can be allocated without swapping (MemAvailable), else physical RAM."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+# Peak bytes per decoded byte while resizing: the resized splits plus the chunk being resized,
+# plus the float batches and activations training needs beside them. A margin, not a measurement.
+MEMORY_FACTOR = 2
+
+
+def check_memory(n_images: int, chans: int, size: tuple[int, int], name: str) -> None:
+    """Refuse an image size whose decoded dataset (uint8) cannot fit in the memory available now,
+    before allocating it: a typo such as 100000 must not take the machine down."""
+    need = MEMORY_FACTOR * n_images * chans * size[0] * size[1]
+    have = available_memory()
+    if need > have:
+        side = int(math.sqrt(have / (MEMORY_FACTOR * n_images * chans)))
+        value = size[0] if size[0] == size[1] else list(size)
+        raise ConfigError(
+            f"image_size = {value!r} is too large: {n_images:,} images of {name} at {chans}x{size[0]}x{size[1]} "
+            f"need about {_bytes(need)} of memory and {_bytes(have)} is available; allowed: at most about "
+            f"{side} px here (or a smaller subset)"
+        )
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    return f"{n} B"
 
 
 def _check_fraction(value: object) -> None:

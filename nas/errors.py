@@ -31,6 +31,21 @@ class StudyError(NasError):
     """A study cannot run or make progress (storage unreachable, no feasible candidate, ...)."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, systemd, Slurm, Kubernetes) arrived: handled exactly like Ctrl-C — the
+    running trial is marked failed with its reason — but the command exits 143, not 130.
+
+    A KeyboardInterrupt subclass because Optuna marks a trial FAIL on Exception and
+    KeyboardInterrupt only; any other BaseException would leave it RUNNING."""
+
+    reason = "terminated (SIGTERM)"
+
+
+def interrupt_reason(interrupt: KeyboardInterrupt) -> str:
+    """The `fail_reason` a trial stopped by this interrupt gets."""
+    return interrupt.reason if isinstance(interrupt, Terminated) else "interrupted (Ctrl-C)"
+
+
 def with_source(error: ConfigError, source: str) -> ConfigError:
     """Return `error` with `source` (a file path) prefixed, unless it already names it."""
     message = str(error)

@@ -198,3 +198,29 @@ def _missing(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is None
+
+
+@contextlib.contextmanager
+def storage_errors(url: str) -> Iterator[None]:
+    """Turn a storage write that the database refuses (read-only file, full disk, lost server)
+    into one StudyError line. Optuna wraps the database's error in StorageInternalError; the
+    message names the database's own reason. Every finished trial is already committed, so the
+    study stays consistent and the same command resumes it once the cause is fixed."""
+    try:
+        yield
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
+        raise StudyError(
+            f"storage {masked(url)}: the database refused a write ({_root_cause(error)}); finished trials "
+            "are kept; fix the cause (permissions, free space, the server) and run the same command to resume"
+        ) from None
+
+
+def _root_cause(error: BaseException) -> str:
+    """The innermost database error's first line, e.g. 'attempt to write a readonly database'."""
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    text = str(seen[-1]).strip() or type(seen[-1]).__name__
+    return text.splitlines()[0]

@@ -13,6 +13,7 @@ reason is in the `fail_reason` user attr).
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import hashlib
 import json
@@ -22,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -34,9 +36,9 @@ from nas.arch import ArchConfig
 from nas.build import build_model
 from nas.cost import arch_cost, measure_latency
 from nas.data import Dataset
-from nas.errors import StudyError, TrainingDiverged
-from nas.storage import MAX_RETRY, creation_lock, masked, open_storage, quiet_experimental
-from nas.studyfile import StudyConfig
+from nas.errors import ConfigError, StudyError, TrainingDiverged, interrupt_reason
+from nas.storage import MAX_RETRY, creation_lock, masked, open_storage, quiet_experimental, storage_errors
+from nas.studyfile import StudyConfig, load_study_config
 from nas.train import ProxyConfig, ProxyResult, resolve_device, train_proxy
 
 MAX_FAILURES_IN_A_ROW = 5  # trials failing one after another: stop, something is wrong
@@ -103,11 +105,17 @@ def proxy_key(config: StudyConfig) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
+MARKER = "nas"  # the study attribute written first when nas creates a study: {"format": 1}
+
+
 def open_study(
     config: StudyConfig, *, create: bool, data: Dataset | None = None
 ) -> tuple[optuna.Study, BaseStorage]:
     """Load the study, or with `create` make it (directions, metric names, study attributes,
-    baselines queued first) — once, under the storage's creation lock, however many workers."""
+    baselines queued first) — once, under the storage's creation lock, however many workers.
+
+    A study of that name that nas did not create, or that has other objectives, is refused
+    before a byte is written to it (`check_ours`)."""
     storage = open_storage(config.storage, create=create)
     with creation_lock(config.storage), quiet_experimental():
         try:
@@ -121,7 +129,11 @@ def open_study(
                 study_name=config.name, storage=storage, directions=config.directions,
                 sampler=make_sampler(config),
             )
+            study.set_user_attr(MARKER, {"format": 1})
+        check_ours(study, config)
         if create:  # each step checks its own mark, so a creation interrupted half-way is completed
+            if MARKER not in study.user_attrs:
+                study.set_user_attr(MARKER, {"format": 1})
             if study.metric_names is None:
                 study.set_metric_names(config.metric_names)
             if "study_file" not in study.user_attrs:
@@ -129,12 +141,31 @@ def open_study(
             if data is not None and not study.user_attrs.get("baselines_queued"):
                 _queue_baselines(study, config, data)
                 study.set_user_attr("baselines_queued", True)
-        if list(study.directions) != [optuna.study.StudyDirection[d.upper()] for d in config.directions]:
-            raise StudyError(
-                f"study {config.name!r} in {masked(config.storage)} has objectives "
-                f"{study.user_attrs.get('objectives')}, not {list(config.objectives)}; use another name"
-            )
     return study, storage
+
+
+def check_ours(study: optuna.Study, config: StudyConfig) -> None:
+    """Refuse a foreign study (same name, made by someone else) and one with other objectives.
+
+    Ours: it carries the marker, or `study_file` (studies made before the marker existed). A
+    study with no attribute and no trial at all is one whose creation was interrupted right
+    after `create_study`: adopted when its directions match, since nothing in it can be lost."""
+    attrs = study.user_attrs
+    where = f"study {config.name!r} in {masked(config.storage)}"
+    ours = MARKER in attrs or "study_file" in attrs
+    if not ours and (attrs or study.get_trials(deepcopy=False)):
+        raise StudyError(
+            f"{where} was not created by nas (it has no {MARKER!r} attribute); nas will not write to or read "
+            "another tool's study: use another study name or storage"
+        )
+    directions = [d.name.lower() for d in study.directions]
+    have = attrs.get("objectives") if ours else None
+    if directions != list(config.directions) or (have is not None and list(have) != list(config.objectives)):
+        shown = f"objectives {list(have)}" if have is not None else f"directions {directions}"
+        raise StudyError(
+            f"{where} has {shown}, but {config.path.name} asks for objectives {list(config.objectives)} "
+            f"({', '.join(config.directions)}); use another study name"
+        )
 
 
 def _describe(study: optuna.Study, config: StudyConfig) -> None:
@@ -154,16 +185,43 @@ def _describe(study: optuna.Study, config: StudyConfig) -> None:
         study.set_user_attr(key, value)
 
 
-def _queue_baselines(study: optuna.Study, config: StudyConfig, data: Dataset) -> None:
-    """Queue the uniform hand placements so they are trained first, each marked `baseline`
-    (those not already in the study)."""
-    present = {t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)}
+def _queue_baselines(
+    study: optuna.Study, config: StudyConfig, data: Dataset, states: tuple[TrialState, ...] | None = None
+) -> list[str]:
+    """Queue the uniform hand placements so they are trained first, each marked `baseline`:
+    those with no trial in the study (in `states`, when given). Returns the labels queued."""
+    present = {t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False, states=states)}
+    queued = []
     for label, spec in config.baselines:
         if label in present:
             continue
         arch = config.baseline_arch(spec, data.num_classes, data.in_chans)
         params = config.space.params_for(arch) or {}
         study.enqueue_trial(params, user_attrs={"baseline": label, "arch": arch.to_dict()})
+        queued.append(label)
+    return queued
+
+
+def requeue_lost_baselines(study: optuna.Study, config: StudyConfig, data: Dataset) -> list[str]:
+    """Queue again every baseline with no finished, over-budget, queued or running trial: one
+    whose worker was killed more often than Optuna retries it. The comparison with hand
+    placement is the point of a study, so a baseline is never given up."""
+    alive = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING, TrialState.RUNNING)
+    with creation_lock(config.storage):  # two workers starting at once queue it once
+        return _queue_baselines(study, config, data, states=alive)
+
+
+def count_evaluated(study: optuna.Study, proxy: str) -> int:
+    """Distinct architectures of the search space with a result at this proxy (finished) or
+    refused as over budget; baselines outside the space (queued without parameters) excluded."""
+    seen = set()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        attrs = t.user_attrs
+        if "arch_id" not in attrs or ("baseline" in attrs and not t.params):
+            continue
+        if t.state == TrialState.PRUNED or attrs.get("proxy_key") == proxy:
+            seen.add(attrs["arch_id"])
+    return len(seen)
 
 
 def count_complete(study: optuna.Study) -> int:
@@ -186,10 +244,16 @@ def reap_dead_local_trials(study: optuna.Study, storage: BaseStorage) -> list[in
         if name != host or not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
             continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        storage.set_trial_user_attr(trial_id, "fail_reason", f"worker {worker} died")  # while still updatable
+        reason = f"worker {worker} died"
+        storage.set_trial_user_attr(trial_id, "fail_reason", reason)  # while still updatable
         if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+            # The retry copies the user attributes; a retry that then finishes must not carry the
+            # dead attempt's fail_reason, so the copy keeps it as `retried_after` instead.
+            dead = copy.deepcopy(storage.get_trial(trial_id))
+            dead.user_attrs = {**{k: v for k, v in dead.user_attrs.items() if k != "fail_reason"},
+                               "retried_after": reason}
             with quiet_experimental():
-                RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, storage.get_trial(trial_id))
+                RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, dead)
             reaped.append(trial.number)
     return reaped
 
@@ -251,17 +315,30 @@ class Objective:
         return self.config.space.sample(trial, self.template)
 
     def __call__(self, trial: optuna.Trial) -> Sequence[float]:
+        """Evaluate one trial; any failure, at any step, is recorded as its `fail_reason` and
+        shown on its progress line before Optuna marks it FAIL."""
+        self.step = "sampling"  # what `_evaluate` is doing, named in the reason when it fails
         try:
             return self._evaluate(trial)
-        except KeyboardInterrupt:  # at any step (sampling, FLOPs, training): Optuna then marks it FAIL
+        except optuna.TrialPruned:  # over budget: its reason is already recorded
+            raise
+        except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM, at any step: Optuna then marks it FAIL
             with contextlib.suppress(Exception):  # the reason is a courtesy; the FAIL state is what matters
-                trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+                trial.set_user_attr("fail_reason", interrupt_reason(interrupt))
+            raise
+        except Exception as error:
+            reason = failure_reason(error, self.step)
+            with contextlib.suppress(Exception):  # a storage error may be what failed; FAIL still follows
+                trial.set_user_attr("fail_reason", reason)
+            if self.last is not None:
+                self.last.note = reason
             raise
 
     def _evaluate(self, trial: optuna.Trial) -> Sequence[float]:
         start = time.perf_counter()
         trial.set_user_attr("worker", WORKER)
         arch = self.architecture(trial)
+        self.step = "building the model and counting its FLOPs"
         arch_id = arch.arch_id
         self.last = TrialReport(trial.number, "RUNNING", arch_id, None, None, 0.0)
         for key, value in (("arch", arch.to_dict()), ("arch_id", arch_id), ("proxy_key", self.proxy_key),
@@ -290,21 +367,15 @@ class Objective:
             accuracy = earlier.values[self.config.objectives.index("accuracy")]
             self.last.accuracy = accuracy
             self.last.note = f"same as #{earlier.number}"
+            self.step = "computing the objectives"
             return self._values(arch, accuracy, mflops, params)
 
-        try:
-            result = self.trainer(arch, self.data, self.config.proxy, self.device)
-        except TrainingDiverged as error:
-            trial.set_user_attr("fail_reason", f"diverged: {error}")
-            self.last.note = "diverged"
-            raise
-        except Exception as error:  # recorded, then Optuna marks the trial failed
-            trial.set_user_attr("fail_reason", f"{type(error).__name__}: {str(error)[:500]}")
-            self.last.note = type(error).__name__
-            raise
+        self.step = "training"
+        result = self.trainer(arch, self.data, self.config.proxy, self.device)
         self._record(trial, result)
         self.last.accuracy = result.accuracy
         self.last.seconds = time.perf_counter() - start
+        self.step = "computing the objectives"
         return self._values(arch, result.accuracy, mflops, params)
 
     def _constrain(self, trial: optuna.Trial, mflops: float, params: int) -> str:
@@ -351,6 +422,14 @@ class Objective:
         return values
 
 
+def failure_reason(error: BaseException, step: str) -> str:
+    """One line saying why a trial failed and at which step (`fail_reason`, the trial's line)."""
+    if isinstance(error, TrainingDiverged):
+        return f"diverged: {error}"
+    lines = str(error).strip().splitlines()
+    return f"{step} failed: {type(error).__name__}: {lines[0][:300] if lines else '(no message)'}"
+
+
 def run_search(
     config: StudyConfig,
     data: Dataset,
@@ -370,15 +449,29 @@ def run_search(
     Stops early, with a StudyError, when it cannot make progress (many failures or over-budget
     samples in a row); stops cleanly after `timeout` seconds (no new trial is started).
     """
+    with storage_errors(config.storage):
+        return _run(config, data, device, trials, timeout, log, progress, trainer)
+
+
+def _run(
+    config: StudyConfig, data: Dataset, device: str, trials: int | None, timeout: float | None,
+    log: Callable[[str], None], progress: bool | None, trainer: Trainer | None,
+) -> optuna.Study:
     target = trials if trials is not None else config.trials
     dev = resolve_device(device)
     study, storage = open_study(config, create=True, data=data)
+    for number in reap_dead_local_trials(study, storage):
+        log(f"trial #{number} was left running by a worker that died; marked failed and queued again")
+    lost = requeue_lost_baselines(study, config, data)
+    if lost:
+        log(f"baseline(s) {', '.join(lost)} never finished (their workers died); queued again")
     done = count_complete(study)
+    # queued baselines are trained even past the target: a front needs its hand placements
+    target = max(target, done + len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))))
     if done >= target:
         log(f"study {config.name!r} already has {done} finished trials (target {target}); nothing to do")
         return study
-    for number in reap_dead_local_trials(study, storage):
-        log(f"trial #{number} was left running by a worker that died; marked failed and queued again")
+    space_size = config.space.size(len(config.template(data.num_classes, data.in_chans).stages))
     objective = Objective(config, data, dev, trainer)
     log(f"study {config.name!r}: {done}/{target} finished trials, storage {masked(config.storage)}, device {dev}")
     log("FLOPs are fvcore counts: one multiply-add = one flop")
@@ -391,6 +484,11 @@ def run_search(
                 log(f"timeout: {timeout:g} s passed; stopping with {done}/{target} finished trials")
                 break
             reap_dead_local_trials(study, storage)
+            evaluated = count_evaluated(study, objective.proxy_key)
+            if evaluated >= space_size and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                log(f"stopping: all {space_size:,} distinct architectures of the search space have been evaluated "
+                    f"at this proxy ({done}/{target} finished trials); more trials would only repeat them")
+                break
             objective.last = None
             with quiet_experimental():
                 study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
@@ -456,3 +554,37 @@ def _write(bar: Any, log: Callable[[str], None], line: str) -> None:
         bar.write(line, file=sys.stdout)
     else:
         log(line)
+
+
+def search(
+    study: str | Path | StudyConfig,
+    *,
+    trainer: Trainer | None = None,
+    data: Dataset | None = None,
+    trials: int | None = None,
+    device: str = "auto",
+    timeout: float | None = None,
+    log: Callable[[str], None] = print,
+    progress: bool | None = False,
+) -> optuna.Study:
+    """Run a study from Python (a notebook, your own script): what `nas search FILE` does.
+
+    `study` is a study file or a `StudyConfig` (`nas.studyfile.load_study_config(path, storage)`
+    to override its storage). `trainer(arch, data, proxy, device) -> ProxyResult` replaces the
+    proxy training with your own loop; `data` replaces the study's dataset with one already
+    loaded. Returns the Optuna study (`study.best_trials` is the Pareto front).
+    """
+    config = study if isinstance(study, StudyConfig) else load_study_config(study)
+    if trials is not None and (not isinstance(trials, int) or isinstance(trials, bool) or trials < 1):
+        raise ConfigError(f"trials = {trials!r} is invalid; allowed: an integer >= 1")
+    resolve_device(device)  # refuse a bad device before loading the data
+    if data is None:
+        data = config.load_data()
+    verbosity = optuna.logging.get_verbosity()
+    # `log` gets one line per trial, with a failure's reason; Optuna's own lines would repeat them
+    optuna.logging.set_verbosity(max(verbosity, optuna.logging.ERROR))
+    try:
+        return run_search(config, data, device=device, trials=trials, timeout=timeout, log=log, progress=progress,
+                          trainer=trainer)
+    finally:
+        optuna.logging.set_verbosity(verbosity)

@@ -17,7 +17,7 @@ from typing import Any
 from nas.arch import ArchConfig
 from nas.backbones import get_backbone
 from nas.blocks import KINDS, BlockSpec
-from nas.data import DATASETS
+from nas.data import DATASETS, Dataset, check_settings, load_dataset
 from nas.errors import ConfigError, with_source
 from nas.files import read_document
 from nas.space import SearchSpace, load_space
@@ -76,6 +76,14 @@ class StudyConfig:
 
     def baseline_arch(self, spec: BlockSpec, num_classes: int, in_chans: int) -> ArchConfig:
         return ArchConfig.uniform(self.backbone, spec, self.backbone_args, num_classes, in_chans)
+
+    def load_data(self) -> Dataset:
+        """The study's dataset; a setting refused only now (an image size too large for this
+        machine's memory) names this file and the `dataset.` field like every other error."""
+        try:
+            return load_dataset(**self.dataset)
+        except ConfigError as error:
+            raise ConfigError(f"{self.path}: dataset.{error}") from None
 
 
 def load_study_config(path: str | Path, storage: str | None = None) -> StudyConfig:
@@ -188,6 +196,11 @@ def _dataset(value: Any, base: Path) -> dict[str, Any]:
     name = value.get("name")
     if name not in DATASETS:
         raise ConfigError(f"dataset.name = {name!r} is not a dataset; allowed: {', '.join(DATASETS)}")
+    try:
+        check_settings(**{k: value[k] for k in ("subset", "val_fraction", "image_size", "seed", "in_chans")
+                          if k in value})
+    except ConfigError as error:
+        raise ConfigError(f"dataset.{error}") from None
     out = dict(value)
     for key in ("path", "root"):
         if out.get(key) is not None:

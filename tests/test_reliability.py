@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -82,6 +83,9 @@ def test_kill_9_then_restart_loses_nothing_and_retries_the_interrupted_trial(tmp
     assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
     assert retries[0].params == killed.params
     assert retries[0].user_attrs["arch_id"] == killed.user_attrs["arch_id"]
+    # a retry that finished carries no failure; the dead attempt's reason is kept as history
+    assert "fail_reason" not in retries[0].user_attrs
+    assert retries[0].user_attrs["retried_after"] == killed.user_attrs["fail_reason"]
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 5
 
 
@@ -106,26 +110,90 @@ def test_three_workers_on_one_new_sqlite_study(tmp_path):
     assert len({t.user_attrs["worker"] for t in complete}) >= 2  # the work was shared
 
 
-def test_ctrl_c_marks_the_running_trial_failed_and_resume_works(tmp_path):
+@pytest.mark.parametrize(("signum", "code", "word", "reason"), [
+    (signal.SIGINT, 130, "interrupted", "interrupted (Ctrl-C)"),
+    (signal.SIGTERM, 143, "terminated (SIGTERM)", "terminated (SIGTERM)"),
+], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_marks_the_running_trial_failed_and_resume_works(tmp_path, signum, code, word, reason):
     study_path = write_study(tmp_path, proxy=SLOW_PROXY, trials=3)
     worker = nas_popen("search", study_path.name, "--no-progress", cwd=tmp_path)
     try:
         wait_for(lambda: frozen_with_a_running_trial(worker, study_path, finished=1), what="a running trial")
-        worker.send_signal(signal.SIGINT)  # delivered when the worker resumes, in the middle of its trial
+        worker.send_signal(signum)  # delivered when the worker resumes, in the middle of its trial
         worker.send_signal(signal.SIGCONT)
         out, err = worker.communicate(timeout=60)
     finally:
         worker.kill()
-    assert worker.returncode == 130
-    assert "interrupted" in err and "Traceback" not in err
+    assert worker.returncode == code
+    assert word in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     study = load(study_path)
     assert not study.get_trials(states=(TrialState.RUNNING,))
     failed = study.get_trials(states=(TrialState.FAIL,))
-    assert len(failed) == 1 and failed[0].user_attrs["fail_reason"] == "interrupted (Ctrl-C)"
+    assert len(failed) == 1 and failed[0].user_attrs["fail_reason"] == reason
     again = nas_popen("search", study_path.name, "--no-progress", cwd=tmp_path)
     again.communicate(timeout=600)
     assert again.returncode == 0
     assert len(load(study_path).get_trials(states=(TrialState.COMPLETE,))) == 3
+
+
+def test_a_second_ctrl_c_during_the_clean_up_still_exits_130_with_one_line(tmp_path):
+    study_path = write_study(tmp_path, proxy=SLOW_PROXY, trials=3)
+    worker = nas_popen("search", study_path.name, "--no-progress", cwd=tmp_path)
+    try:
+        wait_for(lambda: frozen_with_a_running_trial(worker, study_path, finished=1), what="a running trial")
+        worker.send_signal(signal.SIGCONT)
+        worker.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        worker.send_signal(signal.SIGINT)
+        out, err = worker.communicate(timeout=60)
+    finally:
+        worker.kill()
+    assert worker.returncode == 130, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not load(study_path).get_trials(states=(TrialState.RUNNING,))
+
+
+def handles_sigterm(pid: int) -> bool:
+    """Whether the process has installed its SIGTERM handler (`nas.interrupts.install`, the first
+    thing `main` does): Python itself catches only SIGINT at start."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    return False
+
+
+@pytest.mark.parametrize("delay", [0.0, 1.0, 3.0])
+def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, delay):
+    # heavy imports, the dataset load or study creation, depending on the machine's speed
+    study_path = write_study(tmp_path, proxy=SLOW_PROXY, trials=3)
+    worker = nas_popen("search", study_path.name, "--no-progress", cwd=tmp_path)
+    try:
+        wait_for(lambda: handles_sigterm(worker.pid), timeout=60, what="main() to start")
+        time.sleep(delay)
+        worker.send_signal(signal.SIGINT)
+        out, err = worker.communicate(timeout=60)
+    finally:
+        worker.kill()
+    assert worker.returncode == 130, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_closed_pipe_ends_the_search_quietly_and_keeps_the_study_consistent(tmp_path):
+    # `nas search study.yaml | head -3`
+    study_path = write_study(tmp_path, trials=8)
+    worker = nas_popen("search", study_path.name, "--no-progress", cwd=tmp_path)
+    try:
+        lines = [worker.stdout.readline() for _ in range(3)]
+        worker.stdout.close()
+        err = worker.stderr.read()
+        worker.wait(timeout=300)
+    finally:
+        worker.kill()
+    assert lines[0].startswith("study 'tiny'")
+    assert worker.returncode == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
+    study = load(study_path)
+    assert not study.get_trials(states=(TrialState.RUNNING,)) and not study.get_trials(states=(TrialState.FAIL,))
+    assert study.get_trials(states=(TrialState.COMPLETE,))
 
 
 def test_one_diverging_trial_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch):
