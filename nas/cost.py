@@ -53,6 +53,7 @@ def _window_pool(inputs: list[Any], outputs: list[Any]) -> int:
 EXTRA_HANDLES = {
     **{op: _per_output for op in (
         "aten::sigmoid", "aten::sigmoid_", "aten::hardsigmoid", "aten::hardsigmoid_",
+        "aten::hardswish", "aten::hardswish_",
         "aten::mul", "aten::mul_", "aten::add", "aten::add_", "aten::upsample_nearest2d",
     )},
     **{op: _per_input for op in ("aten::mean", "aten::amax", "aten::adaptive_max_pool2d")},

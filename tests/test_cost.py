@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -11,7 +12,8 @@ import torch
 import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
-from nas import ArchConfig, BlockSpec, arch_cost, build_model, count_flops, count_params, measure_latency
+from nas import ArchConfig, BlockSpec, arch_cost, build_model, count_flops, count_params, make_block, measure_latency
+from nas.blocks import KINDS
 from nas.cost import EXTRA_HANDLES, FlopCountAnalysis
 
 GOLDEN = Path(__file__).with_name("golden_flops.json")
@@ -50,7 +52,7 @@ def test_se_costs_at_least_one_flop_per_gated_activation():
     assert se - plain >= gated * 2 + mlp  # pool (1/input) + rescale (1/output) + MLP
 
 
-@pytest.mark.parametrize("kind", ["se", "eca", "cbam", "ge"])
+@pytest.mark.parametrize("kind", KINDS[1:])
 def test_every_block_costs_something(kind):
     base = arch_cost(ArchConfig.uniform("cifar_resnet", BlockSpec("none"), {"depth": 8}), 32)
     cost = arch_cost(ArchConfig.uniform("cifar_resnet", BlockSpec.paper_default(kind), {"depth": 8}), 32)
@@ -59,14 +61,69 @@ def test_every_block_costs_something(kind):
         assert cost.params == base.params
 
 
+def test_no_op_of_any_block_goes_uncounted():
+    """fvcore skips ops it has no handle for; every op a block runs either has one or costs nothing."""
+    free = {"aten::cat", "aten::chunk", "aten::split_with_sizes", "aten::transpose", "aten::view", "aten::flatten",
+            "aten::unsqueeze", "aten::relu", "aten::relu_", "aten::split"}
+    for kind in KINDS[1:]:
+        for spec in (BlockSpec.paper_default(kind), BlockSpec(kind, pool="mix", gather="conv", extent=2)):
+            analysis = FlopCountAnalysis(make_block(spec, 16).eval(), torch.zeros(1, 16, 8, 8))
+            for op, handle in EXTRA_HANDLES.items():
+                analysis.set_op_handle(op, handle)
+            analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                assert analysis.total() > 0
+                assert set(analysis.unsupported_ops()) <= free, spec.block_id
+
+
 def test_golden_numbers():
     golden = json.loads(GOLDEN.read_text())
-    assert len(golden) >= 2
+    backbones = {entry["arch"]["backbone"].split(":")[0] for entry in golden}
+    assert backbones >= {"cifar_resnet", "resnet18", "resnet34", "resnet50", "mobilenet_v2", "timm"}
+    placements = {stage.get("placement") for entry in golden for stage in entry["arch"]["stages"]}
+    assert placements >= {"block", "stage", "pre", "post", "identity", "expand"}
     for entry in golden:
         arch = ArchConfig.from_dict(entry["arch"])
         assert arch.arch_id == entry["arch_id"]
         cost = arch_cost(arch, entry["image_size"])
         assert (cost.flops, cost.params) == (entry["flops"], entry["params"]), arch.arch_id
+
+
+def _block_flops(spec, channels, size):
+    return count_flops(make_block(spec, channels), (1, channels, size, size))
+
+
+@pytest.mark.parametrize("spec", [BlockSpec("se", reduction=4), BlockSpec("coord"), BlockSpec("sa"),
+                                  BlockSpec("ge", gather="conv", extent=2), BlockSpec("cbam", channel="eca")],
+                         ids=lambda s: s.kind)
+@pytest.mark.parametrize("placement", ["block", "pre", "post", "identity"])
+def test_each_placement_costs_its_blocks_at_their_width_and_resolution(spec, placement):
+    """cifar_resnet 8/16 at 28 px: units see 16@28 -> 16@28, 16@28 -> 32@14, 32@14 -> 64@7. A `pre`
+    block works on the unit's input; the others on its output."""
+    spec = dataclasses.replace(spec, placement=placement)
+    arch = ArchConfig.uniform("cifar_resnet", spec, {"depth": 8}, in_chans=1)
+    plain = ArchConfig.uniform("cifar_resnet", BlockSpec("none"), {"depth": 8}, in_chans=1)
+    at = [(16, 28), (16, 28), (32, 14)] if placement == "pre" else [(16, 28), (32, 14), (64, 7)]
+    expected = sum(_block_flops(spec, c, h) for c, h in at)
+    assert arch_cost(arch, 28).flops - arch_cost(plain, 28).flops == expected
+
+
+def test_expand_placement_costs_the_expanded_width():
+    """MobileNetV2 at 64 px, stage 2: units 16->24 (t=6: 96 wide, depthwise stride 2 -> 16 px) and
+    24->24 (144 wide at 16 px); `block` gates the 24-channel outputs instead."""
+    def cost(spec):
+        stages = [BlockSpec("none")] * 6
+        stages[1] = spec
+        return arch_cost(ArchConfig("mobilenet_v2", tuple(stages)), 64).flops
+
+    plain = cost(BlockSpec("none"))
+    se = BlockSpec("se", reduction=4, divisor=8)
+    expand = dataclasses.replace(se, placement="expand")
+    assert cost(expand) - plain == _block_flops(se, 96, 16) + _block_flops(se, 144, 16)
+    assert cost(se) - plain == 2 * _block_flops(se, 24, 16)
+    head = [BlockSpec("none")] * 5 + [dataclasses.replace(se, placement="stage")]
+    assert arch_cost(ArchConfig("mobilenet_v2", tuple(head)), 64).flops - plain == _block_flops(se, 1280, 2)
 
 
 def test_counting_is_quiet_and_leaves_the_model_alone(capfd):
