@@ -2,7 +2,8 @@
 provenance, which `nas.build_model(path)` and `nas train` read directly.
 
 Picks: `knee` (see `nas.front`), `accuracy` (most accurate), `flops` (cheapest), `trial:N`
-(that trial, on the front or not). `max_mflops` / `min_accuracy` filter the front first.
+(that trial, on the front or not, refused if it misses a filter). `max_mflops` / `min_accuracy`
+filter the front first. `--refined` picks from `nas refine`'s results instead of the proxy's.
 """
 
 from __future__ import annotations
@@ -15,48 +16,50 @@ from typing import Any
 
 import optuna
 import yaml
-from optuna.trial import TrialState
 
 from nas.arch import ArchConfig
 from nas.errors import ConfigError
-from nas.front import FrontRow, front_rows, knee, objectives_of, row
+from nas.front import METRIC_KEYS, Front, FrontRow, knee
 from nas.storage import masked
 
 PICKS = ("knee", "accuracy", "flops", "trial:N")
 
 
-def pick(
-    study: optuna.Study,
-    rule: str,
-    max_mflops: float | None = None,
-    min_accuracy: float | None = None,
-    rows: list[FrontRow] | None = None,
-) -> FrontRow:
-    """The trial `rule` selects; `rows` replaces the front (e.g. the refined front)."""
+def pick(front: Front, rule: str, max_mflops: float | None = None, min_accuracy: float | None = None) -> FrontRow:
+    """The row `rule` selects from `front` (proxy or refined results).
+
+    `trial:N` takes that trial, on the front or not, and refuses it when it misses a filter; the
+    other rules choose among the front rows that meet the filters.
+    """
+    filters = {"--max-mflops": max_mflops, "--min-accuracy": min_accuracy}
+    given = " / ".join(f"{flag} {value:g}" for flag, value in filters.items() if value is not None)
     match = re.fullmatch(r"trial:(\d+)", rule)
     if match:
         number = int(match.group(1))
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if trial.number == number:
-                return row(trial, objectives_of(study))
-        raise ConfigError(f"--pick {rule}: trial {number} is not a finished trial of study {study.study_name!r}")
+        found = [r for r in front.trials if r.number == number]
+        if not found:
+            raise ConfigError(f"--pick {rule}: trial {number} is not a finished trial of {front.name}; "
+                              "see `nas front` for the trials")
+        chosen = found[0]
+        if not _meets(chosen, max_mflops, min_accuracy):
+            raise ConfigError(f"--pick {rule}: trial {number} ({chosen.accuracy:.4f} accuracy, "
+                              f"{chosen.mflops:.3f} MFLOPs) does not meet {given}; drop the filter or pick another")
+        return chosen
     if rule not in PICKS:
         raise ConfigError(f"--pick {rule!r} is invalid; allowed: {', '.join(PICKS)}")
-    candidates = front_rows(study) if rows is None else rows
-    if max_mflops is not None:
-        candidates = [r for r in candidates if r.mflops <= max_mflops]
-    if min_accuracy is not None:
-        candidates = [r for r in candidates if r.accuracy >= min_accuracy]
+    candidates = [r for r in front.rows if _meets(r, max_mflops, min_accuracy)]
     if not candidates:
-        raise ConfigError(
-            f"--pick {rule}: no front trial meets --max-mflops {max_mflops} / --min-accuracy {min_accuracy}; "
-            "see `nas front` for what the study found"
-        )
+        raise ConfigError(f"--pick {rule}: no front trial meets {given or 'the filters'} in {front.name}; "
+                          "see `nas front` for what the study found")
     if rule == "accuracy":
         return max(candidates, key=lambda r: (r.accuracy, -r.mflops))
     if rule == "flops":
         return min(candidates, key=lambda r: (r.mflops, -r.accuracy))
     return knee(candidates)
+
+
+def _meets(r: FrontRow, max_mflops: float | None, min_accuracy: float | None) -> bool:
+    return (max_mflops is None or r.mflops <= max_mflops) and (min_accuracy is None or r.accuracy >= min_accuracy)
 
 
 def versions() -> dict[str, str]:
@@ -72,8 +75,7 @@ def versions() -> dict[str, str]:
 def export_document(study: optuna.Study, chosen: FrontRow, rule: str, storage: str) -> dict[str, Any]:
     """The YAML document: the ArchConfig's keys, then a `provenance` section."""
     arch = ArchConfig.from_dict(chosen.arch)
-    units = {"accuracy": "accuracy", "flops": "mflops", "params": "params_millions", "latency": "latency_ms"}
-    metrics: dict[str, Any] = {units[name]: float(v) for name, v in chosen.values.items()}
+    metrics: dict[str, Any] = {METRIC_KEYS[name]: float(v) for name, v in chosen.values.items()}
     metrics.update(mflops=chosen.mflops, params=chosen.params)
     for key in ("refined_accuracy_mean", "refined_accuracy_std", "refined_seeds", "refined_epochs"):
         if key in chosen.user_attrs:
@@ -98,3 +100,30 @@ def export_document(study: optuna.Study, chosen: FrontRow, rule: str, storage: s
 
 def write_export(document: dict[str, Any], path: Path) -> None:
     path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def trained_checkpoint(arch: ArchConfig, model: Any, data: Any, metrics: dict[str, Any]) -> dict[str, Any]:
+    """What `nas train --save` writes with `torch.save`: the weights and everything needed to use them.
+
+    The weights fit `nas.build_model(ArchConfig.from_dict(checkpoint["arch"]))`; the inputs they
+    expect are `preprocessing`: uint8 N×C×H×W images at `image_size`, then
+    `(x / 255 - mean) / std` per channel, with the training split's statistics (the model alone,
+    fed 0-1 images, scores far worse). Plain types and CPU tensors only, so
+    `torch.load(path)` (weights_only) reads it.
+    """
+    return {
+        "arch": arch.to_dict(),
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        "preprocessing": {
+            "image_size": list(data.image_size),
+            "in_chans": data.in_chans,
+            "mean": list(data.mean),
+            "std": list(data.std),
+            "recipe": "x = (uint8_images / 255 - mean) / std, per channel; images N x C x H x W at image_size",
+        },
+        "metrics": metrics,
+        "dataset": data.name,
+        "classes": list(data.classes) if data.classes else None,
+        "versions": versions(),
+        "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }

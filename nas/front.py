@@ -1,4 +1,4 @@
-"""The Pareto front of a study: rows, the knee, a table, and a plot.
+"""The Pareto front of a study: rows, the knee, a table, JSON, a near-chance warning, and a plot.
 
 The front is Optuna's `study.best_trials` (feasible COMPLETE trials that no other dominates),
 with repeated architectures (a reused duplicate result) shown once, at their first trial.
@@ -43,6 +43,12 @@ class FrontRow:
     def accuracy(self) -> float:
         return self.values["accuracy"]
 
+    @property
+    def accuracy_std(self) -> float | None:
+        """The std over seeds of a refined result (`nas refine`); None for a single proxy run."""
+        std = self.user_attrs.get("refined_accuracy_std")
+        return None if std is None else float(std)
+
 
 def objectives_of(study: optuna.Study) -> list[str]:
     """The objective names the study was created with (recorded in its user attrs)."""
@@ -76,6 +82,26 @@ def front_rows(study: optuna.Study) -> list[FrontRow]:
         r = row(trial, objectives)
         seen.setdefault(r.arch_id, r)
     return sorted(seen.values(), key=lambda r: (r.mflops, -r.accuracy))
+
+
+@dataclasses.dataclass(frozen=True)
+class Front:
+    """A study's finished trials and their Pareto front, as rows: what the table, the JSON, the
+    plot and `nas export` read, for proxy results and refined results alike."""
+
+    name: str  # what the results are, for titles and messages, e.g. "study 'demo'"
+    trials: list[FrontRow]  # every finished trial
+    rows: list[FrontRow]  # the front, cheapest first
+    accuracy_label: str = "proxy validation accuracy"
+
+    @property
+    def knee(self) -> FrontRow | None:
+        return knee(self.rows) if self.rows else None
+
+
+def front_of(study: optuna.Study) -> Front:
+    """The proxy results of a search study."""
+    return Front(f"study {study.study_name!r}", complete_rows(study), front_rows(study))
 
 
 def cost_objective(rows: Sequence[FrontRow]) -> str:
@@ -123,8 +149,8 @@ def format_table(rows: Sequence[FrontRow], knee_row: FrontRow | None = None) -> 
     for r in rows:
         mark = "knee" if knee_row is not None and r.number == knee_row.number else ""
         accuracy = f"{r.accuracy:.4f}"
-        if "refined_accuracy_std" in r.user_attrs:
-            accuracy += f" ± {r.user_attrs['refined_accuracy_std']:.4f}"
+        if r.accuracy_std is not None:
+            accuracy += f" ± {r.accuracy_std:.4f}"
         cells = [f"#{r.number}", accuracy, f"{r.mflops:.2f}", f"{r.params:,}",
                  *(f"{r.values[k]:.3f}" for k in extra), " ".join(filter(None, (r.baseline, mark))), r.arch_id]
         lines.append(cells)
@@ -134,39 +160,121 @@ def format_table(rows: Sequence[FrontRow], knee_row: FrontRow | None = None) -> 
     return "\n".join(out)
 
 
-def plot_front(study: optuna.Study, path: Path) -> None:
-    """PNG (matplotlib) or HTML (Optuna's plotly figure) of all trials, the front and baselines."""
+PLOT_SUFFIXES = (".png", ".html")
+NEAR_CHANCE = 0.1  # a best accuracy less than this fraction of the way from chance to 1 is "near chance"
+# objective -> its key in JSON and exports, with its unit (the objective values are stored in these units)
+METRIC_KEYS = {"accuracy": "accuracy", "flops": "mflops", "params": "params_millions", "latency": "latency_ms"}
+
+
+def check_plot_path(path: Path) -> None:
+    """Refuse a plot file that cannot be written, before anything is printed or computed."""
     suffix = path.suffix.lower()
-    if suffix == ".html":
-        fig = optuna.visualization.plot_pareto_front(study, include_dominated_trials=True)
-        fig.write_html(str(path))
-        return
-    if suffix != ".png":
-        raise ConfigError(f"--plot {path}: unsupported file type {suffix!r}; allowed: .png, .html")
+    if suffix not in PLOT_SUFFIXES:
+        raise ConfigError(f"--plot {path}: unsupported file type {suffix or '(none)'!r}; "
+                          f"allowed: {', '.join(PLOT_SUFFIXES)}")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--plot {path}: the folder {path.parent} does not exist; create it or plot elsewhere")
+
+
+def to_json(front: Front) -> list[dict[str, Any]]:
+    """The front as JSON rows: each objective once, in its unit (see METRIC_KEYS), and the knee flag."""
+    knee_row = front.knee
+    out = []
+    for r in front.rows:
+        item: dict[str, Any] = {"trial": r.number, "accuracy": r.accuracy}
+        if r.accuracy_std is not None:
+            item["accuracy_std"] = r.accuracy_std
+            item["seeds"] = r.user_attrs.get("refined_seeds")
+        item.update(mflops=r.mflops, params=r.params)
+        if "latency" in r.values:
+            item["latency_ms"] = r.values["latency"]
+        item.update(arch_id=r.arch_id, baseline=r.baseline, knee=knee_row is not None and r.number == knee_row.number)
+        out.append(item)
+    return out
+
+
+def near_chance(rows: Sequence[FrontRow]) -> str | None:
+    """A warning when the best accuracy is close to guessing (the proxy learned almost nothing), else None."""
+    classes = {r.arch.get("num_classes") for r in rows}
+    if not rows or len(classes) != 1 or not isinstance(next(iter(classes)), int):
+        return None
+    num_classes = next(iter(classes))
+    chance = 1 / num_classes
+    best = max(r.accuracy for r in rows)
+    if best >= chance + NEAR_CHANCE * (1 - chance):
+        return None
+    return (f"the best accuracy {best:.4f} is near chance ({chance:.4f} for {num_classes} classes): the proxy "
+            "learned almost nothing, so this front ranks noise; train longer (proxy.epochs), on more data "
+            "(dataset.subset), or check the dataset and backbone (e.g. small_input for 28-32 px)")
+
+
+def plot_front(front: Front, path: Path) -> None:
+    """PNG (matplotlib) or HTML (plotly) of every trial, the front, the baselines and the knee;
+    refined results get error bars of one std over seeds."""
+    check_plot_path(path)
+    if path.suffix.lower() == ".html":
+        _plot_html(front, path)
+    else:
+        _plot_png(front, path)
+
+
+def _std(rows: Sequence[FrontRow]) -> list[float] | None:
+    stds = [r.accuracy_std for r in rows]
+    return None if all(s is None for s in stds) else [s or 0.0 for s in stds]
+
+
+def _plot_png(front: Front, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = complete_rows(study)
-    front = front_rows(study)
+    trials, rows = front.trials, front.rows
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    ax.scatter([r.mflops for r in rows], [r.accuracy for r in rows], s=18, c="0.7", label="trials")
-    ax.plot([r.mflops for r in front], [r.accuracy for r in front], "-o", c="tab:blue", ms=5, label="Pareto front")
-    for r in rows:
+    ax.errorbar([r.mflops for r in trials], [r.accuracy for r in trials], yerr=_std(trials), fmt="o", ms=4,
+                c="0.7", ecolor="0.8", label="trials")
+    ax.errorbar([r.mflops for r in rows], [r.accuracy for r in rows], yerr=_std(rows), fmt="-o", ms=5,
+                c="tab:blue", capsize=2, label="Pareto front")
+    for r in trials:
         if r.baseline:
             ax.scatter([r.mflops], [r.accuracy], marker="s", s=40, facecolors="none", edgecolors="tab:red")
             ax.annotate(r.baseline, (r.mflops, r.accuracy), textcoords="offset points", xytext=(4, 4),
                         fontsize=8, color="tab:red")
-    if front:
-        k = knee(front)
+    k = front.knee
+    if k is not None:
         ax.scatter([k.mflops], [k.accuracy], marker="*", s=160, c="tab:orange", zorder=5, label=f"knee #{k.number}")
     ax.scatter([], [], marker="s", facecolors="none", edgecolors="tab:red", label="uniform baselines")
     ax.set_xlabel("MFLOPs (fvcore: 1 multiply-add = 1 flop)")
-    ax.set_ylabel("proxy validation accuracy")
-    ax.set_title(f"study {study.study_name}: {len(rows)} finished trials")
+    ax.set_ylabel(front.accuracy_label)
+    ax.set_title(f"{front.name}: {len(trials)} finished trials")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _plot_html(front: Front, path: Path) -> None:
+    import plotly.graph_objects as go
+
+    def trace(rows: Sequence[FrontRow], name: str, **style: Any) -> Any:
+        std = _std(rows)
+        return go.Scatter(
+            x=[r.mflops for r in rows], y=[r.accuracy for r in rows], name=name,
+            error_y=None if std is None else {"type": "data", "array": std},
+            text=[f"#{r.number} {r.arch_id}" + (f" (baseline {r.baseline})" if r.baseline else "") for r in rows],
+            hovertemplate="%{text}<br>accuracy %{y:.4f}<br>%{x:.3f} MFLOPs<extra></extra>", **style,
+        )
+
+    fig = go.Figure([
+        trace(front.trials, "trials", mode="markers", marker={"color": "lightgray"}),
+        trace(front.rows, "Pareto front", mode="lines+markers", marker={"color": "royalblue"}),
+        trace([r for r in front.trials if r.baseline], "uniform baselines", mode="markers",
+              marker={"symbol": "square-open", "color": "crimson", "size": 10}),
+    ])
+    if front.knee is not None:
+        fig.add_trace(trace([front.knee], f"knee #{front.knee.number}", mode="markers",
+                            marker={"symbol": "star", "color": "orange", "size": 16}))
+    fig.update_layout(title=f"{front.name}: {len(front.trials)} finished trials",
+                      xaxis_title="MFLOPs (fvcore: 1 multiply-add = 1 flop)", yaxis_title=front.accuracy_label)
+    fig.write_html(str(path), include_plotlyjs=True)

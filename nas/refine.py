@@ -25,7 +25,7 @@ from nas.arch import ArchConfig
 from nas.build import build_model
 from nas.data import Dataset
 from nas.errors import StudyError
-from nas.front import FrontRow, front_rows, objectives_of
+from nas.front import Front, FrontRow, complete_rows, front_rows, objectives_of
 from nas.storage import creation_lock, open_storage, quiet_experimental
 from nas.studyfile import StudyConfig
 from nas.train import resolve_device, train_proxy
@@ -160,11 +160,17 @@ def _add_refined_trial(
     refined.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
 
 
-def refined_rows(config: StudyConfig, study: optuna.Study) -> list[FrontRow]:
-    """The refined front, each row numbered by its source trial in the search study."""
+def refined_front(config: StudyConfig) -> Front:
+    """The refined results: every refined architecture and their front, each row numbered by its
+    source trial in the search study."""
     storage = open_storage(config.storage, create=False)
     try:
         refined = optuna.load_study(study_name=refined_name(config.name), storage=storage)
     except KeyError:
         raise StudyError(f"study {config.name!r} has not been refined yet; run `nas refine` first") from None
-    return [dataclasses.replace(r, number=r.user_attrs["source_trial"]) for r in front_rows(refined)]
+
+    def by_source(rows: list[FrontRow]) -> list[FrontRow]:
+        return [dataclasses.replace(r, number=r.user_attrs["source_trial"]) for r in rows]
+
+    return Front(f"refined study {config.name!r}", by_source(complete_rows(refined)), by_source(front_rows(refined)),
+                 accuracy_label="refined validation accuracy (mean ± std over seeds)")

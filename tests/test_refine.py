@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 import nas.refine
 from nas import ArchConfig, StudyError, build_model
 from nas.data import load_dataset
-from nas.refine import candidates, pareto_ranks, refined_rows, run_refine
+from nas.refine import candidates, pareto_ranks, refined_front, run_refine
 from nas.study import open_study, run_search
 from nas.studyfile import load_study_config
 
@@ -75,8 +75,10 @@ def test_refine_records_mean_and_std_and_resumes(searched, monkeypatch):
     arch = ArchConfig.from_dict(first.user_attrs["arch"])
     fresh = real(lambda: build_model(arch), data, dataclasses.replace(config.proxy, epochs=2, seed=0), "cpu")
     assert fresh.accuracy == first.user_attrs["refined_accuracies"][0]
-    rows = refined_rows(config, study)
-    assert rows and {r.number for r in rows} <= {t.user_attrs["source_trial"] for t in trials}
+    front = refined_front(config)  # numbered by the search study's trials
+    sources = {t.user_attrs["source_trial"] for t in trials}
+    assert front.rows and {r.number for r in front.rows} <= sources == {r.number for r in front.trials}
+    assert all(r.accuracy_std is not None for r in front.trials)
     # running again trains nothing
     calls.clear()
     run_refine(config, study, data, top=3, epochs=2, seeds=2, device="cpu", log=lambda line: None)

@@ -177,10 +177,10 @@ def test_train_an_exported_architecture_reports_validation_and_test(finished):
     folder = study_path.parent
     assert nas("export", study_path.name, "--pick", "accuracy", "-o", "train-me.yaml", cwd=folder).returncode == 0
     result = nas("train", "train-me.yaml", "--dataset", "synthetic", "--subset", "300", "--image-size", "16",
-                 "--epochs", "2", "--device", "cpu", "--save", "weights.pt", cwd=folder)
+                 "--in-chans", "1", "--epochs", "2", "--device", "cpu", "--save", "weights.pt", cwd=folder)
     assert result.returncode == 0, result.stderr
     assert "validation accuracy" in result.stdout and "test accuracy" in result.stdout
     import torch
     model = build_model(folder / "train-me.yaml")
-    model.load_state_dict(torch.load(folder / "weights.pt"))  # the saved weights fit the exported architecture
+    model.load_state_dict(torch.load(folder / "weights.pt")["state_dict"])  # they fit the exported architecture
     assert model(torch.zeros(1, 1, 16, 16)).shape == (1, 10)
