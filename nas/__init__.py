@@ -3,17 +3,51 @@
 Data flow (each arrow one module): search space --sample--> ArchConfig --build_model--> nn.Module
 --cost--> FLOPs, params; nn.Module + dataset --train_proxy--> accuracy; results --> Optuna study
 --> Pareto front --> exported ArchConfig.
+
+The public names are imported on first use (PEP 562), so `import nas` and `nas --help` do not
+pay for torch, fvcore and optuna until something needs them.
 """
 
-from nas.arch import ArchConfig, load_arch
-from nas.blocks import BlockSpec, make_block, reduced_width
-from nas.build import build_model
-from nas.cost import arch_cost, count_flops, count_params, measure_latency
-from nas.data import Dataset, Split, load_dataset
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from nas.errors import ConfigError, DataError, NasError, StudyError, TrainingDiverged
-from nas.train import ProxyConfig, ProxyResult, evaluate, resolve_device, train_proxy
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_LAZY = {
+    "ArchConfig": "nas.arch",
+    "load_arch": "nas.arch",
+    "BlockSpec": "nas.blocks",
+    "make_block": "nas.blocks",
+    "reduced_width": "nas.blocks",
+    "build_model": "nas.build",
+    "arch_cost": "nas.cost",
+    "count_flops": "nas.cost",
+    "count_params": "nas.cost",
+    "measure_latency": "nas.cost",
+    "Dataset": "nas.data",
+    "Split": "nas.data",
+    "load_dataset": "nas.data",
+    "ProxyConfig": "nas.train",
+    "ProxyResult": "nas.train",
+    "evaluate": "nas.train",
+    "resolve_device": "nas.train",
+    "train_proxy": "nas.train",
+    "search": "nas.study",
+}
+
+if TYPE_CHECKING:
+    from nas.arch import ArchConfig, load_arch
+    from nas.blocks import BlockSpec, make_block, reduced_width
+    from nas.build import build_model
+    from nas.cost import arch_cost, count_flops, count_params, measure_latency
+    from nas.data import Dataset, Split, load_dataset
+    from nas.study import search
+    from nas.train import ProxyConfig, ProxyResult, evaluate, resolve_device, train_proxy
 
 __all__ = [
     "ArchConfig",
@@ -38,5 +72,19 @@ __all__ = [
     "measure_latency",
     "reduced_width",
     "resolve_device",
+    "search",
     "train_proxy",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nas' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

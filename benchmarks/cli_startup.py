@@ -1,0 +1,81 @@
+"""How long the `nas` command takes to start: the commands that should answer at once.
+
+Each command runs in a fresh process (the installed console script), median of `--repeats`
+runs, wall clock. `import nas` is timed the same way, since every command pays it.
+
+    .venv/bin/python benchmarks/cli_startup.py [--repeats 5] [--out benchmarks/results/cli_startup.json]
+
+Writes the JSON given by --out; prints one line per command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = Path(sys.executable).with_name("nas")
+
+
+def cpu_name() -> str:
+    """The CPU's model name; not `machine.describe`, which would import torch here."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+def timed(command: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, cwd=cwd, capture_output=True, check=False)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cli_startup.json")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "broken.yaml").write_text("name: broken\ndataset: {name: synthetic\n")
+        commands = {
+            "import nas": [sys.executable, "-c", "import nas"],
+            "nas --help": [str(SCRIPT), "--help"],
+            "nas --version": [str(SCRIPT), "--version"],
+            "nas search --help": [str(SCRIPT), "search", "--help"],
+            "nas check <malformed YAML>": [str(SCRIPT), "check", "broken.yaml"],
+        }
+        timed(commands["import nas"], folder)  # warm the page cache once
+        results = {}
+        for name, command in commands.items():
+            times = [timed(command, folder) for _ in range(args.repeats)]
+            results[name] = {"median_s": round(statistics.median(times), 3), "runs_s": [round(t, 3) for t in times]}
+            print(f"{name:<28} {statistics.median(times):6.2f} s  (median of {args.repeats})")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    record = {
+        "machine": f"{cpu_name()} ({os.cpu_count()} cores)",
+        "commit": commit.stdout.strip(),
+        "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "load_average_1min": round(os.getloadavg()[0], 2),  # the machine is shared: timings scale with load
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
