@@ -109,3 +109,19 @@ def test_check_warns_when_the_budget_is_below_every_baseline(tmp_path, costs):
     assert "warning: constraints.max_mflops" in result.stdout and "below every baseline (cheapest: se" in result.stdout
     fine = nas("check", write_study(tmp_path, name="fine", constraints={"max_mflops": se * 2}).name, cwd=tmp_path)
     assert fine.returncode == 0 and "warning" not in fine.stdout
+
+
+def test_search_prints_why_each_trial_failed_and_records_it(tmp_path):
+    """The FLOP count runs inside what records failures: a backbone that cannot take the input
+    fails every trial with that reason on its line, in the study, and in the stopping message."""
+    import optuna
+
+    study = write_study(tmp_path, name="vit", backbone="timm:vit_tiny_patch16_224", backbone_args=None,
+                        search_space={"kinds": ["none", "se"], "placement": ["stage"]}, baselines=["none"])
+    result = nas("search", study.name, cwd=tmp_path)
+    reason = "building the model and counting its FLOPs failed: AssertionError: Input height (16) doesn't match"
+    assert result.returncode == 2 and "the last 5 trials failed (latest: " + reason in result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("#")]
+    assert len(lines) == 5 and all("fail" in line and reason in line for line in lines)
+    trials = optuna.load_study(study_name="vit", storage=f"sqlite:///{tmp_path / 'vit.db'}").trials
+    assert len(trials) == 5 and all(t.user_attrs["fail_reason"].startswith(reason) for t in trials)
