@@ -12,7 +12,7 @@ import importlib.metadata
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import yaml
@@ -21,6 +21,11 @@ from nas.arch import ArchConfig
 from nas.errors import ConfigError
 from nas.front import METRIC_KEYS, Front, FrontRow, knee
 from nas.storage import masked
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nas.data import Dataset
 
 PICKS = ("knee", "accuracy", "flops", "trial:N")
 
@@ -102,7 +107,7 @@ def write_export(document: dict[str, Any], path: Path) -> None:
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
-def trained_checkpoint(arch: ArchConfig, model: Any, data: Any, metrics: dict[str, Any]) -> dict[str, Any]:
+def trained_checkpoint(arch: ArchConfig, model: nn.Module, data: Dataset, metrics: dict[str, Any]) -> dict[str, Any]:
     """What `nas train --save` writes with `torch.save`: the weights and everything needed to use them.
 
     The weights fit `nas.build_model(ArchConfig.from_dict(checkpoint["arch"]))`; the inputs they
