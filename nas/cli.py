@@ -254,16 +254,12 @@ def _refine(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{name} = {value} is invalid; allowed: an integer >= 1")
     resolve_device(args.device)
     config, study = _study(args)
-    data = _load_data(config)
+    data = config.load_data()
     run_refine(config, study, data, top=args.top, epochs=args.epochs, seeds=args.seeds, device=args.device)
     front = refined_front(config)
     print(f"refined front of study {config.name!r} (mean accuracy over seeds; {FLOPS_NOTE}):")
     print(format_table(front.rows, front.knee))
     return 0
-
-
-def _load_data(config):  # type: ignore[no-untyped-def]
-    return config.load_data()
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -287,7 +283,7 @@ def _check(args: argparse.Namespace) -> int:
     from nas.storage import masked
 
     config = _config(args)
-    data = _load_data(config)
+    data = config.load_data()
     template = config.template(data.num_classes, data.in_chans)
     floor = _cost(config, "backbone", template, data)
     baselines = []
