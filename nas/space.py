@@ -42,6 +42,9 @@ class _NotInSpace(Exception):
 class SearchSpace:
     """Choices per kind (`settings[kind][setting] = (choice, ...)`), placements and stages.
 
+    A kind may instead list whole `variants` (`variants[kind] = (BlockSpec, ...)`): its settings are
+    then chosen together, one variant per trial (`stage2.se.variant`, the variant's block id), so a
+    space can offer exactly the blocks some source uses without mixing their settings.
     `placements` are the positions to consider; each stage offers those of them its backbone has
     there (a ResNet stage has no `expand`, MobileNetV2's head no `pre`). `stages` is `None` for
     every stage, else a tuple of 1-based stage indices; the other stages stay `none`.
@@ -51,6 +54,7 @@ class SearchSpace:
     settings: Mapping[str, Mapping[str, tuple[Any, ...]]]
     placements: tuple[str, ...] = ("block",)
     stages: tuple[int, ...] | None = None
+    variants: Mapping[str, tuple[BlockSpec, ...]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "search_space") -> SearchSpace:
@@ -64,13 +68,17 @@ class SearchSpace:
             if kind not in KINDS:
                 raise ConfigError(f"{where}.kinds: {kind!r} is not a block kind; allowed: {', '.join(KINDS)}")
         settings: dict[str, dict[str, tuple[Any, ...]]] = {}
+        variants: dict[str, tuple[BlockSpec, ...]] = {}
         for kind in KINDS[1:]:
             given = data.get(kind)
             if given is not None and kind not in kinds:
                 raise ConfigError(f"{where}.{kind} has settings but {kind} is not in {where}.kinds")
             if kind not in kinds:
                 continue
-            settings[kind] = _kind_choices(kind, given or {}, f"{where}.{kind}")
+            if isinstance(given, list):
+                variants[kind] = _variants(kind, given, f"{where}.{kind}")
+            else:
+                settings[kind] = _kind_choices(kind, given or {}, f"{where}.{kind}")
         placements = _choices(data.get("placement", ["block"]), f"{where}.placement")
         for placement in placements:
             if placement not in PLACEMENTS:
@@ -88,7 +96,7 @@ class SearchSpace:
                         f"{where}.stages: {s!r} is not a stage index; allowed: 'all' or stage numbers from 1"
                     )
             stage_list = tuple(sorted(stage_list))
-        space = cls(kinds, settings, placements, stage_list)
+        space = cls(kinds, settings, placements, stage_list, variants)
         for kind in kinds:  # combinations no single choice can judge (GE's conv gather and extent 0)
             for values in space._combinations(kind):
                 try:
@@ -130,6 +138,10 @@ class SearchSpace:
         """The kind's settings in registration order: a fixed choice, `choose(name, choices)` where
         there are several, nothing for a setting the space leaves at its default or that does not
         apply given the earlier ones (CBAM's reduction with an ECA channel half)."""
+        if kind in self.variants:
+            ids = [v.block_id for v in self.variants[kind]]
+            chosen = ids[0] if len(ids) == 1 else choose("variant", tuple(ids))
+            return self.variants[kind][ids.index(chosen)].settings()
         info = REGISTRY[kind]
         options = self.settings.get(kind, {})
         values: dict[str, Any] = {}
@@ -142,6 +154,8 @@ class SearchSpace:
 
     def _combinations(self, kind: str) -> list[dict[str, Any]]:
         """Every assignment `_walk` can produce for `kind`."""
+        if kind in self.variants:
+            return [v.settings() for v in self.variants[kind]]
         info = REGISTRY[kind]
         options = self.settings.get(kind, {})
         results: list[dict[str, Any]] = [{}]
@@ -213,7 +227,10 @@ class SearchSpace:
             params[f"stage{s}.kind"] = spec.kind
 
             def pick(name: str, choices: tuple[Any, ...], s: int = s, spec: BlockSpec = spec) -> Any:
-                value = getattr(spec, name)
+                if name == "variant":
+                    value = dataclasses.replace(spec, placement="block").block_id
+                else:
+                    value = getattr(spec, name)
                 if value not in choices:
                     raise _NotInSpace
                 params[f"stage{s}.{spec.kind}.{name}"] = value
@@ -235,10 +252,31 @@ class SearchSpace:
         return params
 
 
+def _variants(kind: str, given: list[Any], where: str) -> tuple[BlockSpec, ...]:
+    """A kind's list of whole variants, each a mapping of its settings (placement comes from the space)."""
+    if not given:
+        raise ConfigError(f"{where} = [] is invalid; expected a mapping of setting: [choices] or a list of variants")
+    variants = []
+    for i, entry in enumerate(given):
+        if not isinstance(entry, Mapping) or "kind" in entry or "placement" in entry:
+            raise ConfigError(
+                f"{where}[{i}] = {entry!r} is invalid; expected a mapping of {kind}'s settings to single values "
+                "(the kind is the key above it, the placement comes from the space's placement list)"
+            )
+        variants.append(BlockSpec.from_dict({"kind": kind, **entry}, where=f"{where}[{i}]"))
+    ids = [v.block_id for v in variants]
+    duplicate = next((i for i, v in enumerate(ids) if v in ids[:i]), None)
+    if duplicate is not None:
+        raise ConfigError(f"{where}[{duplicate}] is the same block as an earlier variant ({ids[duplicate]})")
+    return tuple(variants)
+
+
 def _kind_choices(kind: str, given: Any, where: str) -> dict[str, tuple[Any, ...]]:
     """A kind's `{setting: [choices]}`, each choice checked against the setting's allowed values."""
     if not isinstance(given, Mapping):
-        raise ConfigError(f"{where} = {given!r} is invalid; expected a mapping of setting: [choices]")
+        raise ConfigError(
+            f"{where} = {given!r} is invalid; expected a mapping of setting: [choices] or a list of variants"
+        )
     info = REGISTRY[kind]
     out: dict[str, tuple[Any, ...]] = {}
     for name, choices in given.items():

@@ -9,7 +9,9 @@ bug, the test names it and shows that `nas` follows the paper instead.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas import ArchConfig, BlockSpec, build_model, make_block
+from nas.space import load_space
 
 MODES = pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
 
@@ -322,6 +325,7 @@ class Post004GE(nn.Module):
 
 POST_004_CASES = {  # post's arguments: the spec that reproduces them
     "default": ((0, True, False, False), BlockSpec("ge", extent=0, reduction=16)),
+    "add_maxpool": ((0, True, True, False), BlockSpec("ge", extent=0, reduction=16, pool="mix")),
     "extent 2, add_maxpool": ((2, True, True, False), BlockSpec("ge", extent=2, reduction=16, pool="mix")),
     "extent 6, no mlp, add_maxpool": ((6, False, True, False), BlockSpec("ge", extent=6, reduction=None, pool="mix")),
     "extent 8, no mlp": ((8, False, False, False), BlockSpec("ge", extent=8, reduction=None)),
@@ -345,3 +349,14 @@ def test_post_004_conv_gather_needs_a_power_of_two_extent():
     stride 4; `nas` refuses it and names what works."""
     with pytest.raises(ValueError, match="extent = 6 is invalid for ge with gather: conv; allowed: a power of two"):
         BlockSpec("ge", extent=6, gather="conv")
+
+
+# --- search_spaces/seeds.yaml: every point is a post's block ---------------------------------------
+
+def test_seeds_space_is_exactly_the_posts_blocks():
+    space = load_space(Path(__file__).resolve().parents[1] / "search_spaces" / "seeds.yaml")
+    offered = {spec for kind in space.kinds if kind != "none" for spec in space.blocks(kind)}
+    posts = {POST_000, POST_001_ECA, POST_001_SA, POST_001_CBAM, post_002(2), post_002(3.33), POST_003,
+             *(spec for _, spec in POST_004_CASES.values() if spec.reduction is not None)}
+    assert offered == {dataclasses.replace(spec, placement="block") for spec in posts}
+    assert set(space.placements) == {"block", "stage", "expand"}  # 000: stage output; 003: expand

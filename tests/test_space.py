@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import optuna
@@ -17,11 +18,55 @@ TEMPLATE = ArchConfig.uniform("cifar_resnet", BlockSpec("none"), {"depth": 8})
 
 def test_shipped_spaces_load_and_count():
     default = load_space(ROOT / "search_spaces" / "default.yaml")
-    assert default.stage_choices() == 1 + 6 + 6 + 4 + 9
-    assert default.size(3) == 26**3
+    # se 3 r x 2 divisors x 2 pools x 2 gates, eca 4 k x 2 x 2, cbam 2 x 2 x 2 gates, ge 9, sa 2, coord 1
+    per_placement = 24 + 16 + 8 + 9 + 2 + 1
+    assert default.stage_choices() == 1 + 5 * per_placement
+    residual = get_backbone("cifar_resnet").placements_per_stage({})
+    assert default.stage_choices(residual[0]) == 1 + 4 * per_placement  # block, pre, post, identity
+    assert default.size(3, residual) == (1 + 4 * per_placement) ** 3
+    assert default.blocks("eca") >= {BlockSpec("eca", kernel_size=None), BlockSpec("eca", gate="hard_sigmoid")}
+    assert BlockSpec("se", reduction=4, divisor=8) in default.blocks("se")
     assert load_space(ROOT / "search_spaces" / "small.yaml").size(3) == 125
     placement = load_space(ROOT / "search_spaces" / "placement.yaml")
     assert placement.stage_choices() == 1 + 2 * (2 + 2 + 1)
+    seeds = load_space(ROOT / "search_spaces" / "seeds.yaml")
+    assert seeds.stage_choices(residual[0]) == 1 + 2 * (2 + 1 + 1 + 3 + 4)  # block and stage, on a ResNet
+
+
+def test_variants_are_chosen_whole():
+    se = [{"reduction": 16, "bias": False}, {"reduction": 4, "divisor": 8, "gate": "hard_sigmoid"}]
+    space = SearchSpace.from_dict({"kinds": ["se", "ge"], "se": se, "ge": [{"extent": 2, "gather": "conv"}]})
+    assert space.blocks("se") == {BlockSpec("se", bias=False), BlockSpec("se", reduction=4, divisor=8,
+                                                                          gate="hard_sigmoid")}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    seen = set()
+    for _ in range(20):
+        trial = study.ask()
+        arch = space.sample(trial, TEMPLATE)
+        for s, spec in enumerate(arch.stages, 1):
+            seen.add(spec)
+            assert dataclasses.replace(spec, placement="block") in space.blocks(spec.kind)
+            if spec.kind == "se":
+                assert trial.params[f"stage{s}.se.variant"] == spec.block_id
+            assert f"stage{s}.ge.variant" not in trial.params  # one variant: fixed
+        params = space.params_for(arch)
+        assert space.sample(optuna.trial.FixedTrial(params), TEMPLATE) == arch
+        study.tell(trial, 0.0)
+    assert len(seen) == 3
+    assert space.params_for(ArchConfig.uniform("cifar_resnet", BlockSpec("se"), {"depth": 8})) is None
+
+
+@pytest.mark.parametrize("variants,needle", [
+    ([{"reduction": 0}], "search_space.se[0].reduction = 0 is invalid for se"),
+    ([{"kernel_size": 3}], "search_space.se[0].kernel_size is not a setting of se"),
+    ([{"reduction": 8}, {"reduction": 8.0}], "search_space.se[1] is the same block as an earlier variant (se-r8-avg)"),
+    ([{"reduction": 8, "placement": "pre"}], "search_space.se[0] = {'reduction': 8, 'placement': 'pre'} is invalid"),
+    ([], "search_space.se = [] is invalid"),
+])
+def test_bad_variants_are_refused(variants, needle):
+    with pytest.raises(ConfigError) as info:
+        SearchSpace.from_dict({"kinds": ["se"], "se": variants})
+    assert needle in str(info.value)
 
 
 def test_parameter_names_are_stable_and_conditional():
@@ -33,13 +78,13 @@ def test_parameter_names_are_stable_and_conditional():
         arch = space.sample(trial, TEMPLATE)
         for s, spec in enumerate(arch.stages, 1):
             assert trial.params[f"stage{s}.kind"] == spec.kind
-            own = {k for k in trial.params if k.startswith(f"stage{s}.") and k != f"stage{s}.kind"}
+            own = {k for k in trial.params if k.startswith(f"stage{s}.")} - {f"stage{s}.kind", f"stage{s}.placement"}
             assert all(k.startswith(f"stage{s}.{spec.kind}.") for k in own)  # only the chosen kind's settings
         names |= set(trial.params)
         study.tell(trial, 0.0)
     assert "stage2.se.reduction" in names and "stage3.ge.extent" in names
-    assert "stage1.se.gate" not in names  # single choice: fixed, not a parameter
-    assert "stage1.placement" not in names
+    assert "stage1.coord.reduction" not in names  # single choice: fixed, not a parameter
+    assert "stage1.placement" in names and "stage1.se.divisor" in names
 
 
 def test_params_for_round_trips_through_a_fixed_trial():
