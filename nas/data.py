@@ -7,25 +7,30 @@ has one) is kept apart, for `nas train` only — the search never sees it.
 
 Sources: Fashion-MNIST from Debian's `dataset-fashion-mnist` (decompressed once into the cache in
 torchvision's raw layout) or torchvision's download; MNIST and CIFAR-10/100 through torchvision,
-downloading only when the files are absent; any ImageFolder tree; and a small generated set for
-tests and quick benchmarks.
+downloading only when the files are absent; Tiny-ImageNet-200 in its official zip's layout (never
+downloaded); any ImageFolder tree; and a small generated set for tests and quick benchmarks.
+Image files (ImageFolder, Tiny-ImageNet) are decoded once per (source, image size) and kept as
+uint8 arrays in the cache folder (`nas.datacache`); the next load reads those instead.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import math
 import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from nas.errors import ConfigError, DataError
 
-DATASETS = ("fashion-mnist", "mnist", "cifar10", "cifar100", "imagefolder", "synthetic")
+DATASETS = ("fashion-mnist", "mnist", "cifar10", "cifar100", "tiny-imagenet", "imagefolder", "synthetic")
+TINY_IMAGENET_DIR = "tiny-imagenet-200"  # the official zip's folder, looked for under root when path is unset
 
 # Where Debian's dataset-fashion-mnist installs its gzip idx files; a module constant so that
 # tests can point it elsewhere.
@@ -115,6 +120,7 @@ def load_dataset(
     seed: int = 0,
     root: str | Path | None = None,
     in_chans: int | None = None,
+    classes: int | None = None,
 ) -> Dataset:
     """Load `name` and split it: train and val from the training pool, test kept apart.
 
@@ -124,15 +130,20 @@ def load_dataset(
     `image_size`: resize every split once, here (an int for square images, or (H, W)).
     `seed`: draws the subset and the validation split (and generates the synthetic set).
     `in_chans`: convert to 1 (luminance) or 3 (replicated) channels; default: as stored.
-    `root`: the cache for downloads and decompressed files (default: see `default_root`).
+    `classes`: keep only the first N classes (in the dataset's class order, e.g. Tiny-ImageNet's
+    wnids.txt) in every split, before the subset: a smaller task of the same images.
+    `root`: the cache for downloads, decompressed files and decoded images (see `default_root`).
+    For tiny-imagenet, `path` is the `tiny-imagenet-200` folder (default: `root/tiny-imagenet-200`).
     """
     if name not in DATASETS:
         raise ConfigError(f"dataset = {name!r} is not a dataset; allowed: {', '.join(DATASETS)}")
     size = check_settings(subset=subset, val_fraction=val_fraction, image_size=image_size, seed=seed,
-                          in_chans=in_chans)
+                          in_chans=in_chans, classes=classes)
     cache = Path(root).expanduser() if root is not None else default_root()
 
     pool = _read_pool(name, None if path is None else Path(path).expanduser(), cache, seed, size)
+    if classes is not None:
+        pool = _first_classes(pool, classes, name)
     generator = torch.Generator().manual_seed(seed)
     train = pool.train
     if subset is not None:
@@ -177,7 +188,9 @@ def _read_pool(name: str, path: Path | None, cache: Path, seed: int, size: tuple
     if name == "imagefolder":
         if path is None:
             raise ConfigError("path is required for dataset imagefolder: a folder of class folders")
-        return _read_imagefolder(path, size)
+        return _read_imagefolder(path, size, cache)
+    if name == "tiny-imagenet":
+        return _read_tiny_imagenet(path if path is not None else cache / TINY_IMAGENET_DIR, size, cache)
     if name == "synthetic":
         if path is not None:
             raise ConfigError(f"path = '{path}' is not used by dataset synthetic; leave it unset")
@@ -288,33 +301,25 @@ def _read_cifar(name: str, cache: Path) -> _Pool:
     return _Pool(split(train), split(test), tuple(train.classes), len(train.classes), flip=True)
 
 
-def _read_imagefolder(path: Path, size: tuple[int, int] | None) -> _Pool:
+def _read_imagefolder(path: Path, size: tuple[int, int] | None, cache: Path) -> _Pool:
     """`path/<class>/*.png` (validation carved from it), or `path/train` + `path/val` (val held out)."""
     if not path.exists():
         raise DataError(f"imagefolder: path {path} does not exist")
     if not path.is_dir():
         raise DataError(f"imagefolder: path {path} is not a directory")
     if (path / "train").is_dir() and (path / "val").is_dir():
-        classes, train = _read_class_tree(path / "train", size, None)
-        _, test = _read_class_tree(path / "val", size, classes)
-        if train.images.shape[1:] != test.images.shape[1:]:
-            raise DataError(
-                f"imagefolder: {path / 'val'} images are {tuple(test.images.shape[1:])} but "
-                f"{path / 'train'} images are {tuple(train.images.shape[1:])}; pass image_size"
-            )
+        classes, train = _list_class_tree(path / "train", None)
+        _, test = _list_class_tree(path / "val", classes)
     else:
-        classes, train = _read_class_tree(path, size, None)
+        classes, train = _list_class_tree(path, None)
         test = None
-    return _Pool(train, test, tuple(classes), len(classes), flip=True)
+    return _cached_pool("imagefolder", path, classes, train, test, size, cache)
 
 
-def _read_class_tree(
-    root: Path, size: tuple[int, int] | None, known: list[str] | None
-) -> tuple[list[str], Split]:
-    """Decode every image once with PIL (it reads every format torchvision's ImageFolder lists)."""
-    from PIL import Image, UnidentifiedImageError
+def _list_class_tree(root: Path, known: list[str] | None) -> tuple[list[str], list[tuple[str, int]]]:
+    """The class names and (file, label) samples of a tree of class folders, in torchvision
+    ImageFolder's order (sorted classes, sorted files)."""
     from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
-    from torchvision.transforms.v2 import functional as TF
 
     try:
         classes, _ = find_classes(root)
@@ -342,33 +347,152 @@ def _read_class_tree(
         raise DataError(f"imagefolder: {root}: {_first_line(error)}") from None
     if not samples:
         raise DataError(f"imagefolder: no images in {root} (looked for {', '.join(IMG_EXTENSIONS)})")
+    return classes, samples
+
+
+def _read_tiny_imagenet(path: Path, size: tuple[int, int] | None, cache: Path) -> _Pool:
+    """Tiny-ImageNet-200 in the official zip's layout: classes in `wnids.txt` order, training
+    images in `train/<wnid>/images/`, and the labelled `val/` (labels in `val/val_annotations.txt`)
+    as the test split; the unlabelled `test/` is not read."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
+
+    layout = "wnids.txt, train/<wnid>/images/*.JPEG, val/images/*.JPEG and val/val_annotations.txt"
+    if not path.is_dir():
+        raise DataError(
+            f"tiny-imagenet: {path} is not a folder; expected the official tiny-imagenet-200 folder "
+            f"({layout}); unzip tiny-imagenet-200.zip and pass path= that folder (it is never downloaded)"
+        )
+    wnids_file, annotations = path / "wnids.txt", path / "val" / "val_annotations.txt"
+    for needed in (wnids_file, annotations):
+        if not needed.is_file():
+            raise DataError(f"tiny-imagenet: {needed} is missing; expected the official layout ({layout})")
+    wnids = [line.strip() for line in wnids_file.read_text().splitlines() if line.strip()]
+    if len(wnids) < 2 or len(set(wnids)) != len(wnids):
+        raise DataError(f"tiny-imagenet: {wnids_file} must list at least 2 distinct class ids, one a line")
+    index = {w: i for i, w in enumerate(wnids)}
+    train: list[tuple[str, int]] = []
+    for wnid, label in index.items():
+        folder = path / "train" / wnid / "images"
+        files = sorted(f for f in os.listdir(folder) if has_file_allowed_extension(f, IMG_EXTENSIONS)) \
+            if folder.is_dir() else []
+        if not files:
+            raise DataError(f"tiny-imagenet: no training images in {folder} (class {wnid} of {wnids_file})")
+        train.extend((str(folder / f), label) for f in files)
+    test: list[tuple[str, int]] = []
+    for number, line in enumerate(annotations.read_text().splitlines(), 1):
+        fields = line.split("\t")
+        if not line.strip():
+            continue
+        if len(fields) < 2 or fields[1] not in index:
+            raise DataError(
+                f"tiny-imagenet: {annotations} line {number} = {line.strip()!r}; expected "
+                "'<file>\\t<wnid>\\t...' with a wnid listed in wnids.txt"
+            )
+        test.append((str(path / "val" / "images" / fields[0]), index[fields[1]]))
+    return _cached_pool("tiny-imagenet", path, wnids, train, test, size, cache)
+
+
+def _cached_pool(
+    kind: str,
+    path: Path,
+    classes: list[str],
+    train: list[tuple[str, int]],
+    test: list[tuple[str, int]] | None,
+    size: tuple[int, int] | None,
+    cache: Path,
+) -> _Pool:
+    """Decode the samples, or read them from the decoded-image cache when the same files (paths,
+    sizes, modification times) were decoded at the same size before."""
+    from nas import datacache
+
+    files = [f for f, _ in train] + ([f for f, _ in test] if test is not None else [])
+    labels = [label for _, label in train] + ([label for _, label in test] if test is not None else [])
+    try:
+        digest = datacache.source_digest(files, f"{kind}\n{classes}\n{size}\n{len(train)}\n{labels}")
+    except OSError as error:  # a listed file vanished or cannot be read
+        raise DataError(f"{kind}: cannot read {getattr(error, 'filename', None) or path}: {error.strerror}") from None
+
+    def build() -> dict[str, Any]:
+        out: dict[str, Any] = {"train_images": _decode(train, size, kind),
+                               "train_labels": torch.tensor(labels[: len(train)], dtype=torch.int64)}
+        if test is not None:
+            out["test_images"] = _decode(test, size, kind)
+            out["test_labels"] = torch.tensor(labels[len(train):], dtype=torch.int64)
+            if out["train_images"].shape[1:] != out["test_images"].shape[1:]:
+                raise DataError(
+                    f"{kind}: {path} test images are {tuple(out['test_images'].shape[1:])} but training "
+                    f"images are {tuple(out['train_images'].shape[1:])}; pass image_size"
+                )
+        return out
+
+    resolved = path.resolve()
+    name = f"{kind}-{resolved.name}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:12]}-" + (
+        f"{size[0]}x{size[1]}" if size is not None else "native")
+    value = datacache.load_or_build(cache / "decoded", name, digest, build)
+    pool_test = Split(value["test_images"], value["test_labels"]) if test is not None else None
+    return _Pool(Split(value["train_images"], value["train_labels"]), pool_test, tuple(classes), len(classes),
+                 flip=True)
+
+
+# Images decoded per chunk: resizing a chunk as one batch is ~8x faster than image by image
+# (torchvision's uint8 path), and the chunk bounds the memory held at the source size.
+DECODE_CHUNK = 4096
+
+
+def _decode(samples: list[tuple[str, int]], size: tuple[int, int] | None, kind: str) -> torch.Tensor:
+    """Decode every image once with PIL (it reads every format torchvision's ImageFolder lists)
+    into one uint8 N×C×H×W tensor; alpha is dropped, and grayscale stays one channel unless a
+    colour image is present (then it is replicated to 3)."""
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms.v2 import functional as TF
 
     if size is not None:
-        check_memory(len(samples), 3, size, f"imagefolder {root}")  # 3: colour until decoded
-    images: list[torch.Tensor] = []
-    for file, _ in samples:
-        try:
-            with Image.open(file) as img:
-                # Alpha is dropped; grayscale stays one channel unless a colour image is present.
-                mode = "L" if img.mode in GRAY_MODES else "RGB"
-                images.append(TF.pil_to_tensor(img.convert(mode)))
-        except (OSError, UnidentifiedImageError, ValueError) as error:
-            raise DataError(f"imagefolder: cannot read image {file}: {_first_line(error)}") from None
-    if any(im.shape[0] == 3 for im in images):
-        images = [im.expand(3, -1, -1) if im.shape[0] == 1 else im for im in images]
-    if size is not None:
-        images = [im if tuple(im.shape[1:]) == size else TF.resize(im, list(size), antialias=True)
-                  for im in images]
-    shapes = {tuple(im.shape[1:]) for im in images}
-    if len(shapes) > 1:
-        first = tuple(images[0].shape[1:])
-        other = next(i for i, im in enumerate(images) if tuple(im.shape[1:]) != first)
-        raise DataError(
-            f"imagefolder: images differ in size ({first[0]}x{first[1]} at {samples[0][0]}, "
-            f"{images[other].shape[1]}x{images[other].shape[2]} at {samples[other][0]}); pass image_size"
+        check_memory(len(samples), 3, size, kind)  # 3: colour until decoded
+    chunks: list[torch.Tensor] = []
+    first: tuple[int, int] | None = None
+    for start in range(0, len(samples), DECODE_CHUNK):
+        images: list[torch.Tensor] = []
+        for file, _ in samples[start: start + DECODE_CHUNK]:
+            try:
+                with Image.open(file) as img:
+                    mode = "L" if img.mode in GRAY_MODES else "RGB"
+                    images.append(TF.pil_to_tensor(img.convert(mode)))
+            except (OSError, UnidentifiedImageError, ValueError) as error:
+                raise DataError(f"{kind}: cannot read image {file}: {_first_line(error)}") from None
+        if any(im.shape[0] == 3 for im in images):
+            images = [im.expand(3, -1, -1) if im.shape[0] == 1 else im for im in images]
+        shapes = [tuple(im.shape[1:]) for im in images]
+        first = first or shapes[0]
+        if size is None and any(s != first for s in shapes):
+            other = next(i for i, s in enumerate(shapes) if s != first)
+            raise DataError(
+                f"{kind}: images differ in size ({first[0]}x{first[1]} at {samples[0][0]}, "
+                f"{shapes[other][0]}x{shapes[other][1]} at {samples[start + other][0]}); pass image_size"
+            )
+        if size is not None and len(set(shapes)) > 1:  # mixed sizes: one by one
+            images = [im if tuple(im.shape[1:]) == size else TF.resize(im, list(size), antialias=True)
+                      for im in images]
+        chunk = torch.stack(images)
+        if size is not None and tuple(chunk.shape[2:]) != size:
+            chunk = TF.resize(chunk, list(size), antialias=True)
+        chunks.append(chunk)
+    if len({c.shape[1] for c in chunks}) > 1:
+        chunks = [c.expand(-1, 3, -1, -1) for c in chunks]
+    return torch.cat(chunks).contiguous()
+
+
+def _first_classes(pool: _Pool, n: int, name: str) -> _Pool:
+    """The pool restricted to its first `n` classes (labels keep their values: 0..n-1)."""
+    if n > pool.num_classes:
+        raise ConfigError(
+            f"classes = {n} is more than the {pool.num_classes} classes of {name}; allowed: 2..{pool.num_classes}"
         )
-    labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
-    return classes, Split(torch.stack(images).contiguous(), labels)
+
+    def keep(split: Split) -> Split:
+        return _take(split, (split.labels < n).nonzero().flatten())
+
+    return _Pool(keep(pool.train), keep(pool.test) if pool.test is not None else None,
+                 pool.classes[:n] if pool.classes is not None else None, n, pool.flip)
 
 
 def _synthetic(seed: int) -> _Pool:
@@ -499,7 +623,7 @@ def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float
 
 def check_settings(
     *, subset: object = None, val_fraction: object = 0.1, image_size: object = None, seed: object = 0,
-    in_chans: object = None,
+    in_chans: object = None, classes: object = None,
 ) -> tuple[int, int] | None:
     """Check `load_dataset`'s settings (study files check them before anything runs); returns the
     image size as (H, W) or None."""
@@ -511,6 +635,9 @@ def check_settings(
         raise ConfigError(f"seed = {seed!r} is invalid; allowed: an integer >= 0")
     if in_chans not in (None, 1, 3):
         raise ConfigError(f"in_chans = {in_chans!r} is invalid; allowed: 1, 3, or null (as stored)")
+    if classes is not None and (not isinstance(classes, int) or isinstance(classes, bool) or classes < 2):
+        raise ConfigError(f"classes = {classes!r} is invalid; allowed: an integer >= 2 (the first N classes), "
+                          "or null for all")
     return size
 
 

@@ -1,11 +1,13 @@
-"""load_dataset on data the tests make (ImageFolder PNGs, idx files, the synthetic set) and on
-Debian's Fashion-MNIST when installed."""
+"""load_dataset on data the tests make (ImageFolder PNGs, a Tiny-ImageNet tree of JPEGs, idx files, the
+synthetic set) and on Debian's Fashion-MNIST when installed; the decoded-image cache."""
 
 from __future__ import annotations
 
 import gzip
 import os
 import struct
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,12 @@ from nas import data as nas_data
 from nas.data import load_dataset
 
 SYSTEM_FMNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decoded-image caches of these tests go to a temporary folder, not the user's home."""
+    monkeypatch.setenv("NAS_DATA", str(tmp_path_factory.mktemp("nas-data")))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,6 +182,216 @@ def test_imagefolder_refuses_bad_trees(tmp_path: Path, layout: str, message: str
 
 
 # ---------------------------------------------------------------------------------------------
+# Tiny-ImageNet (a generated tree in the official zip's layout) and the decoded-image cache
+
+# wnids.txt lists the classes unsorted, as the official file does: the order must come from it.
+TIN_WNIDS = ["n03000003", "n01000001", "n02000002"]
+TIN_TRAIN = 6  # images per class
+TIN_VAL = [("n01000001", 2), ("n02000002", 3), ("n03000003", 1)]  # (class, val images)
+
+
+def _class_colour(label: int) -> int:
+    return 30 + 80 * label  # flat grey levels JPEG keeps within a few steps, far apart
+
+
+def _write_jpeg(path: Path, level: int, mode: str = "RGB", size: int = 16) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, (size, size), level if mode == "L" else (level, level, level)).save(path, quality=90)
+
+
+def make_tiny_imagenet(root: Path) -> Path:
+    """A Tiny-ImageNet-200 tree: class order from wnids.txt, pixels = that class's grey level."""
+    (root / "test" / "images").mkdir(parents=True)
+    _write_jpeg(root / "test" / "images" / "test_0.JPEG", 255)  # unlabelled: never read
+    (root / "wnids.txt").write_text("".join(w + "\n" for w in TIN_WNIDS))
+    (root / "words.txt").write_text("".join(f"{w}\tthing {w}\n" for w in TIN_WNIDS))
+    for label, wnid in enumerate(TIN_WNIDS):
+        folder = root / "train" / wnid
+        for i in range(TIN_TRAIN):  # one grayscale JPEG per class, as the real set has some
+            _write_jpeg(folder / "images" / f"{wnid}_{i}.JPEG", _class_colour(label), "L" if i == 0 else "RGB")
+        (folder / f"{wnid}_boxes.txt").write_text(f"{wnid}_0.JPEG\t0\t0\t15\t15\n")
+    lines, n = [], 0
+    for wnid, count in TIN_VAL:
+        for _ in range(count):
+            _write_jpeg(root / "val" / "images" / f"val_{n}.JPEG", _class_colour(TIN_WNIDS.index(wnid)))
+            lines.append(f"val_{n}.JPEG\t{wnid}\t0\t0\t15\t15\n")
+            n += 1
+    (root / "val" / "val_annotations.txt").write_text("".join(lines))
+    return root
+
+
+def colour_labels(split: nas_data.Split) -> list[int]:
+    """The class each image was drawn as, read back from its mean grey level."""
+    means = split.images.float().mean(dim=(1, 2, 3))
+    return [min(range(len(TIN_WNIDS)), key=lambda k: abs(_class_colour(k) - m)) for m in means.tolist()]
+
+
+def test_tiny_imagenet_layout_labels_and_test_split(tmp_path: Path) -> None:
+    path = make_tiny_imagenet(tmp_path / "tiny-imagenet-200")
+    data = load_dataset("tiny-imagenet", path=path, root=tmp_path / "cache", val_fraction=1 / 6)
+    assert data.classes == tuple(TIN_WNIDS) and data.num_classes == 3  # wnids.txt order, not sorted
+    assert (len(data.train), len(data.val), len(data.test)) == (15, 3, 6)  # test = the labelled val
+    assert (data.in_chans, data.image_size) == (3, (16, 16)) and data.flip
+    for split in (data.train, data.val, data.test):
+        assert split.labels.tolist() == colour_labels(split)
+    # val/val_annotations.txt gives the test labels: class index in wnids.txt order
+    assert sorted(data.test.labels.tolist()) == [0, 1, 1, 2, 2, 2]
+    # ImageNet32-style downsampling, and root/tiny-imagenet-200 found when path is unset
+    small = load_dataset("tiny-imagenet", root=tmp_path, image_size=8, val_fraction=1 / 6)
+    assert tuple(small.train.images.shape[1:]) == (3, 8, 8) and tuple(small.test.images.shape[1:]) == (3, 8, 8)
+    assert small.test.labels.tolist() == colour_labels(small.test)
+
+
+def test_first_classes_keep_their_order_in_every_split(tmp_path: Path) -> None:
+    path = make_tiny_imagenet(tmp_path / "tin")
+    data = load_dataset("tiny-imagenet", path=path, classes=2, val_fraction=0.25)
+    assert data.classes == tuple(TIN_WNIDS[:2]) and data.num_classes == 2
+    assert (len(data.train) + len(data.val), len(data.test)) == (12, 3)
+    assert set(data.test.labels.tolist()) == {0, 1} and data.test.labels.tolist() == colour_labels(data.test)
+    with pytest.raises(ConfigError, match="classes = 4 is more than the 3 classes of tiny-imagenet; allowed: 2..3"):
+        load_dataset("tiny-imagenet", path=path, classes=4)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("no_folder", "is not a folder; expected the official tiny-imagenet-200 folder"),
+        ("no_wnids", "wnids.txt is missing"),
+        ("unknown_wnid", "val_annotations.txt line 2 = 'val_1.JPEG\\tn09999999'"),
+        ("empty_class", "no training images in"),
+        ("missing_val_image", "cannot read"),
+    ],
+)
+def test_tiny_imagenet_refuses_a_broken_tree(tmp_path: Path, damage: str, message: str) -> None:
+    path = make_tiny_imagenet(tmp_path / "tin")
+    if damage == "no_folder":
+        path = tmp_path / "absent"
+    elif damage == "no_wnids":
+        (path / "wnids.txt").unlink()
+    elif damage == "unknown_wnid":
+        lines = (path / "val" / "val_annotations.txt").read_text().splitlines()
+        lines[1] = "val_1.JPEG\tn09999999"
+        (path / "val" / "val_annotations.txt").write_text("\n".join(lines))
+    elif damage == "empty_class":
+        for file in (path / "train" / TIN_WNIDS[1] / "images").iterdir():
+            file.unlink()
+    elif damage == "missing_val_image":
+        (path / "val" / "images" / "val_4.JPEG").unlink()
+    with pytest.raises(DataError) as info:
+        load_dataset("tiny-imagenet", path=path)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = nas_data._decode
+
+    def counting(samples, size, kind):  # type: ignore[no-untyped-def]
+        calls.append(len(samples))
+        return real(samples, size, kind)
+
+    monkeypatch.setattr(nas_data, "_decode", counting)
+    return calls
+
+
+def _cache_files(root: Path) -> list[Path]:
+    return sorted((root / "decoded").glob("*.pt"))
+
+
+def test_cache_hit_returns_identical_tensors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, root = make_tiny_imagenet(tmp_path / "tin"), tmp_path / "cache"
+    decodes = _count_decodes(monkeypatch)
+    first = load_dataset("tiny-imagenet", path=path, root=root, image_size=8, val_fraction=1 / 6)
+    assert decodes == [18, 6] and len(_cache_files(root)) == 1  # train and test decoded once, one entry
+    again = load_dataset("tiny-imagenet", path=path, root=root, image_size=8, val_fraction=1 / 6, subset=12)
+    same = load_dataset("tiny-imagenet", path=path, root=root, image_size=8, val_fraction=1 / 6)
+    assert decodes == [18, 6]  # both read the cache: a subset is drawn from the cached pool
+    assert len(again.train) + len(again.val) == 12
+    for a, b in ((first.train, same.train), (first.val, same.val), (first.test, same.test)):
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert first.mean == same.mean and first.classes == same.classes
+    # another image size is another entry; so is another source folder
+    load_dataset("tiny-imagenet", path=path, root=root, image_size=4, val_fraction=1 / 6)
+    assert decodes == [18, 6, 18, 6] and len(_cache_files(root)) == 2
+
+
+def test_cache_is_rebuilt_when_a_source_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, root = tmp_path / "folder", tmp_path / "cache"
+    make_tree(path, {"a": 4, "b": 4})
+    decodes = _count_decodes(monkeypatch)
+    before = load_dataset("imagefolder", path=path, root=root, val_fraction=0.25)
+    changed = path / "b" / "00005.png"
+    size = changed.stat().st_size
+    _write_png(changed, 250)  # new content of the same size: only the mtime tells
+    assert changed.stat().st_size == size
+    stat = changed.stat()  # mtime moved on explicitly for coarse-clock file systems
+    os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    after = load_dataset("imagefolder", path=path, root=root, val_fraction=0.25)
+    assert len(decodes) == 2 and len(_cache_files(root)) == 1  # decoded again, same entry replaced
+    assert 5 in ids(before.train) + ids(before.val) and 250 in ids(after.train) + ids(after.val)
+    make_tree(path, {"a": 1}, start=50)  # an added file
+    added = load_dataset("imagefolder", path=path, root=root, val_fraction=0.25)
+    assert len(decodes) == 3 and 50 in ids(added.train) + ids(added.val)
+    load_dataset("imagefolder", path=path, root=root, val_fraction=0.25)
+    assert len(decodes) == 3  # and unchanged again: a hit
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped_byte", "garbage", "empty"])
+def test_a_damaged_cache_file_is_ignored_and_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    path, root = make_tiny_imagenet(tmp_path / "tin"), tmp_path / "cache"
+    decodes = _count_decodes(monkeypatch)
+    good = load_dataset("tiny-imagenet", path=path, root=root, val_fraction=1 / 6)
+    (entry,) = _cache_files(root)
+    raw = entry.read_bytes()
+    if damage == "truncated":  # what a writer killed mid-write would leave, had it written in place
+        entry.write_bytes(raw[: len(raw) // 2])
+    elif damage == "flipped_byte":  # inside the image bytes, where only the checksum notices
+        at = raw.index(good.test.images.flatten()[:64].numpy().tobytes()) + 10
+        entry.write_bytes(raw[:at] + bytes([raw[at] ^ 0xFF]) + raw[at + 1:])
+    elif damage == "garbage":
+        entry.write_bytes(b"not a cache file" * 100)
+    else:
+        entry.write_bytes(b"")
+    stale = entry.with_name(f".{entry.stem}.12345.tmp")  # a killed writer's temporary file
+    stale.write_bytes(b"partial")
+    rebuilt = load_dataset("tiny-imagenet", path=path, root=root, val_fraction=1 / 6)
+    assert len(decodes) == 4 and not stale.exists()
+    for a, b in ((good.train, rebuilt.train), (good.test, rebuilt.test)):
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    load_dataset("tiny-imagenet", path=path, root=root, val_fraction=1 / 6)
+    assert len(decodes) == 4  # the rebuilt entry is whole
+
+
+def test_workers_loading_at_once_decode_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, root = make_tiny_imagenet(tmp_path / "tin"), tmp_path / "cache"
+    decodes: list[int] = []
+    real = nas_data._decode
+
+    def slow(samples, size, kind):  # type: ignore[no-untyped-def]
+        decodes.append(len(samples))
+        time.sleep(0.5)  # long enough that the other worker arrives while this one decodes
+        return real(samples, size, kind)
+
+    monkeypatch.setattr(nas_data, "_decode", slow)
+    with ThreadPoolExecutor(3) as pool:  # flock excludes separately opened files, threads included
+        loads = list(pool.map(lambda _: load_dataset("tiny-imagenet", path=path, root=root), range(3)))
+    assert decodes == [18, 6]
+    assert all(torch.equal(d.test.images, loads[0].test.images) for d in loads)
+    assert sorted(p.name for p in (root / "decoded").iterdir() if p.suffix == ".pt") == [_cache_files(root)[0].name]
+
+
+def test_unwritable_cache_folder_still_loads(tmp_path: Path) -> None:
+    path = make_tiny_imagenet(tmp_path / "tin")
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder would go")
+    with pytest.warns(UserWarning, match="decoded-image cache disabled"):
+        data = load_dataset("tiny-imagenet", path=path, root=blocker)
+    assert len(data.test) == 6
+
+
+# ---------------------------------------------------------------------------------------------
 # Settings
 
 
@@ -190,6 +408,8 @@ def test_imagefolder_refuses_bad_trees(tmp_path: Path, layout: str, message: str
         ({"name": "synthetic", "image_size": (8, 8, 3)}, "image_size = (8, 8, 3) is invalid"),
         ({"name": "synthetic", "in_chans": 2}, "in_chans = 2 is invalid; allowed: 1, 3"),
         ({"name": "synthetic", "seed": -1}, "seed = -1 is invalid"),
+        ({"name": "synthetic", "classes": 1}, "classes = 1 is invalid; allowed: an integer >= 2"),
+        ({"name": "synthetic", "classes": 11}, "classes = 11 is more than the 10 classes of synthetic"),
         ({"name": "synthetic", "path": "x"}, "path = 'x' is not used by dataset synthetic"),
         ({"name": "imagefolder"}, "path is required for dataset imagefolder"),
         ({"name": "cifar10", "path": "x"}, "path = 'x' is not used by dataset cifar10"),
