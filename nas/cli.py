@@ -171,7 +171,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help=STORAGE_HELP)
     p.add_argument("--port", type=int, default=8080, help="TCP port on 127.0.0.1")
     p.set_defaults(run=_dashboard)
+
+    p = command("schema", "print the JSON Schema of study files (for editors' YAML language server)",
+                "  nas schema -o nas-study.schema.json\n"
+                "  # then first line of a study file:  # yaml-language-server: $schema=nas-study.schema.json")
+    p.add_argument("-o", "--output", type=Path, help="write it to this file instead of standard output")
+    p.set_defaults(run=_schema)
     return parser
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from nas.validation import json_schema
+
+    text = json.dumps(json_schema(), indent=1) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    if not args.output.parent.is_dir():
+        raise ConfigError(f"-o {args.output}: the folder {args.output.parent} does not exist")
+    args.output.write_text(text)
+    print(f"JSON Schema of study files written to {args.output}")
+    return 0
 
 
 def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]

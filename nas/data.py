@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from nas.errors import ConfigError, DataError
+from nas.validation import DatasetSettings, validate
 
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "cifar100", "tiny-imagenet", "imagefolder", "synthetic")
 TINY_IMAGENET_DIR = "tiny-imagenet-200"  # the official zip's folder, looked for under root when path is unset
@@ -627,20 +628,12 @@ def check_settings(
     *, subset: object = None, val_fraction: object = 0.1, image_size: object = None, seed: object = 0,
     in_chans: object = None, classes: object = None,
 ) -> tuple[int, int] | None:
-    """Check `load_dataset`'s settings (study files check them before anything runs); returns the
-    image size as (H, W) or None."""
-    _check_fraction(val_fraction)
-    size = _check_image_size(image_size)
-    if subset is not None and (not isinstance(subset, int) or isinstance(subset, bool) or subset < 2):
-        raise ConfigError(f"subset = {subset!r} is invalid; allowed: an integer >= 2, or null for all")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ConfigError(f"seed = {seed!r} is invalid; allowed: an integer >= 0")
-    if in_chans not in (None, 1, 3):
-        raise ConfigError(f"in_chans = {in_chans!r} is invalid; allowed: 1, 3, or null (as stored)")
-    if classes is not None and (not isinstance(classes, int) or isinstance(classes, bool) or classes < 2):
-        raise ConfigError(f"classes = {classes!r} is invalid; allowed: an integer >= 2 (the first N classes), "
-                          "or null for all")
-    return size
+    """Check `load_dataset`'s settings with the same model study files use (nas.validation);
+    returns the image size as (H, W) or None."""
+    settings = validate(DatasetSettings, {"name": "-", "subset": subset, "val_fraction": val_fraction,
+                                          "image_size": image_size, "seed": seed, "in_chans": in_chans,
+                                          "classes": classes})
+    return settings.size
 
 
 def available_memory() -> int:
@@ -680,26 +673,6 @@ def _bytes(n: float) -> str:
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1000
     return f"{n} B"
-
-
-def _check_fraction(value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ConfigError(f"val_fraction = {value!r} is invalid; allowed: a number strictly between 0 and 1")
-
-
-def _check_image_size(value: object) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    sizes = [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
-    if (
-        not isinstance(sizes, (list, tuple))
-        or len(sizes) != 2
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sizes)
-    ):
-        raise ConfigError(
-            f"image_size = {value!r} is invalid; allowed: a positive integer or [height, width]"
-        )
-    return int(sizes[0]), int(sizes[1])
 
 
 def _first_line(error: BaseException) -> str:

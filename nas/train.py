@@ -41,6 +41,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from nas.data import Dataset, Split
 from nas.errors import ConfigError, TrainingDiverged
 from nas.layout import memory_format
+from nas.validation import ProxySettings, validate
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -61,19 +62,6 @@ def _autocast(device: torch.device, precision: str) -> Any:
 def _check_int(name: str, value: object, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ConfigError(f"{name} = {value!r} is invalid; allowed: an integer >= {minimum}")
-
-
-def _check_float(
-    name: str, value: object, low: float, high: float, allowed: str, low_open: bool = False,
-    high_open: bool = True,
-) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and (
-            high == math.inf or (value < high if high_open else value <= high)
-        )
-    if not ok:
-        raise ConfigError(f"{name} = {value!r} is invalid; allowed: {allowed}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,57 +112,16 @@ class ProxyConfig:
     threads: int | None = None  # CPU threads for the run; None = torch's default (all cores)
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            _check_int(name, getattr(self, name), 1)
-        for name in ("pad", "seed", "bn_recal"):
-            _check_int(name, getattr(self, name), 0)
-        if self.threads is not None:
-            _check_int("threads", self.threads, 1)
-        for name in ("nesterov", "augment"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} = {getattr(self, name)!r} is invalid; allowed: true or false")
-        _check_float("lr", self.lr, 0, math.inf, "a number > 0", low_open=True)
-        _check_float("momentum", self.momentum, 0, 1, "a number in [0, 1)")
-        _check_float("weight_decay", self.weight_decay, 0, math.inf, "a number >= 0")
-        _check_float("label_smoothing", self.label_smoothing, 0, 1, "a number in [0, 1)")
-        _check_float("warmup", self.warmup, 0, 1, "a fraction in [0, 1)")
-        _check_float("decay", self.decay, 0, 1, "a fraction in [0, 1]", high_open=False)
-        if self.warmup + self.decay > 1:
-            raise ConfigError(
-                f"warmup + decay = {self.warmup} + {self.decay} is invalid; allowed: a sum <= 1 "
-                "(fractions of the same run)"
-            )
-        if self.max_seconds is not None:
-            _check_float("max_seconds", self.max_seconds, 0, math.inf, "a number > 0 or null", low_open=True)
-        _check_choice("precision", self.precision, PRECISIONS)
-        if self.nesterov and self.momentum == 0:
-            raise ConfigError("nesterov = true needs momentum > 0; set momentum or nesterov: false")
+        # validated by the one validation layer (nas.validation); values normalised (1 -> 1.0)
+        settings = validate(ProxySettings, dataclasses.asdict(self))
+        for name, value in settings.model_dump().items():
+            object.__setattr__(self, name, value)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ProxyConfig:
         """From a study file's `proxy:` section; unknown keys are errors that list the allowed ones.
-
-        Numbers written as strings are accepted for float settings, because YAML 1.1 reads `1e-3`
-        (no dot) as a string.
-        """
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"proxy = {data!r} is invalid; expected a mapping of settings")
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = [key for key in data if key not in fields]
-        if unknown:
-            raise ConfigError(f"proxy.{unknown[0]} is not a proxy setting; allowed: {', '.join(fields)}")
-        values = dict(data)
-        for key in ("lr", "momentum", "weight_decay", "label_smoothing", "warmup", "decay", "max_seconds"):
-            value = values.get(key)
-            if isinstance(value, str):
-                try:
-                    values[key] = float(value)
-                except ValueError:
-                    raise ConfigError(f"proxy.{key} = {value!r} is invalid; expected a number") from None
-        try:
-            return cls(**values)
-        except ConfigError as error:
-            raise ConfigError(f"proxy.{error}") from None
+        Numbers written as strings are accepted (YAML 1.1 reads `1e-3`, no dot, as a string)."""
+        return cls(**validate(ProxySettings, data, prefix="proxy.").model_dump())
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

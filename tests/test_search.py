@@ -125,8 +125,9 @@ def test_resume_with_a_higher_target_and_check(tmp_path):
 
 
 def test_duplicates_are_not_retrained(tmp_path):
-    study = write_study(tmp_path, search_space={"kinds": ["none", "se"], "stages": [1]}, baselines=["none"],
-                        trials=6)
+    # 4 architectures, 5 trials: TPE (seed 0) draws duplicates before the space is exhausted
+    study = write_study(tmp_path, search_space={"kinds": ["none", "se"], "stages": [1, 2]}, baselines=["none"],
+                        trials=5)
     assert nas("search", study.name, cwd=tmp_path).returncode == 0
     trials = load(study).trials
     firsts = {}
@@ -138,7 +139,7 @@ def test_duplicates_are_not_retrained(tmp_path):
         else:
             assert "duplicate_of" not in trial.user_attrs
             firsts[arch_id] = trial
-    assert len(firsts) == 2 and len(trials) == 6
+    assert len(trials) == 5 and len(firsts) < 5  # at least one duplicate, reused above
 
 
 def test_over_budget_trials_are_infeasible_untrained_and_not_counted(tmp_path):

@@ -1,0 +1,271 @@
+"""One validation layer for what users write: study files, proxy settings and dataset settings.
+
+pydantic v2 models give typed fields, the path of every error and a JSON Schema for free
+(`nas schema`: editors with the YAML language server then complete and check study files).
+What a schema cannot say — a backbone's own arguments, a search space's per-kind settings, a
+storage URL — is checked by the module that owns it (`nas.backbones`, `nas.space` with the block
+registry, `nas.storage`), called from `nas.studyfile`.
+
+Every pydantic error becomes the project's one line, `<path> = <value> is invalid; allowed:
+<what>`, where <what> is the field's description. Integers are strict (no `true`, no `2.5`);
+numbers accept integers and numeric strings (YAML 1.1 reads `1e-3` as a string) but not booleans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from pydantic import model_validator as _model_validator
+from pydantic_core import PydanticCustomError
+
+from nas.errors import ConfigError
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_no_bool)]
+
+
+def _sentence(message: str) -> PydanticCustomError:
+    """A check across fields, whose message is already the project's whole sentence."""
+    return PydanticCustomError("nas_sentence", message)
+
+
+class _Model(BaseModel):
+    """Unknown keys are errors; `noun` names what a key of this mapping is, for messages."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    noun: ClassVar[str] = "setting"
+
+
+class ProxySettings(_Model):
+    """Every setting of a proxy run (`nas.train.ProxyConfig` holds the validated values)."""
+
+    noun: ClassVar[str] = "proxy setting"
+
+    epochs: StrictInt = Field(2, ge=1, description="an integer >= 1")
+    batch_size: StrictInt = Field(256, ge=1, description="an integer >= 1")
+    lr: Number = Field(0.5, gt=0, allow_inf_nan=False, description="a number > 0")
+    momentum: Number = Field(0.9, ge=0, lt=1, description="a number in [0, 1)")
+    nesterov: StrictBool = Field(True, description="true or false")
+    weight_decay: Number = Field(5e-4, ge=0, allow_inf_nan=False, description="a number >= 0")
+    label_smoothing: Number = Field(0.2, ge=0, lt=1, description="a number in [0, 1)")
+    warmup: Number = Field(0.1, ge=0, lt=1, description="a fraction in [0, 1)")
+    decay: Number = Field(0.4, ge=0, le=1, description="a fraction in [0, 1]")
+    augment: StrictBool = Field(True, description="true or false")
+    pad: StrictInt = Field(0, ge=0, description="an integer >= 0")
+    bn_recal: StrictInt = Field(4096, ge=0, description="an integer >= 0")
+    max_seconds: Number | None = Field(None, gt=0, allow_inf_nan=False, description="a number > 0 or null")
+    seed: StrictInt = Field(0, ge=0, description="an integer >= 0")
+    eval_batch_size: StrictInt = Field(256, ge=1, description="an integer >= 1")
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto, fp32, bf16")
+    threads: StrictInt | None = Field(None, ge=1, description="an integer >= 1 or null")
+
+    @_model_validator(mode="after")
+    def _consistent(self) -> ProxySettings:
+        if self.warmup + self.decay > 1:
+            raise _sentence(f"warmup + decay = {self.warmup} + {self.decay} is invalid; allowed: a sum <= 1 "
+                            "(fractions of the same run)")
+        if self.nesterov and self.momentum == 0:
+            raise _sentence("nesterov = true needs momentum > 0; set momentum or nesterov: false")
+        return self
+
+
+class DatasetSettings(_Model):
+    """`load_dataset`'s settings as a study file writes them (the name is checked by `nas.data`)."""
+
+    noun: ClassVar[str] = "dataset setting"
+
+    name: str = Field(description="a dataset name")
+    path: str | None = Field(None, description="a folder, relative to the study file")
+    subset: StrictInt | None = Field(None, ge=2, description="an integer >= 2, or null for all")
+    val_fraction: Number = Field(0.1, gt=0, lt=1, description="a number strictly between 0 and 1")
+    image_size: Annotated[StrictInt, Field(ge=1)] | tuple[Annotated[StrictInt, Field(ge=1)],
+                                                          Annotated[StrictInt, Field(ge=1)]] | None = Field(
+        None, description="a positive integer or [height, width]")
+    in_chans: Literal[1, 3] | None = Field(None, description="1, 3, or null (as stored)")
+    classes: StrictInt | None = Field(None, ge=2, description="an integer >= 2 (the first N classes), or null for all")
+    seed: StrictInt = Field(0, ge=0, description="an integer >= 0")
+    root: str | None = Field(None, description="a cache folder")
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """`image_size` as (height, width)."""
+        if self.image_size is None:
+            return None
+        return (self.image_size, self.image_size) if isinstance(self.image_size, int) else tuple(self.image_size)
+
+
+class Constraints(_Model):
+    noun: ClassVar[str] = "constraint"
+
+    max_mflops: Number | None = Field(None, gt=0, allow_inf_nan=False, description="a number > 0 or null")
+    max_params: StrictInt | None = Field(None, gt=0, description="an integer > 0 or null")
+
+
+SAMPLER_SETTINGS = {"tpe": ("seed", "n_startup_trials"), "nsga2": ("seed", "population_size"), "random": ("seed",)}
+
+
+class Sampler(_Model):
+    noun: ClassVar[str] = "sampler setting"
+
+    name: Literal["tpe", "nsga2", "random"] = Field("tpe", description="tpe, nsga2, random")
+    seed: StrictInt | None = Field(None, ge=0, description="an integer >= 0")
+    n_startup_trials: StrictInt | None = Field(None, ge=1, description="an integer >= 1 (tpe only)")
+    population_size: StrictInt | None = Field(None, ge=2, description="an integer >= 2 (nsga2 only)")
+
+    @_model_validator(mode="after")
+    def _settings_of_the_sampler(self) -> Sampler:
+        for key in ("n_startup_trials", "population_size"):
+            if getattr(self, key) is not None and key not in SAMPLER_SETTINGS[self.name]:
+                raise _sentence(f"sampler.{key} is not a setting of {self.name}; "
+                                f"allowed: {', '.join(SAMPLER_SETTINGS[self.name])}")
+        return self
+
+    def options(self) -> dict[str, Any]:
+        """The settings the user gave, `name` included (None = not given)."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+OBJECTIVE_NAMES = ("accuracy", "flops", "params", "latency")
+
+
+class StudyFile(_Model):
+    """The shape of a study file. `nas.studyfile` adds what needs the backbone, the space and the
+    storage, and resolves paths."""
+
+    noun: ClassVar[str] = "study key"
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="letters, digits, '_', '.', '-'")
+    description: str = Field("", description="text")
+    storage: str | None = Field(None, description="a storage URL, e.g. sqlite:///demo.db")
+    backbone: str = Field(description="a backbone name, e.g. cifar_resnet, resnet18, timm:<name>")
+    backbone_args: dict[str, Any] = Field(default_factory=dict, description="a mapping of backbone arguments")
+    dataset: DatasetSettings = Field(description="a mapping with a name")
+    search_space: str | dict[str, Any] = Field(description="a file path or a mapping")
+    proxy: ProxySettings = Field(default_factory=ProxySettings, description="a mapping of proxy settings")
+    objectives: list[Literal["accuracy", "flops", "params", "latency"]] = Field(
+        ["accuracy", "flops"], min_length=1, description=", ".join(OBJECTIVE_NAMES))
+    sampler: Sampler = Field(default_factory=Sampler, description="a mapping with a name: tpe, nsga2, random")
+    trials: StrictInt = Field(24, ge=1, description="an integer >= 1 (finished trials to reach)")
+    baselines: list[str | dict[str, Any]] | None = Field(
+        None, description="a list of block kinds or block mappings (default: every kind)")
+    constraints: Constraints = Field(default_factory=Constraints, description="a mapping like {max_mflops: 20}")
+
+    @_model_validator(mode="before")
+    @classmethod
+    def _shorthands(cls, data: Any) -> Any:
+        """`dataset: fashion-mnist` means `{name: fashion-mnist}`; null sections mean defaults."""
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        if isinstance(data.get("dataset"), str):
+            data["dataset"] = {"name": data["dataset"]}
+        for key in ("proxy", "sampler", "constraints", "backbone_args"):
+            if key in data and data[key] is None:
+                del data[key]
+        return data
+
+    @_model_validator(mode="after")
+    def _objectives(self) -> StudyFile:
+        if len(set(self.objectives)) != len(self.objectives) or "accuracy" not in self.objectives:
+            raise _sentence(f"objectives = {self.objectives} must include accuracy and list each objective once")
+        return self
+
+
+def validate(model: type[_Model], data: Any, prefix: str = "") -> Any:
+    """`model.model_validate(data)`, its first error as one ConfigError line (`prefix` goes
+    before field paths, e.g. "proxy.")."""
+    if not isinstance(data, Mapping):
+        required = [name for name, f in model.model_fields.items() if f.is_required()]
+        what = f"a mapping of {', '.join(required)}, ..." if required else "a mapping of settings"
+        where = prefix.rstrip(".") or f"the {model.noun.split()[0]} file"
+        raise ConfigError(f"{where} must be {what}; got {data!r}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(one_line(model, error.errors()[0], prefix)) from None
+
+
+def one_line(model: type[_Model], error: Mapping[str, Any], prefix: str = "") -> str:
+    """The project's message for one pydantic error."""
+    loc = [part for part in error["loc"] if not _is_branch(part)]
+    path = prefix + _path(loc)
+    owner, field = _field(model, loc)
+    if error["type"] == "nas_sentence":  # a model validator's own sentence, under its model's path
+        lead = path.rstrip(".")
+        return error["msg"] if not lead or error["msg"].startswith(lead) else f"{lead}.{error['msg']}"
+    if error["type"] == "extra_forbidden":
+        allowed = ", ".join(owner.model_fields) if owner is not None else "see `nas schema`"
+        noun = owner.noun if owner is not None else "setting"
+        return f"{path} is not a {noun}; allowed: {allowed}"
+    if error["type"] == "missing":
+        required = [n for n, f in model.model_fields.items() if f.is_required()]
+        return f"{path} is missing; {'a study needs ' if model is StudyFile else 'required: '}{', '.join(required)}"
+    allowed = field.description if field is not None and field.description else error["msg"]
+    return f"{path} = {error.get('input')!r} is invalid; allowed: {allowed}"
+
+
+def _is_branch(part: Any) -> bool:
+    """pydantic names union branches in the path ('int', 'tuple[int, int]', 'function-after[...]')."""
+    return isinstance(part, str) and ("[" in part or "-" in part or part in ("int", "str", "float", "bool", "dict"))
+
+
+def _path(loc: list[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _field(model: type[_Model], loc: list[Any]) -> tuple[type[_Model] | None, Any]:
+    """(the model owning the last name in `loc`, that field or None)."""
+    owner: type[_Model] | None = model
+    field = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if owner is None or part not in owner.model_fields:
+            return owner, None
+        field = owner.model_fields[part]
+        nested = field.annotation
+        owner = nested if isinstance(nested, type) and issubclass(nested, _Model) else None
+    return owner, field
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a study file (`nas schema`), with the search space's kinds and their
+    settings filled in from the block registry, so editors can complete them too."""
+    from nas.blocks.registry import REGISTRY
+    from nas.blocks.settings import PLACEMENTS
+
+    schema = StudyFile.model_json_schema()
+    schema["title"] = "nas study file"
+    kinds = {
+        name: {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {s.name: {"type": "array", "description": f"choices; each {s.allowed}"}
+                           for s in kind.settings},
+        }
+        for name, kind in REGISTRY.items() if kind.settings
+    }
+    space = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "kinds": {"type": "array", "items": {"enum": list(REGISTRY)}},
+            **kinds,
+            "placement": {"type": "array", "items": {"enum": list(PLACEMENTS)}},
+            "stages": {"anyOf": [{"const": "all"}, {"type": "array", "items": {"type": "integer", "minimum": 1}}]},
+        },
+    }
+    schema["properties"]["search_space"] = {"anyOf": [{"type": "string"}, space],
+                                            "description": "a search-space file path or an inline mapping"}
+    return schema
