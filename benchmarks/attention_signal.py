@@ -1,4 +1,7 @@
-"""Is there a task where attention matters? Long runs of the uniform baselines (issue 8, part 2).
+r"""Is there a task where attention matters? Long runs of the uniform baselines (issue 8, part 2).
+
+(The issue calls it benchmarks/signal.py; that name shadows the standard library's `signal`
+module for every script run from this folder, so it is attention_signal.py.)
 
 The five hand placements — none, and SE / ECA / CBAM / GE on every stage at the papers' defaults
 (`BlockSpec.paper_default`, as `nas search` queues them) — are trained with `nas.train.train_proxy`
@@ -37,29 +40,18 @@ baselines x 3 seeds = 30 runs of 10 epochs x 12,600 images = 126,000 training im
   start prints (or `--estimate`, which trains nothing), and where it is over budget cut
   `--tasks`, `--subset` or `--epochs` (or try `--threads 1`) before starting.
 
-    .venv/bin/python benchmarks/signal.py --data /work/data --estimate          # time it (~2 min), train nothing
-    .venv/bin/python benchmarks/signal.py --data /work/data                     # tin100 + cifar10, 3 seeds: 2.6 h quiet
-    .venv/bin/python benchmarks/signal.py --data /work/data --tasks tin100 --seeds 5 --threads 2
-    .venv/bin/python benchmarks/signal.py --quick --out /tmp/signal    # generated data, ~30 s: checks the script
+    B=.venv/bin/python\ benchmarks/attention_signal.py
+    $B --data /work/data --estimate     # time it (~2 min), train nothing
+    $B --data /work/data                # tin100 + cifar10, 3 seeds: 2.6 h quiet
+    $B --data /work/data --tasks tin100 --seeds 5 --threads 2
+    $B --quick --out /tmp/signal        # generated data, ~30 s: checks the script
 
 Resumable: every finished run is appended to benchmarks/results/signal_runs.json at once, keyed
 by task settings, baseline and seed, and skipped on restart. Writes benchmarks/results/signal.json
 and signal_<task>.png (per-baseline means with one-std error bars). `--out` writes elsewhere.
 """
 
-# ruff: noqa: E402 - the imports follow the sys.path fix below
-
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# This file's name shadows the standard library's `signal` module (which torch, subprocess and
-# nas.interrupts import) while its folder is first on sys.path: move the folder to the end.
-HERE = Path(__file__).resolve().parent
-if sys.path and Path(sys.path[0] or ".").resolve() == HERE:
-    sys.path.append(str(HERE))
-    sys.path.pop(0)
 
 import argparse
 import dataclasses
@@ -69,6 +61,7 @@ import os
 import statistics
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -89,7 +82,7 @@ from nas import (
 )
 from nas.data import Split
 
-ROOT = HERE.parent
+ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ("none", "se", "eca", "cbam", "ge")
 EPOCHS = 10  # long fidelity: 10x the demo proxy; crops need ten epochs or more to help
 PAD = 4  # crop padding, pixels per side
@@ -309,11 +302,11 @@ def main() -> None:
         try:
             datasets[task.name] = load_dataset(task.dataset, **task.load_args(args.data, subset, args.cache))
         except Exception as error:  # missing data: one line saying how to get it
-            raise SystemExit(f"signal.py: {task.name}: {error} (shared/data/stage-datasets.sh "
+            raise SystemExit(f"attention_signal.py: {task.name}: {error} (shared/data/stage-datasets.sh "
                              f"{args.data} MIRRORS builds it)") from None
         data = datasets[task.name]
         if data.test is None:
-            raise SystemExit(f"signal.py: {task.name}: {task.dataset} has no test split")
+            raise SystemExit(f"attention_signal.py: {task.name}: {task.dataset} has no test split")
         mflops = count_flops(build_model(arch_for(task, "none", data)), (1, data.in_chans, *data.image_size)) / 1e6
         print(f"{task.name}: {len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test, "
               f"{data.num_classes} classes, {data.image_size[0]} px, cifar_resnet {dict(task.backbone_args)} "
