@@ -317,8 +317,10 @@ def _check(args: argparse.Namespace) -> int:
     print(f"  backbone    {config.backbone} {dict(config.backbone_args)}: {n} stages, searching stages "
           f"{', '.join(map(str, config.space.searched_stages(n)))}; {floor.mflops:.3f} MFLOPs with no attention")
     print(f"  dataset     {data!r}")
-    print(f"  space       {config.space.stage_choices()} choices per stage -> "
-          f"{config.space.size(n):,} distinct architectures; per kind (a setting the space leaves out takes "
+    choices = config.stage_choices()
+    per_stage = str(choices[0]) if len(set(choices)) == 1 else "/".join(map(str, choices))
+    print(f"  space       {per_stage} choices per searched stage -> "
+          f"{config.space_size():,} distinct architectures; per kind (a setting the space leaves out takes "
           "the BlockSpec default, marked where it differs from the paper's):")
     for line in _space_lines(config.space):
         print(f"    {line}")

@@ -471,7 +471,7 @@ def _run(
     if done >= target:
         log(f"study {config.name!r} already has {done} finished trials (target {target}); nothing to do")
         return study
-    space_size = config.space.size(len(config.template(data.num_classes, data.in_chans).stages))
+    space_size = config.space_size()
     objective = Objective(config, data, dev, trainer)
     log(f"study {config.name!r}: {done}/{target} finished trials, storage {masked(config.storage)}, device {dev}")
     log("FLOPs are fvcore counts: one multiply-add = one flop")

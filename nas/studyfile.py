@@ -69,6 +69,18 @@ class StudyConfig:
     def baseline_arch(self, spec: BlockSpec, num_classes: int, in_chans: int) -> ArchConfig:
         return ArchConfig.uniform(self.backbone, spec, self.backbone_args, num_classes, in_chans)
 
+    def space_size(self) -> int:
+        """Distinct architectures the search can reach: the space's choices at the placements
+        each of the backbone's stages has."""
+        backbone = get_backbone(self.backbone)
+        per_stage = backbone.placements_per_stage(self.backbone_args)
+        return self.space.size(len(per_stage), per_stage)
+
+    def stage_choices(self) -> list[int]:
+        """Distinct blocks per searched stage, at the placements that stage has."""
+        per_stage = get_backbone(self.backbone).placements_per_stage(self.backbone_args)
+        return [self.space.stage_choices(per_stage[s - 1]) for s in self.space.searched_stages(len(per_stage))]
+
     def load_data(self) -> Dataset:
         """The study's dataset; a setting refused only now (an image size too large for this
         machine's memory) names this file and the `dataset.` field like every other error."""
@@ -108,7 +120,8 @@ def _parse(data: Any, path: Path, storage_override: str | None) -> StudyConfig:
     dataset = _dataset(study.dataset, data["dataset"], base)
     source = study.search_space
     space = load_space(source, base)
-    space.check_stages(num_stages, backbone, "search_space" if isinstance(source, Mapping) else str(source))
+    space.check_stages(num_stages, backbone, "search_space" if isinstance(source, Mapping) else str(source),
+                       backbone_args)
 
     baselines = _baselines(DEFAULT_BASELINES if study.baselines is None else study.baselines, backbone)
     for label, spec in baselines:

@@ -247,15 +247,16 @@ def json_schema() -> dict[str, Any]:
 
     schema = StudyFile.model_json_schema()
     schema["title"] = "nas study file"
-    kinds = {
-        name: {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {s.name: {"type": "array", "description": f"choices; each {s.allowed}"}
-                           for s in kind.settings},
-        }
-        for name, kind in REGISTRY.items() if kind.settings
-    }
+    def kind_schema(kind: Any) -> dict[str, Any]:
+        """A mapping of settings to lists of choices, or a list of whole variants (one value each)."""
+        choices = {"type": "object", "additionalProperties": False,
+                   "properties": {s.name: {"type": "array", "description": f"choices; each {s.allowed}"}
+                                  for s in kind.settings}}
+        variant = {"type": "object", "additionalProperties": False,
+                   "properties": {s.name: {"description": s.allowed} for s in kind.settings}}
+        return {"anyOf": [choices, {"type": "array", "items": variant}]}
+
+    kinds = {name: kind_schema(kind) for name, kind in REGISTRY.items() if kind.settings}
     space = {
         "type": "object",
         "additionalProperties": False,

@@ -64,6 +64,8 @@ def test_nas_schema_is_a_valid_json_schema_that_accepts_the_shipped_studies_and_
     assert set(schema["required"]) == {"name", "backbone", "dataset", "search_space"}
     for study in sorted((ROOT / "studies").glob("*.yaml")):
         jsonschema.validate(yaml.safe_load(study.read_text()), schema)
+    for space in sorted((ROOT / "search_spaces").glob("*.yaml")):  # settings lists and whole variants
+        jsonschema.validate({**TINY_STUDY, "search_space": yaml.safe_load(space.read_text())}, schema)
     space = schema["properties"]["search_space"]["anyOf"][1]
     assert space["properties"]["kinds"]["items"]["enum"] == list(KINDS)
     for mistake in ({"proxy": {"epochs": 0}}, {"trials": "many"}, {"search_space": {"kinds": ["sk"]}},
