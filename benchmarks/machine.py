@@ -24,8 +24,13 @@ def device_name(device: str | torch.device = "cpu") -> str:
 
 
 def describe(device: str | torch.device = "cpu") -> str:
-    """For example `cpu: AMD EPYC 9R14 (2 cores, 2 torch threads)`."""
+    """For example `cpu: AMD EPYC 9R14 (2 cores, 2 torch threads, AVX2 kernels, NCHW)`: the
+    vector kernels torch dispatches to and the layout the trainer uses decide CPU speed."""
     device = torch.device(device)
     if device.type == "cuda":
         return f"cuda: {device_name(device)}"
-    return f"cpu: {device_name(device)} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+    from nas.layout import cpu_memory_format
+
+    layout = "channels_last" if cpu_memory_format() == torch.channels_last else "NCHW"
+    return (f"cpu: {device_name(device)} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
+            f"{torch.backends.cpu.get_cpu_capability()} kernels, {layout})")
