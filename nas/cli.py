@@ -132,7 +132,8 @@ def _parser() -> argparse.ArgumentParser:
                 "  nas train best.yaml --dataset fashion-mnist --epochs 30 --save best.pt\n"
                 "  nas train best.yaml --dataset cifar100 --in-chans 1 --resize-head --val-fraction 0.2")
     p.add_argument("arch", type=Path, help="ArchConfig YAML/JSON (for example from nas export)")
-    p.add_argument("--dataset", required=True, help="fashion-mnist, mnist, cifar10, cifar100, imagefolder, synthetic")
+    p.add_argument("--dataset", required=True,
+                   help="fashion-mnist, mnist, cifar10, cifar100, tiny-imagenet, imagefolder, synthetic")
     p.add_argument("--path", type=Path,
                    help="dataset folder: for imagefolder, class folders, or train/ + val/ where val/ is the TEST split")
     p.add_argument("--subset", type=int, help="class-balanced training subset size (default: all)")
