@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from nas.errors import ConfigError, DataError
+from nas.files import atomic_write
 from nas.validation import DatasetSettings, validate
 
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "cifar100", "tiny-imagenet", "imagefolder", "synthetic")
@@ -268,13 +269,10 @@ def _decompress_idx(source: Path, raw: Path, name: str) -> None:
         target = raw / stem
         if target.is_file():
             continue
-        tmp = target.with_name(f"{stem}.tmp{os.getpid()}")
         try:
-            with (gzip.open(gz) if gz.is_file() else open(plain, "rb")) as src, open(tmp, "wb") as dst:
+            with (gzip.open(gz) if gz.is_file() else open(plain, "rb")) as src, atomic_write(target) as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
-            os.replace(tmp, target)
         except (OSError, EOFError) as error:
-            tmp.unlink(missing_ok=True)
             src_file = gz if gz.is_file() else plain
             raise DataError(f"{name}: cannot decompress {src_file} into {raw}: {error}") from None
 

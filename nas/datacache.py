@@ -25,11 +25,13 @@ import hashlib
 import os
 import warnings
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from nas.files import atomic_write, exclusive_lock
 
 VERSION = 1  # bump when the stored layout or the decoding that fills it changes
 
@@ -62,7 +64,7 @@ def load_or_build(
     lock = contextlib.ExitStack()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        lock.enter_context(_locked(folder / f"{name}.lock"))
+        lock.enter_context(exclusive_lock(folder / f"{name}.lock"))
     except OSError as error:
         warnings.warn(f"decoded-image cache disabled: cannot write {folder} ({error})", stacklevel=2)
         return build()
@@ -102,34 +104,10 @@ def _write(path: Path, digest: str, value: Mapping[str, Any]) -> None:
     tensors = {k: v.contiguous() for k, v in value.items() if k != "meta"}
     record = {"version": VERSION, "digest": digest, "tensors": tensors,
               "crc": {k: _crc(t) for k, t in tensors.items()}, "meta": value.get("meta", {})}
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(record, f)
-            f.flush()
-            os.fsync(f.fileno())  # the rename must not reach the disk before the bytes do
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(path) as handle:
+        torch.save(record, handle)
 
 
 def _crc(tensor: torch.Tensor) -> int:
     """CRC32 of the tensor's bytes (zlib reads the buffer in place: no copy)."""
     return zlib.crc32(tensor.contiguous().reshape(-1).view(torch.uint8).numpy())
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock, released by the kernel if the holder dies. Without `fcntl`
-    (Windows) there is no lock: workers may then decode twice, but atomic writes keep it safe."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,10 +1,14 @@
-"""Reading the user's YAML/JSON files, in one place, with errors that name the file and where."""
+"""Files, in one place: reading the user's YAML/JSON (errors name the file and where), writing a
+file atomically, and an exclusive lock that workers on one machine share."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -82,3 +86,42 @@ def _expanded_size(root: yaml.Node) -> int:
         stack.append((node, True))
         stack.extend((c, False) for c in children if id(c) not in sizes)
     return sizes[id(root)]
+
+
+def temporary_name(path: Path) -> Path:
+    """Where `atomic_write` writes before renaming: `.<stem>.<pid>.tmp` beside `path`, so a killed
+    writer's leftovers can be found (`.<stem>.*.tmp`) and never look like the real file."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Write `path` all or nothing: into `temporary_name(path)`, flushed to disk, then renamed over
+    `path`; on any error the temporary file is removed and `path` is untouched."""
+    tmp = temporary_name(path)
+    try:
+        with open(tmp, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())  # the rename must not reach the disk before the bytes do
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory `flock` on `path` (a folder, or a lock file created if missing),
+    released by the kernel if the holder dies. Without `fcntl` (Windows) there is no lock."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(path, os.O_RDONLY) if path.is_dir() else os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from nas.files import atomic_write
+
 LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
 ENV = "NAS_CPU_MEMORY_FORMAT"
 
@@ -111,9 +113,8 @@ def _cached_probe() -> dict[str, float] | None:
     times = run_probe()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": key, "times": times}))
-        tmp.replace(path)  # atomic: workers probing at once never read half a file
+        with atomic_write(path, "w") as handle:  # workers probing at once never read half a file
+            handle.write(json.dumps({"key": key, "times": times}))
     except OSError:
         pass  # a read-only home only costs a probe per process
     return times

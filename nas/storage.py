@@ -22,8 +22,6 @@ RDB storage was written for server databases:
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +32,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from sqlalchemy.engine import make_url
 
 from nas.errors import ConfigError, StudyError
+from nas.files import exclusive_lock
 
 SCHEMES = ("sqlite", "postgresql", "mysql")
 HEARTBEAT_SECONDS = 10  # a running trial writes a heartbeat this often
@@ -124,13 +123,8 @@ def creation_lock(url: str) -> Iterator[None]:
         with _server_lock(url):
             yield
         return
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with exclusive_lock(path.parent):
         yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 @contextlib.contextmanager
