@@ -129,8 +129,7 @@ def open_study(
                 study_name=config.name, storage=storage, directions=config.directions,
                 sampler=make_sampler(config),
             )
-            study.set_user_attr(MARKER, {"format": 1})
-        check_ours(study, config)
+        check_ours(study, config)  # a study just created has no attribute yet: it passes as pristine
         if create:  # each step checks its own mark, so a creation interrupted half-way is completed
             if MARKER not in study.user_attrs:
                 study.set_user_attr(MARKER, {"format": 1})

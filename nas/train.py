@@ -406,7 +406,7 @@ class _Run:
         with self.autocast:
             out = self.net(x)
         loss = F.cross_entropy(out.float(), y, label_smoothing=self.config.label_smoothing)
-        if not self.cuda and not bool(torch.isfinite(loss) & (loss <= self.max_loss)):
+        if not self.cuda and bool(self.diverged(loss)):
             # Diverged: never backpropagate NaN/inf or exploded activations through native
             # kernels; the step is skipped and `check_loss` (every step on the CPU) raises.
             return loss.detach()
@@ -419,11 +419,15 @@ class _Run:
         budget = self.config.max_seconds
         return budget is not None and time.perf_counter() - self.loop_start >= budget
 
+    def diverged(self, losses: torch.Tensor) -> torch.Tensor:
+        """Elementwise: NaN, infinite or above `max_loss`."""
+        return ~torch.isfinite(losses) | (losses > self.max_loss)
+
     def check_loss(self, losses: torch.Tensor, lo: int, hi: int, epoch: int, steps_before: int) -> None:
         """Raise TrainingDiverged at the first step in [lo, hi) whose loss is NaN, infinite or
         beyond `max_loss`."""
         window = losses[lo:hi]
-        bad = ~torch.isfinite(window) | (window > self.max_loss)
+        bad = self.diverged(window)
         if bool(bad.any()):
             i = lo + int(bad.nonzero()[0])
             raise TrainingDiverged(

@@ -110,6 +110,12 @@ def test_three_workers_on_one_new_sqlite_study(tmp_path):
     assert len({t.user_attrs["worker"] for t in complete}) >= 2  # the work was shared
 
 
+def ended_in_one_line(worker, err: str, code: int) -> None:
+    """The worker exited with `code` after one line on stderr, no traceback."""
+    assert worker.returncode == code, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
 @pytest.mark.parametrize(("signum", "code", "word", "reason"), [
     (signal.SIGINT, 130, "interrupted", "interrupted (Ctrl-C)"),
     (signal.SIGTERM, 143, "terminated (SIGTERM)", "terminated (SIGTERM)"),
@@ -124,8 +130,8 @@ def test_ctrl_c_or_sigterm_marks_the_running_trial_failed_and_resume_works(tmp_p
         out, err = worker.communicate(timeout=60)
     finally:
         worker.kill()
-    assert worker.returncode == code
-    assert word in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    ended_in_one_line(worker, err, code)
+    assert word in err, err
     study = load(study_path)
     assert not study.get_trials(states=(TrialState.RUNNING,))
     failed = study.get_trials(states=(TrialState.FAIL,))
@@ -148,8 +154,7 @@ def test_a_second_ctrl_c_during_the_clean_up_still_exits_130_with_one_line(tmp_p
         out, err = worker.communicate(timeout=60)
     finally:
         worker.kill()
-    assert worker.returncode == 130, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    ended_in_one_line(worker, err, 130)
     assert not load(study_path).get_trials(states=(TrialState.RUNNING,))
 
 
@@ -174,8 +179,7 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, delay):
         out, err = worker.communicate(timeout=60)
     finally:
         worker.kill()
-    assert worker.returncode == 130, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    ended_in_one_line(worker, err, 130)
 
 
 def test_a_closed_pipe_ends_the_search_quietly_and_keeps_the_study_consistent(tmp_path):
