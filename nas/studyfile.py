@@ -22,15 +22,8 @@ from nas.files import read_document
 from nas.space import SearchSpace, load_space
 from nas.storage import check_url, resolve_url
 from nas.train import ProxyConfig
-from nas.validation import DatasetSettings, StudyFile, validate
+from nas.validation import OBJECTIVES, DatasetSettings, StudyFile, validate
 
-# objective: (direction, metric name shown in the dashboard and tables)
-OBJECTIVES = {
-    "accuracy": ("maximize", "accuracy"),
-    "flops": ("minimize", "MFLOPs"),
-    "params": ("minimize", "params (M)"),
-    "latency": ("minimize", "latency (ms)"),
-}
 DEFAULT_BASELINES = list(KINDS)
 
 

@@ -115,7 +115,8 @@ SAMPLER_SETTINGS = {"tpe": ("seed", "n_startup_trials"), "nsga2": ("seed", "popu
 class Sampler(_Model):
     noun: ClassVar[str] = "sampler setting"
 
-    name: Literal["tpe", "nsga2", "random"] = Field("tpe", description="tpe, nsga2, random")
+    name: Literal[tuple(SAMPLER_SETTINGS)] = Field(  # type: ignore[valid-type]
+        "tpe", description=", ".join(SAMPLER_SETTINGS))
     seed: StrictInt | None = Field(None, ge=0, description="an integer >= 0")
     n_startup_trials: StrictInt | None = Field(None, ge=1, description="an integer >= 1 (tpe only)")
     population_size: StrictInt | None = Field(None, ge=2, description="an integer >= 2 (nsga2 only)")
@@ -133,7 +134,14 @@ class Sampler(_Model):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
-OBJECTIVE_NAMES = ("accuracy", "flops", "params", "latency")
+# objective: (direction, metric name shown in the dashboard and tables)
+OBJECTIVES = {
+    "accuracy": ("maximize", "accuracy"),
+    "flops": ("minimize", "MFLOPs"),
+    "params": ("minimize", "params (M)"),
+    "latency": ("minimize", "latency (ms)"),
+}
+OBJECTIVE_NAMES = tuple(OBJECTIVES)
 
 
 class StudyFile(_Model):
@@ -150,7 +158,7 @@ class StudyFile(_Model):
     dataset: DatasetSettings = Field(description="a mapping with a name")
     search_space: str | dict[str, Any] = Field(description="a file path or a mapping")
     proxy: ProxySettings = Field(default_factory=ProxySettings, description="a mapping of proxy settings")
-    objectives: list[Literal["accuracy", "flops", "params", "latency"]] = Field(
+    objectives: list[Literal[OBJECTIVE_NAMES]] = Field(  # type: ignore[valid-type]
         ["accuracy", "flops"], min_length=1, description=", ".join(OBJECTIVE_NAMES))
     sampler: Sampler = Field(default_factory=Sampler, description="a mapping with a name: tpe, nsga2, random")
     trials: StrictInt = Field(24, ge=1, description="an integer >= 1 (finished trials to reach)")
