@@ -272,8 +272,9 @@ def _plot_html(front: Front, path: Path) -> None:
         trace([r for r in front.trials if r.baseline], "uniform baselines", mode="markers",
               marker={"symbol": "square-open", "color": "crimson", "size": 10}),
     ])
-    if front.knee is not None:
-        fig.add_trace(trace([front.knee], f"knee #{front.knee.number}", mode="markers",
+    k = front.knee
+    if k is not None:
+        fig.add_trace(trace([k], f"knee #{k.number}", mode="markers",
                             marker={"symbol": "star", "color": "orange", "size": 16}))
     fig.update_layout(title=f"{front.name}: {len(front.trials)} finished trials",
                       xaxis_title="MFLOPs (fvcore: 1 multiply-add = 1 flop)", yaxis_title=front.accuracy_label)
