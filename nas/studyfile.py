@@ -20,9 +20,9 @@ from nas.data import DATASETS, Dataset, load_dataset
 from nas.errors import ConfigError, with_source
 from nas.files import read_document
 from nas.space import SearchSpace, load_space
-from nas.storage import check_url, resolve_url
+from nas.studyref import StudyRef, study_ref
 from nas.train import ProxyConfig
-from nas.validation import OBJECTIVES, DatasetSettings, StudyFile, validate
+from nas.validation import DatasetSettings, StudyFile, validate
 
 DEFAULT_BASELINES = list(KINDS)
 
@@ -48,12 +48,17 @@ class StudyConfig:
     description: str = ""
 
     @property
+    def ref(self) -> StudyRef:
+        """Where the study lives and what it optimises (what opening an existing study needs)."""
+        return StudyRef(self.path, self.name, self.storage, self.objectives)
+
+    @property
     def directions(self) -> list[str]:
-        return [OBJECTIVES[o][0] for o in self.objectives]
+        return self.ref.directions
 
     @property
     def metric_names(self) -> list[str]:
-        return [OBJECTIVES[o][1] for o in self.objectives]
+        return self.ref.metric_names
 
     def template(self, num_classes: int, in_chans: int) -> ArchConfig:
         """The backbone with `none` on every stage; the search fills in the stages."""
@@ -98,13 +103,7 @@ def _parse(data: Any, path: Path, storage_override: str | None) -> StudyConfig:
     the search space, the storage and the file system."""
     base = path.resolve().parent
     study = validate(StudyFile, data)
-
-    storage = storage_override if storage_override is not None else study.storage
-    where = "--storage" if storage_override is not None else "storage"
-    if storage is None:
-        storage = f"sqlite:///{base / study.name}.db"
-    storage = resolve_url(storage, Path.cwd() if storage_override is not None else base)
-    check_url(storage, where)
+    ref = study_ref(study, path, storage_override)
 
     backbone = study.backbone
     backbone_args = get_backbone(backbone).resolve_args(study.backbone_args)
@@ -124,7 +123,7 @@ def _parse(data: Any, path: Path, storage_override: str | None) -> StudyConfig:
             raise ConfigError(f"baselines: {label}: {error}") from None
 
     return StudyConfig(
-        path=path.resolve(), name=study.name, storage=storage, backbone=backbone, backbone_args=backbone_args,
+        path=ref.path, name=ref.name, storage=ref.storage, backbone=backbone, backbone_args=backbone_args,
         dataset=dataset, space=space, proxy=ProxyConfig(**study.proxy.model_dump()),
         objectives=tuple(study.objectives), sampler=study.sampler.options(), trials=study.trials,
         baselines=baselines, max_mflops=study.constraints.max_mflops, max_params=study.constraints.max_params,
