@@ -1,0 +1,176 @@
+"""One trial: sample an ArchConfig from the space (or take a queued baseline), count its cost
+first (cached by arch_id) and refuse it without training when it is over budget, reuse the
+result of an identical earlier trial, else train it on the proxy and return its objective values.
+
+Trial states: COMPLETE (has a result), PRUNED (over budget: recorded as infeasible with
+`trial.set_constraint`, not trained), FAIL (diverged, crashed, interrupted; the reason is in the
+`fail_reason` user attr).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.arch import ArchConfig
+from nas.build import build_model
+from nas.cost import arch_cost, measure_latency
+from nas.data import Dataset
+from nas.errors import TrainingDiverged, interrupt_reason
+from nas.study.creation import proxy_key
+from nas.study.progress import TrialReport
+from nas.study.workers import WORKER
+from nas.studyfile import StudyConfig
+from nas.train import ProxyConfig, ProxyResult, train_proxy
+
+Trainer = Callable[[ArchConfig, Dataset, ProxyConfig, torch.device], ProxyResult]
+
+
+def train_architecture(arch: ArchConfig, data: Dataset, proxy: ProxyConfig, device: torch.device) -> ProxyResult:
+    """The default trainer: build the candidate after seeding (common random numbers), train it."""
+    return train_proxy(lambda: build_model(arch), data, proxy, device, progress=False)
+
+
+class Objective:
+    """The function Optuna calls per trial; keeps the per-worker cost cache."""
+
+    def __init__(self, config: StudyConfig, data: Dataset, device: torch.device,
+                 trainer: Trainer | None = None) -> None:
+        self.config = config
+        self.trainer = trainer or train_architecture
+        self.data = data
+        self.device = device
+        self.template = config.template(data.num_classes, data.in_chans)
+        self.proxy_key = proxy_key(config)
+        self.costs: dict[str, tuple[int, int]] = {}
+        self.latencies: dict[str, float] = {}
+        self.last: TrialReport | None = None
+
+    def architecture(self, trial: optuna.Trial) -> ArchConfig:
+        queued = trial.user_attrs.get("arch")
+        if queued is not None and "baseline" in trial.user_attrs:
+            arch = ArchConfig.from_dict(queued)
+            if trial.params:  # queued with the space's parameters: let the sampler record them
+                self.config.space.sample(trial, self.template)
+            return arch
+        return self.config.space.sample(trial, self.template)
+
+    def __call__(self, trial: optuna.Trial) -> Sequence[float]:
+        """Evaluate one trial; any failure, at any step, is recorded as its `fail_reason` and
+        shown on its progress line before Optuna marks it FAIL."""
+        self.step = "sampling"  # what `_evaluate` is doing, named in the reason when it fails
+        try:
+            return self._evaluate(trial)
+        except optuna.TrialPruned:  # over budget: its reason is already recorded
+            raise
+        except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM, at any step: Optuna then marks it FAIL
+            with contextlib.suppress(Exception):  # the reason is a courtesy; the FAIL state is what matters
+                trial.set_user_attr("fail_reason", interrupt_reason(interrupt))
+            raise
+        except Exception as error:
+            reason = failure_reason(error, self.step)
+            with contextlib.suppress(Exception):  # a storage error may be what failed; FAIL still follows
+                trial.set_user_attr("fail_reason", reason)
+            if self.last is not None:
+                self.last.note = reason
+            raise
+
+    def _evaluate(self, trial: optuna.Trial) -> Sequence[float]:
+        start = time.perf_counter()
+        trial.set_user_attr("worker", WORKER)
+        arch = self.architecture(trial)
+        self.step = "building the model and counting its FLOPs"
+        arch_id = arch.arch_id
+        self.last = TrialReport(trial.number, "RUNNING", arch_id, None, None, 0.0)
+        for key, value in (("arch", arch.to_dict()), ("arch_id", arch_id), ("proxy_key", self.proxy_key),
+                           ("seed", self.config.proxy.seed)):
+            trial.set_user_attr(key, value)
+        if arch_id not in self.costs:
+            cost = arch_cost(arch, self.data.image_size)
+            self.costs[arch_id] = (cost.flops, cost.params)
+        flops, params = self.costs[arch_id]
+        mflops = flops / 1e6
+        trial.set_user_attr("mflops", mflops)
+        trial.set_user_attr("params", params)
+        self.last.mflops = mflops
+        over = self._constrain(trial, mflops, params)
+        if over:
+            trial.set_user_attr("fail_reason", over)
+            self.last.note = over
+            raise optuna.TrialPruned(over)
+
+        earlier = self._earlier_result(trial, arch_id)
+        if earlier is not None:
+            trial.set_user_attr("duplicate_of", earlier.number)
+            for key in ("seconds", "images_per_second", "device", "epochs_done"):
+                if key in earlier.user_attrs:
+                    trial.set_user_attr(key, earlier.user_attrs[key])
+            accuracy = earlier.values[self.config.objectives.index("accuracy")]
+            self.last.accuracy = accuracy
+            self.last.note = f"same as #{earlier.number}"
+            self.step = "computing the objectives"
+            return self._values(arch, accuracy, mflops, params)
+
+        self.step = "training"
+        result = self.trainer(arch, self.data, self.config.proxy, self.device)
+        self._record(trial, result)
+        self.last.accuracy = result.accuracy
+        self.last.seconds = time.perf_counter() - start
+        self.step = "computing the objectives"
+        return self._values(arch, result.accuracy, mflops, params)
+
+    def _constrain(self, trial: optuna.Trial, mflops: float, params: int) -> str:
+        """Record constraint values (<= 0 feasible) and say why the trial is over budget, if it is."""
+        reasons = []
+        if self.config.max_mflops is not None:
+            trial.set_constraint("mflops", mflops - self.config.max_mflops)
+            if mflops > self.config.max_mflops:
+                reasons.append(f"over budget: {mflops:.2f} MFLOPs > max_mflops {self.config.max_mflops}")
+        if self.config.max_params is not None:
+            trial.set_constraint("params", params - self.config.max_params)
+            if params > self.config.max_params:
+                reasons.append(f"over budget: {params} params > max_params {self.config.max_params}")
+        return "; ".join(reasons)
+
+    def _earlier_result(self, trial: optuna.Trial, arch_id: str) -> FrozenTrial | None:
+        for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            attrs = other.user_attrs
+            if attrs.get("arch_id") == arch_id and attrs.get("proxy_key") == self.proxy_key:
+                return other
+        return None
+
+    def _record(self, trial: optuna.Trial, result: ProxyResult) -> None:
+        trial.set_user_attr("seconds", round(result.seconds, 3))
+        trial.set_user_attr("images_per_second", round(result.images_per_second, 1))
+        trial.set_user_attr("device", result.device)
+        trial.set_user_attr("epochs_done", result.epochs_done)
+        trial.set_user_attr("val_loss", result.loss)
+
+    def _values(self, arch: ArchConfig, accuracy: float, mflops: float, params: int) -> list[float]:
+        values = []
+        for objective in self.config.objectives:
+            if objective == "accuracy":
+                values.append(accuracy)
+            elif objective == "flops":
+                values.append(mflops)
+            elif objective == "params":
+                values.append(params / 1e6)
+            else:
+                if arch.arch_id not in self.latencies:
+                    shape = (1, arch.in_chans, *self.data.image_size)
+                    self.latencies[arch.arch_id] = 1e3 * measure_latency(build_model(arch), shape, self.device)
+                values.append(self.latencies[arch.arch_id])
+        return values
+
+
+def failure_reason(error: BaseException, step: str) -> str:
+    """One line saying why a trial failed and at which step (`fail_reason`, the trial's line)."""
+    if isinstance(error, TrainingDiverged):
+        return f"diverged: {error}"
+    lines = str(error).strip().splitlines()
+    return f"{step} failed: {type(error).__name__}: {lines[0][:300] if lines else '(no message)'}"
