@@ -19,7 +19,8 @@ import yaml
 
 from nas.arch import ArchConfig
 from nas.errors import ConfigError
-from nas.front import METRIC_KEYS, Front, FrontRow, knee
+from nas.front import Front, FrontRow, knee
+from nas.objectives import OBJECTIVES
 from nas.storage import masked
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def versions() -> dict[str, str]:
 def export_document(study: optuna.Study, chosen: FrontRow, rule: str, storage: str) -> dict[str, Any]:
     """The YAML document: the ArchConfig's keys, then a `provenance` section."""
     arch = ArchConfig.from_dict(chosen.arch)
-    metrics: dict[str, Any] = {METRIC_KEYS[name]: float(v) for name, v in chosen.values.items()}
+    metrics: dict[str, Any] = {OBJECTIVES[name].key: float(v) for name, v in chosen.values.items()}
     metrics.update(mflops=chosen.mflops, params=chosen.params)
     for key in ("refined_accuracy_mean", "refined_accuracy_std", "refined_seeds", "refined_epochs"):
         if key in chosen.user_attrs:

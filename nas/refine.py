@@ -26,6 +26,7 @@ from nas.build import build_model
 from nas.data import Dataset
 from nas.errors import StudyError
 from nas.front import Front, FrontRow, complete_rows, front_rows, objectives_of
+from nas.objectives import ACCURACY
 from nas.storage import creation_lock, open_storage, quiet_experimental
 from nas.studyfile import StudyConfig
 from nas.train import resolve_device, train_proxy
@@ -146,11 +147,11 @@ def _add_refined_trial(
     accuracies: list[float], epochs: int, seeds: int,
 ) -> None:
     values = list(source.values)
-    values[objectives_of(study).index("accuracy")] = mean
+    values[objectives_of(study).index(ACCURACY.name)] = mean
     attrs = {
         **source.user_attrs,
         "source_trial": source.number,
-        "proxy_accuracy": source.values[objectives_of(study).index("accuracy")],
+        "proxy_accuracy": source.values[objectives_of(study).index(ACCURACY.name)],
         "refined_accuracy_mean": mean,
         "refined_accuracy_std": std,
         "refined_accuracies": accuracies,

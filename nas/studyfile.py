@@ -19,10 +19,11 @@ from nas.blocks import KINDS, BlockSpec
 from nas.data import DATASETS, Dataset, load_dataset
 from nas.errors import ConfigError, with_source
 from nas.files import read_document
+from nas.objectives import OBJECTIVES
 from nas.space import SearchSpace, load_space
 from nas.storage import check_url, resolve_url
 from nas.train import ProxyConfig
-from nas.validation import OBJECTIVES, DatasetSettings, StudyFile, validate
+from nas.validation import DatasetSettings, StudyFile, validate
 
 DEFAULT_BASELINES = list(KINDS)
 
@@ -49,11 +50,11 @@ class StudyConfig:
 
     @property
     def directions(self) -> list[str]:
-        return [OBJECTIVES[o][0] for o in self.objectives]
+        return [OBJECTIVES[o].direction for o in self.objectives]
 
     @property
     def metric_names(self) -> list[str]:
-        return [OBJECTIVES[o][1] for o in self.objectives]
+        return [OBJECTIVES[o].metric_name for o in self.objectives]
 
     def template(self, num_classes: int, in_chans: int) -> ArchConfig:
         """The backbone with `none` on every stage; the search fills in the stages."""

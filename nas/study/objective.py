@@ -22,6 +22,7 @@ from nas.build import build_model
 from nas.cost import arch_cost, measure_latency
 from nas.data import Dataset
 from nas.errors import TrainingDiverged, interrupt_reason
+from nas.objectives import ACCURACY, FLOPS, LATENCY, PARAMS
 from nas.study.creation import proxy_key
 from nas.study.progress import TrialReport
 from nas.study.workers import WORKER
@@ -110,7 +111,7 @@ class Objective:
             for key in ("seconds", "images_per_second", "device", "epochs_done"):
                 if key in earlier.user_attrs:
                     trial.set_user_attr(key, earlier.user_attrs[key])
-            accuracy = earlier.values[self.config.objectives.index("accuracy")]
+            accuracy = earlier.values[self.config.objectives.index(ACCURACY.name)]
             self.last.accuracy = accuracy
             self.last.note = f"same as #{earlier.number}"
             self.step = "computing the objectives"
@@ -152,20 +153,16 @@ class Objective:
         trial.set_user_attr("val_loss", result.loss)
 
     def _values(self, arch: ArchConfig, accuracy: float, mflops: float, params: int) -> list[float]:
-        values = []
-        for objective in self.config.objectives:
-            if objective == "accuracy":
-                values.append(accuracy)
-            elif objective == "flops":
-                values.append(mflops)
-            elif objective == "params":
-                values.append(params / 1e6)
-            else:
-                if arch.arch_id not in self.latencies:
-                    shape = (1, arch.in_chans, *self.data.image_size)
-                    self.latencies[arch.arch_id] = 1e3 * measure_latency(build_model(arch), shape, self.device)
-                values.append(self.latencies[arch.arch_id])
-        return values
+        """The study's objectives in its order, each measured as `nas.objectives` says, in its unit."""
+        measure = {ACCURACY.name: lambda: accuracy, FLOPS.name: lambda: mflops, PARAMS.name: lambda: params / 1e6,
+                   LATENCY.name: lambda: self._latency_ms(arch)}
+        return [measure[name]() for name in self.config.objectives]
+
+    def _latency_ms(self, arch: ArchConfig) -> float:
+        if arch.arch_id not in self.latencies:
+            shape = (1, arch.in_chans, *self.data.image_size)
+            self.latencies[arch.arch_id] = 1e3 * measure_latency(build_model(arch), shape, self.device)
+        return self.latencies[arch.arch_id]
 
 
 def failure_reason(error: BaseException, step: str) -> str:
