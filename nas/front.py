@@ -21,6 +21,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.attrs import StudyAttr, TrialAttr
 from nas.errors import ConfigError
 from nas.objectives import ACCURACY, COSTS, DEFAULT_OBJECTIVES, FLOPS, OBJECTIVES, PARAMS
 
@@ -47,13 +48,13 @@ class FrontRow:
     @property
     def accuracy_std(self) -> float | None:
         """The std over seeds of a refined result (`nas refine`); None for a single proxy run."""
-        std = self.user_attrs.get("refined_accuracy_std")
+        std = self.user_attrs.get(TrialAttr.REFINED_ACCURACY_STD)
         return None if std is None else float(std)
 
 
 def objectives_of(study: optuna.Study) -> list[str]:
     """The objective names the study was created with (recorded in its user attrs)."""
-    return list(study.user_attrs.get("objectives") or DEFAULT_OBJECTIVES)
+    return list(study.user_attrs.get(StudyAttr.OBJECTIVES) or DEFAULT_OBJECTIVES)
 
 
 def row(trial: FrozenTrial, objectives: Sequence[str]) -> FrontRow:
@@ -61,11 +62,11 @@ def row(trial: FrozenTrial, objectives: Sequence[str]) -> FrontRow:
     return FrontRow(
         number=trial.number,
         values=dict(zip(objectives, trial.values, strict=True)),
-        mflops=float(attrs.get("mflops", math.nan)),
-        params=int(attrs.get("params", 0)),
-        arch_id=attrs.get("arch_id", "?"),
-        arch=attrs.get("arch", {}),
-        baseline=attrs.get("baseline"),
+        mflops=float(attrs.get(TrialAttr.MFLOPS, math.nan)),
+        params=int(attrs.get(TrialAttr.PARAMS, 0)),
+        arch_id=attrs.get(TrialAttr.ARCH_ID, "?"),
+        arch=attrs.get(TrialAttr.ARCH, {}),
+        baseline=attrs.get(TrialAttr.BASELINE),
         user_attrs=dict(attrs),
     )
 
@@ -185,7 +186,7 @@ def to_json(front: Front) -> list[dict[str, Any]]:
         item: dict[str, Any] = {"trial": r.number, ACCURACY.key: r.accuracy}
         if r.accuracy_std is not None:
             item["accuracy_std"] = r.accuracy_std
-            item["seeds"] = r.user_attrs.get("refined_seeds")
+            item["seeds"] = r.user_attrs.get(TrialAttr.REFINED_SEEDS)
         item.update({FLOPS.key: r.mflops, "params": r.params})
         item.update({OBJECTIVES[name].key: value for name, value in r.values.items() if name not in ALWAYS_SHOWN})
         item.update(arch_id=r.arch_id, baseline=r.baseline, knee=knee_row is not None and r.number == knee_row.number)

@@ -11,7 +11,7 @@ Code inside nas imports from the module that defines a name; this package re-exp
 names for users (`from nas.study import open_study, run_search`).
 """
 
-from nas.study.creation import MARKER, check_ours, open_study, proxy_key, requeue_lost_baselines
+from nas.study.creation import check_ours, open_study, proxy_key, requeue_lost_baselines
 from nas.study.loop import count_complete, count_evaluated, run_search, search
 from nas.study.objective import Objective, Trainer, failure_reason, train_architecture
 from nas.study.progress import TrialReport
@@ -19,7 +19,6 @@ from nas.study.sampler import TrialSeededSampler, make_sampler
 from nas.study.workers import WORKER, reap_dead_local_trials
 
 __all__ = [
-    "MARKER",
     "WORKER",
     "Objective",
     "Trainer",

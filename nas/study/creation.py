@@ -12,13 +12,12 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
+from nas.attrs import StudyAttr, TrialAttr
 from nas.data import Dataset
 from nas.errors import StudyError
 from nas.storage import creation_lock, masked, open_storage, quiet_experimental
 from nas.study.sampler import make_sampler
 from nas.studyfile import StudyConfig
-
-MARKER = "nas"  # the study attribute written first when nas creates a study: {"format": 1}
 
 
 def proxy_key(config: StudyConfig) -> str:
@@ -50,15 +49,15 @@ def open_study(
             )
         check_ours(study, config)  # a study just created has no attribute yet: it passes as pristine
         if create:  # each step checks its own mark, so a creation interrupted half-way is completed
-            if MARKER not in study.user_attrs:
-                study.set_user_attr(MARKER, {"format": 1})
+            if StudyAttr.MARKER not in study.user_attrs:
+                study.set_user_attr(StudyAttr.MARKER, {"format": 1})
             if study.metric_names is None:
                 study.set_metric_names(config.metric_names)
-            if "study_file" not in study.user_attrs:
+            if StudyAttr.STUDY_FILE not in study.user_attrs:
                 _describe(study, config)
-            if data is not None and not study.user_attrs.get("baselines_queued"):
+            if data is not None and not study.user_attrs.get(StudyAttr.BASELINES_QUEUED):
                 _queue_baselines(study, config, data)
-                study.set_user_attr("baselines_queued", True)
+                study.set_user_attr(StudyAttr.BASELINES_QUEUED, True)
     return study, storage
 
 
@@ -70,14 +69,14 @@ def check_ours(study: optuna.Study, config: StudyConfig) -> None:
     after `create_study`: adopted when its directions match, since nothing in it can be lost."""
     attrs = study.user_attrs
     where = f"study {config.name!r} in {masked(config.storage)}"
-    ours = MARKER in attrs or "study_file" in attrs
+    ours = StudyAttr.MARKER in attrs or StudyAttr.STUDY_FILE in attrs
     if not ours and (attrs or study.get_trials(deepcopy=False)):
         raise StudyError(
-            f"{where} was not created by nas (it has no {MARKER!r} attribute); nas will not write to or read "
+            f"{where} was not created by nas (it has no {StudyAttr.MARKER!r} attribute); nas will not write to or read "
             "another tool's study: use another study name or storage"
         )
     directions = [d.name.lower() for d in study.directions]
-    have = attrs.get("objectives") if ours else None
+    have = attrs.get(StudyAttr.OBJECTIVES) if ours else None
     if directions != list(config.directions) or (have is not None and list(have) != list(config.objectives)):
         shown = f"objectives {list(have)}" if have is not None else f"directions {directions}"
         raise StudyError(
@@ -88,16 +87,16 @@ def check_ours(study: optuna.Study, config: StudyConfig) -> None:
 
 def _describe(study: optuna.Study, config: StudyConfig) -> None:
     attrs = {
-        "objectives": list(config.objectives),
-        "backbone": config.backbone,
-        "backbone_args": dict(config.backbone_args),
-        "dataset": {k: str(v) if k in ("path", "root") else v for k, v in config.dataset.items()},
-        "proxy": config.proxy.to_dict(),
-        "proxy_key": proxy_key(config),
-        "sampler": dict(config.sampler),
-        "constraints": {"max_mflops": config.max_mflops, "max_params": config.max_params},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "study_file": str(config.path),  # last: its presence marks the description complete
+        StudyAttr.OBJECTIVES: list(config.objectives),
+        StudyAttr.BACKBONE: config.backbone,
+        StudyAttr.BACKBONE_ARGS: dict(config.backbone_args),
+        StudyAttr.DATASET: {k: str(v) if k in ("path", "root") else v for k, v in config.dataset.items()},
+        StudyAttr.PROXY: config.proxy.to_dict(),
+        StudyAttr.PROXY_KEY: proxy_key(config),
+        StudyAttr.SAMPLER: dict(config.sampler),
+        StudyAttr.CONSTRAINTS: {"max_mflops": config.max_mflops, "max_params": config.max_params},
+        StudyAttr.CREATED: datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        StudyAttr.STUDY_FILE: str(config.path),  # last: its presence marks the description complete
     }
     for key, value in attrs.items():
         study.set_user_attr(key, value)
@@ -108,14 +107,14 @@ def _queue_baselines(
 ) -> list[str]:
     """Queue the uniform hand placements so they are trained first, each marked `baseline`:
     those with no trial in the study (in `states`, when given). Returns the labels queued."""
-    present = {t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False, states=states)}
+    present = {t.user_attrs.get(TrialAttr.BASELINE) for t in study.get_trials(deepcopy=False, states=states)}
     queued = []
     for label, spec in config.baselines:
         if label in present:
             continue
         arch = config.baseline_arch(spec, data.num_classes, data.in_chans)
         params = config.space.params_for(arch) or {}
-        study.enqueue_trial(params, user_attrs={"baseline": label, "arch": arch.to_dict()})
+        study.enqueue_trial(params, user_attrs={TrialAttr.BASELINE: label, TrialAttr.ARCH: arch.to_dict()})
         queued.append(label)
     return queued
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from nas.attrs import TrialAttr
 from nas.data import Dataset
 from nas.errors import ConfigError, StudyError
 from nas.storage import masked, quiet_experimental, storage_errors
@@ -31,10 +32,10 @@ def count_evaluated(study: optuna.Study, proxy: str) -> int:
     seen = set()
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
         attrs = t.user_attrs
-        if "arch_id" not in attrs or ("baseline" in attrs and not t.params):
+        if TrialAttr.ARCH_ID not in attrs or (TrialAttr.BASELINE in attrs and not t.params):
             continue
-        if t.state == TrialState.PRUNED or attrs.get("proxy_key") == proxy:
-            seen.add(attrs["arch_id"])
+        if t.state == TrialState.PRUNED or attrs.get(TrialAttr.PROXY_KEY) == proxy:
+            seen.add(attrs[TrialAttr.ARCH_ID])
     return len(seen)
 
 
@@ -116,12 +117,13 @@ def _run(
             if failures >= MAX_FAILURES_IN_A_ROW:
                 raise StudyError(
                     f"stopping: the last {failures} trials failed (latest: "
-                    f"{trial.user_attrs.get('fail_reason', 'see the dashboard')}); finished trials are kept"
+                    f"{trial.user_attrs.get(TrialAttr.FAIL_REASON, 'see the dashboard')}); finished trials are kept"
                 )
             if infeasible >= MAX_INFEASIBLE_IN_A_ROW:
                 raise StudyError(
                     f"stopping: the last {infeasible} samples were all over budget "
-                    f"({trial.user_attrs.get('fail_reason')}); raise the limit in constraints or shrink the space"
+                    f"({trial.user_attrs.get(TrialAttr.FAIL_REASON)}); raise the limit in constraints or shrink "
+                    "the space"
                 )
     finally:
         if bar is not None:

@@ -18,6 +18,7 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.arch import ArchConfig
+from nas.attrs import TrialAttr
 from nas.build import build_model
 from nas.cost import arch_cost, measure_latency
 from nas.data import Dataset
@@ -53,8 +54,8 @@ class Objective:
         self.last: TrialReport | None = None
 
     def architecture(self, trial: optuna.Trial) -> ArchConfig:
-        queued = trial.user_attrs.get("arch")
-        if queued is not None and "baseline" in trial.user_attrs:
+        queued = trial.user_attrs.get(TrialAttr.ARCH)
+        if queued is not None and TrialAttr.BASELINE in trial.user_attrs:
             arch = ArchConfig.from_dict(queued)
             if trial.params:  # queued with the space's parameters: let the sampler record them
                 self.config.space.sample(trial, self.template)
@@ -71,44 +72,44 @@ class Objective:
             raise
         except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM, at any step: Optuna then marks it FAIL
             with contextlib.suppress(Exception):  # the reason is a courtesy; the FAIL state is what matters
-                trial.set_user_attr("fail_reason", interrupt_reason(interrupt))
+                trial.set_user_attr(TrialAttr.FAIL_REASON, interrupt_reason(interrupt))
             raise
         except Exception as error:
             reason = failure_reason(error, self.step)
             with contextlib.suppress(Exception):  # a storage error may be what failed; FAIL still follows
-                trial.set_user_attr("fail_reason", reason)
+                trial.set_user_attr(TrialAttr.FAIL_REASON, reason)
             if self.last is not None:
                 self.last.note = reason
             raise
 
     def _evaluate(self, trial: optuna.Trial) -> Sequence[float]:
         start = time.perf_counter()
-        trial.set_user_attr("worker", WORKER)
+        trial.set_user_attr(TrialAttr.WORKER, WORKER)
         arch = self.architecture(trial)
         self.step = "building the model and counting its FLOPs"
         arch_id = arch.arch_id
         self.last = TrialReport(trial.number, "RUNNING", arch_id, None, None, 0.0)
-        for key, value in (("arch", arch.to_dict()), ("arch_id", arch_id), ("proxy_key", self.proxy_key),
-                           ("seed", self.config.proxy.seed)):
+        for key, value in ((TrialAttr.ARCH, arch.to_dict()), (TrialAttr.ARCH_ID, arch_id),
+                           (TrialAttr.PROXY_KEY, self.proxy_key), (TrialAttr.SEED, self.config.proxy.seed)):
             trial.set_user_attr(key, value)
         if arch_id not in self.costs:
             cost = arch_cost(arch, self.data.image_size)
             self.costs[arch_id] = (cost.flops, cost.params)
         flops, params = self.costs[arch_id]
         mflops = flops / 1e6
-        trial.set_user_attr("mflops", mflops)
-        trial.set_user_attr("params", params)
+        trial.set_user_attr(TrialAttr.MFLOPS, mflops)
+        trial.set_user_attr(TrialAttr.PARAMS, params)
         self.last.mflops = mflops
         over = self._constrain(trial, mflops, params)
         if over:
-            trial.set_user_attr("fail_reason", over)
+            trial.set_user_attr(TrialAttr.FAIL_REASON, over)
             self.last.note = over
             raise optuna.TrialPruned(over)
 
         earlier = self._earlier_result(trial, arch_id)
         if earlier is not None:
-            trial.set_user_attr("duplicate_of", earlier.number)
-            for key in ("seconds", "images_per_second", "device", "epochs_done"):
+            trial.set_user_attr(TrialAttr.DUPLICATE_OF, earlier.number)
+            for key in (TrialAttr.SECONDS, TrialAttr.IMAGES_PER_SECOND, TrialAttr.DEVICE, TrialAttr.EPOCHS_DONE):
                 if key in earlier.user_attrs:
                     trial.set_user_attr(key, earlier.user_attrs[key])
             accuracy = earlier.values[self.config.objectives.index(ACCURACY.name)]
@@ -141,16 +142,16 @@ class Objective:
     def _earlier_result(self, trial: optuna.Trial, arch_id: str) -> FrozenTrial | None:
         for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             attrs = other.user_attrs
-            if attrs.get("arch_id") == arch_id and attrs.get("proxy_key") == self.proxy_key:
+            if attrs.get(TrialAttr.ARCH_ID) == arch_id and attrs.get(TrialAttr.PROXY_KEY) == self.proxy_key:
                 return other
         return None
 
     def _record(self, trial: optuna.Trial, result: ProxyResult) -> None:
-        trial.set_user_attr("seconds", round(result.seconds, 3))
-        trial.set_user_attr("images_per_second", round(result.images_per_second, 1))
-        trial.set_user_attr("device", result.device)
-        trial.set_user_attr("epochs_done", result.epochs_done)
-        trial.set_user_attr("val_loss", result.loss)
+        trial.set_user_attr(TrialAttr.SECONDS, round(result.seconds, 3))
+        trial.set_user_attr(TrialAttr.IMAGES_PER_SECOND, round(result.images_per_second, 1))
+        trial.set_user_attr(TrialAttr.DEVICE, result.device)
+        trial.set_user_attr(TrialAttr.EPOCHS_DONE, result.epochs_done)
+        trial.set_user_attr(TrialAttr.VAL_LOSS, result.loss)
 
     def _values(self, arch: ArchConfig, accuracy: float, mflops: float, params: int) -> list[float]:
         """The study's objectives in its order, each measured as `nas.objectives` says, in its unit."""

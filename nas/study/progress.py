@@ -11,6 +11,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.attrs import TrialAttr
+
 
 @dataclasses.dataclass
 class TrialReport:
@@ -31,15 +33,16 @@ def trial_report(study: optuna.Study, trial: FrozenTrial, last: TrialReport | No
     when it never started) completed with the trial's state, duration and front membership."""
     attrs = trial.user_attrs
     seconds = (trial.duration.total_seconds() if trial.duration else 0.0)
-    report = last or TrialReport(trial.number, "", attrs.get("arch_id", "?"), None, attrs.get("mflops"), seconds)
+    report = last or TrialReport(trial.number, "", attrs.get(TrialAttr.ARCH_ID, "?"), None, attrs.get(TrialAttr.MFLOPS),
+                                 seconds)
     report.state = trial.state.name
     report.seconds = seconds
     if trial.state == TrialState.COMPLETE:
         report.on_front = trial.number in {t.number for t in study.best_trials}
-        if "baseline" in attrs:
-            report.note = (report.note + f" baseline {attrs['baseline']}").strip()
+        if TrialAttr.BASELINE in attrs:
+            report.note = (report.note + f" baseline {attrs[TrialAttr.BASELINE]}").strip()
     elif trial.state == TrialState.FAIL and not report.note:
-        report.note = attrs.get("fail_reason", "failed")
+        report.note = attrs.get(TrialAttr.FAIL_REASON, "failed")
     return report
 
 
