@@ -18,7 +18,8 @@ class TrialAttr:
     ARCH_ID: Final = "arch_id"
     BASELINE: Final = "baseline"  # a queued uniform hand placement's label
     PROXY_KEY: Final = "proxy_key"  # the study's proxy fingerprint: equal keys, comparable results
-    SEED: Final = "seed"  # the proxy seed it was trained with
+    SEED: Final = "seed"  # the proxy seed it was trained with; set when queued: the one it must be
+    EPOCHS: Final = "epochs"  # the proxy epochs it was trained with; set when queued: the ones it must be
     WORKER: Final = "worker"  # host:pid of the process running it
     # its cost, counted before training
     MFLOPS: Final = "mflops"

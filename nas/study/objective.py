@@ -2,6 +2,9 @@
 first (cached by arch_id) and refuse it without training when it is over budget, reuse the
 result of an identical earlier trial, else train it on the proxy and return its objective values.
 
+A trial is trained with the study's proxy, or at the `epochs` and `seed` it was queued with (user
+attributes: a noise seed, a fidelity rung); it records the epochs and seed it used either way.
+
 Trial states: COMPLETE (has a result), PRUNED (over budget: recorded as infeasible with
 `trial.set_constraint`, not trained), FAIL (diverged, crashed, interrupted; the reason is in the
 `fail_reason` user attr).
@@ -10,6 +13,7 @@ Trial states: COMPLETE (has a result), PRUNED (over budget: recorded as infeasib
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 
@@ -62,6 +66,12 @@ class Objective:
             return arch
         return self.config.space.sample(trial, self.template)
 
+    def proxy(self, trial: optuna.Trial) -> ProxyConfig:
+        """The study's proxy, at the epochs and seed the trial was queued with, if it was."""
+        default, attrs = self.config.proxy, trial.user_attrs
+        return dataclasses.replace(default, epochs=attrs.get(TrialAttr.EPOCHS, default.epochs),
+                                   seed=attrs.get(TrialAttr.SEED, default.seed))
+
     def __call__(self, trial: optuna.Trial) -> Sequence[float]:
         """Evaluate one trial; any failure, at any step, is recorded as its `fail_reason` and
         shown on its progress line before Optuna marks it FAIL."""
@@ -85,12 +95,16 @@ class Objective:
     def _evaluate(self, trial: optuna.Trial) -> Sequence[float]:
         start = time.perf_counter()
         trial.set_user_attr(TrialAttr.WORKER, WORKER)
+        self.step = "reading the epochs and seed it was queued with"
+        proxy = self.proxy(trial)
+        self.step = "sampling"
         arch = self.architecture(trial)
         self.step = "building the model and counting its FLOPs"
         arch_id = arch.arch_id
         self.last = TrialReport(trial.number, "RUNNING", arch_id, None, None, 0.0)
         for key, value in ((TrialAttr.ARCH, arch.to_dict()), (TrialAttr.ARCH_ID, arch_id),
-                           (TrialAttr.PROXY_KEY, self.proxy_key), (TrialAttr.SEED, self.config.proxy.seed)):
+                           (TrialAttr.PROXY_KEY, self.proxy_key), (TrialAttr.SEED, proxy.seed),
+                           (TrialAttr.EPOCHS, proxy.epochs)):
             trial.set_user_attr(key, value)
         if arch_id not in self.costs:
             cost = arch_cost(arch, self.data.image_size)
@@ -106,7 +120,7 @@ class Objective:
             self.last.note = over
             raise optuna.TrialPruned(over)
 
-        earlier = self._earlier_result(trial, arch_id)
+        earlier = self._earlier_result(trial, arch_id, proxy)
         if earlier is not None:
             trial.set_user_attr(TrialAttr.DUPLICATE_OF, earlier.number)
             for key in (TrialAttr.SECONDS, TrialAttr.IMAGES_PER_SECOND, TrialAttr.DEVICE, TrialAttr.EPOCHS_DONE):
@@ -119,7 +133,7 @@ class Objective:
             return self._values(arch, accuracy, mflops, params)
 
         self.step = "training"
-        result = self.trainer(arch, self.data, self.config.proxy, self.device)
+        result = self.trainer(arch, self.data, proxy, self.device)
         self._record(trial, result)
         self.last.accuracy = result.accuracy
         self.last.seconds = time.perf_counter() - start
@@ -139,10 +153,16 @@ class Objective:
                 reasons.append(f"over budget: {params} params > max_params {self.config.max_params}")
         return "; ".join(reasons)
 
-    def _earlier_result(self, trial: optuna.Trial, arch_id: str) -> FrozenTrial | None:
+    def _earlier_result(self, trial: optuna.Trial, arch_id: str, proxy: ProxyConfig) -> FrozenTrial | None:
+        """A finished trial of this architecture at the same proxy, epochs and seed, whose result
+        this one can reuse. A trial recorded without `epochs` (made before nas recorded them) was
+        trained at its proxy_key's epochs, which are the study's."""
+        default = self.config.proxy
         for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             attrs = other.user_attrs
-            if attrs.get(TrialAttr.ARCH_ID) == arch_id and attrs.get(TrialAttr.PROXY_KEY) == self.proxy_key:
+            if (attrs.get(TrialAttr.ARCH_ID) == arch_id and attrs.get(TrialAttr.PROXY_KEY) == self.proxy_key
+                    and attrs.get(TrialAttr.SEED, default.seed) == proxy.seed
+                    and attrs.get(TrialAttr.EPOCHS, default.epochs) == proxy.epochs):
                 return other
         return None
 
