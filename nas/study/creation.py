@@ -21,7 +21,8 @@ from nas.studyfile import StudyConfig
 
 
 def proxy_key(config: StudyConfig) -> str:
-    """A short fingerprint of what makes two results comparable: the proxy and the data."""
+    """A short fingerprint of the study's proxy and data: two results are comparable when they
+    have the same one and the same `epochs` and `seed` (which a queued trial may override)."""
     blob = json.dumps({"proxy": config.proxy.to_dict(), "dataset": config.dataset}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
