@@ -25,7 +25,7 @@ import yaml
 from machine import describe
 from optuna.trial import TrialState
 
-import nas.study
+import nas.study.objective
 from nas.data import load_dataset
 from nas.study import run_search
 from nas.studyfile import load_study_config
@@ -43,7 +43,7 @@ def main() -> None:
 
     demo = yaml.safe_load((ROOT / "studies" / "demo.yaml").read_text())
     flop_times: list[float] = []
-    real_cost = nas.study.arch_cost
+    real_cost = nas.study.objective.arch_cost
 
     def timed_cost(arch, size):  # type: ignore[no-untyped-def]
         start = time.perf_counter()
@@ -57,7 +57,7 @@ def main() -> None:
                            train_seconds=0.0, images_per_second=0.0, epochs_done=proxy.epochs,
                            stopped_early=False, device=str(device))
 
-    nas.study.arch_cost = timed_cost
+    nas.study.objective.arch_cost = timed_cost
     with tempfile.TemporaryDirectory() as tmp:
         demo.update(name="overhead", trials=args.trials, baselines=[],
                     search_space=str(ROOT / "search_spaces" / "default.yaml"))
@@ -69,7 +69,7 @@ def main() -> None:
         start = time.perf_counter()
         study = run_search(config, data, device="cpu", log=lambda line: None, progress=False, trainer=instant)
         wall = time.perf_counter() - start
-    nas.study.arch_cost = real_cost
+    nas.study.objective.arch_cost = real_cost
     durations = [t.duration.total_seconds() for t in study.get_trials(states=(TrialState.COMPLETE,))]
     per_trial = wall / len(durations)
     report = {

@@ -37,7 +37,7 @@ _LAZY = {
     "evaluate": "nas.train",
     "resolve_device": "nas.train",
     "train_proxy": "nas.train",
-    "search": "nas.study",
+    "search": "nas.study.loop",
 }
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from nas.build import build_model
     from nas.cost import arch_cost, count_flops, count_params, measure_latency
     from nas.data import Dataset, Split, load_dataset
-    from nas.study import search
+    from nas.study.loop import search
     from nas.train import ProxyConfig, ProxyResult, evaluate, resolve_device, train_proxy
 
 __all__ = [

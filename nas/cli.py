@@ -207,7 +207,7 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def _search(args: argparse.Namespace) -> int:
     from nas.front import front_of, near_chance
     from nas.storage import masked
-    from nas.study import search
+    from nas.study.loop import search
 
     config = _config(args)
     if args.trials is not None and args.trials < 1:
@@ -221,7 +221,7 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from nas.study import open_study
+    from nas.study.creation import open_study
 
     config = _config(args)
     study, _ = open_study(config, create=False)

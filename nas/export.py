@@ -18,8 +18,10 @@ import optuna
 import yaml
 
 from nas.arch import ArchConfig
+from nas.attrs import StudyAttr, TrialAttr
 from nas.errors import ConfigError
-from nas.front import METRIC_KEYS, Front, FrontRow, knee
+from nas.front import Front, FrontRow, knee
+from nas.objectives import OBJECTIVES
 from nas.storage import masked
 
 if TYPE_CHECKING:
@@ -80,14 +82,15 @@ def versions() -> dict[str, str]:
 def export_document(study: optuna.Study, chosen: FrontRow, rule: str, storage: str) -> dict[str, Any]:
     """The YAML document: the ArchConfig's keys, then a `provenance` section."""
     arch = ArchConfig.from_dict(chosen.arch)
-    metrics: dict[str, Any] = {METRIC_KEYS[name]: float(v) for name, v in chosen.values.items()}
+    metrics: dict[str, Any] = {OBJECTIVES[name].key: float(v) for name, v in chosen.values.items()}
     metrics.update(mflops=chosen.mflops, params=chosen.params)
-    for key in ("refined_accuracy_mean", "refined_accuracy_std", "refined_seeds", "refined_epochs"):
+    for key in (TrialAttr.REFINED_ACCURACY_MEAN, TrialAttr.REFINED_ACCURACY_STD, TrialAttr.REFINED_SEEDS,
+                TrialAttr.REFINED_EPOCHS):
         if key in chosen.user_attrs:
             metrics[key] = chosen.user_attrs[key]
     provenance = {
         "study": study.study_name,
-        "study_file": study.user_attrs.get("study_file"),
+        "study_file": study.user_attrs.get(StudyAttr.STUDY_FILE),
         "storage": masked(storage),
         "trial": chosen.number,
         "pick": rule,
@@ -95,8 +98,8 @@ def export_document(study: optuna.Study, chosen: FrontRow, rule: str, storage: s
         "baseline": chosen.baseline,
         "metrics": metrics,
         "flops_convention": "fvcore: one multiply-add = one flop, at one proxy input image",
-        "dataset": study.user_attrs.get("dataset"),
-        "proxy": study.user_attrs.get("proxy"),
+        "dataset": study.user_attrs.get(StudyAttr.DATASET),
+        "proxy": study.user_attrs.get(StudyAttr.PROXY),
         "versions": versions(),
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -21,9 +21,11 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.attrs import StudyAttr, TrialAttr
 from nas.errors import ConfigError
+from nas.objectives import ACCURACY, COSTS, DEFAULT_OBJECTIVES, FLOPS, OBJECTIVES, PARAMS
 
-COST_OBJECTIVES = ("flops", "params", "latency")
+ALWAYS_SHOWN = (ACCURACY.name, FLOPS.name, PARAMS.name)  # every row has these; other objectives are extra columns
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,18 +43,18 @@ class FrontRow:
 
     @property
     def accuracy(self) -> float:
-        return self.values["accuracy"]
+        return self.values[ACCURACY.name]
 
     @property
     def accuracy_std(self) -> float | None:
         """The std over seeds of a refined result (`nas refine`); None for a single proxy run."""
-        std = self.user_attrs.get("refined_accuracy_std")
+        std = self.user_attrs.get(TrialAttr.REFINED_ACCURACY_STD)
         return None if std is None else float(std)
 
 
 def objectives_of(study: optuna.Study) -> list[str]:
     """The objective names the study was created with (recorded in its user attrs)."""
-    return list(study.user_attrs.get("objectives") or ["accuracy", "flops"])
+    return list(study.user_attrs.get(StudyAttr.OBJECTIVES) or DEFAULT_OBJECTIVES)
 
 
 def row(trial: FrozenTrial, objectives: Sequence[str]) -> FrontRow:
@@ -60,11 +62,11 @@ def row(trial: FrozenTrial, objectives: Sequence[str]) -> FrontRow:
     return FrontRow(
         number=trial.number,
         values=dict(zip(objectives, trial.values, strict=True)),
-        mflops=float(attrs.get("mflops", math.nan)),
-        params=int(attrs.get("params", 0)),
-        arch_id=attrs.get("arch_id", "?"),
-        arch=attrs.get("arch", {}),
-        baseline=attrs.get("baseline"),
+        mflops=float(attrs.get(TrialAttr.MFLOPS, math.nan)),
+        params=int(attrs.get(TrialAttr.PARAMS, 0)),
+        arch_id=attrs.get(TrialAttr.ARCH_ID, "?"),
+        arch=attrs.get(TrialAttr.ARCH, {}),
+        baseline=attrs.get(TrialAttr.BASELINE),
         user_attrs=dict(attrs),
     )
 
@@ -105,10 +107,11 @@ def front_of(study: optuna.Study) -> Front:
 
 
 def cost_objective(rows: Sequence[FrontRow]) -> str:
-    for name in COST_OBJECTIVES:
+    """The cost the knee trades accuracy against: the first the rows have (FLOPs when none)."""
+    for name in COSTS:
         if rows and name in rows[0].values:
             return name
-    return "flops"
+    return FLOPS.name
 
 
 def cost_of(r: FrontRow, objective: str) -> float:
@@ -143,7 +146,7 @@ def knee(rows: Sequence[FrontRow]) -> FrontRow:
 
 def format_table(rows: Sequence[FrontRow], knee_row: FrontRow | None = None) -> str:
     """A fixed-width table: trial, accuracy, MFLOPs, params, (other objectives), baseline or knee mark, arch_id."""
-    extra = [k for k in (rows[0].values if rows else {}) if k not in ("accuracy", "flops", "params")]
+    extra = [k for k in (rows[0].values if rows else {}) if k not in ALWAYS_SHOWN]
     header = ["trial", "accuracy", "MFLOPs", "params", *extra, "baseline/knee", "arch_id"]
     lines = []
     for r in rows:
@@ -162,8 +165,6 @@ def format_table(rows: Sequence[FrontRow], knee_row: FrontRow | None = None) -> 
 
 PLOT_SUFFIXES = (".png", ".html")
 NEAR_CHANCE = 0.1  # a best accuracy less than this fraction of the way from chance to 1 is "near chance"
-# objective -> its key in JSON and exports, with its unit (the objective values are stored in these units)
-METRIC_KEYS = {"accuracy": "accuracy", "flops": "mflops", "params": "params_millions", "latency": "latency_ms"}
 
 
 def check_plot_path(path: Path) -> None:
@@ -177,17 +178,17 @@ def check_plot_path(path: Path) -> None:
 
 
 def to_json(front: Front) -> list[dict[str, Any]]:
-    """The front as JSON rows: each objective once, in its unit (see METRIC_KEYS), and the knee flag."""
+    """The front as JSON rows: accuracy, MFLOPs and the parameter count (a count, not millions) of
+    every row, the study's other objectives under their keys (`nas.objectives`), the knee flag."""
     knee_row = front.knee
     out = []
     for r in front.rows:
-        item: dict[str, Any] = {"trial": r.number, "accuracy": r.accuracy}
+        item: dict[str, Any] = {"trial": r.number, ACCURACY.key: r.accuracy}
         if r.accuracy_std is not None:
             item["accuracy_std"] = r.accuracy_std
-            item["seeds"] = r.user_attrs.get("refined_seeds")
-        item.update(mflops=r.mflops, params=r.params)
-        if "latency" in r.values:
-            item["latency_ms"] = r.values["latency"]
+            item["seeds"] = r.user_attrs.get(TrialAttr.REFINED_SEEDS)
+        item.update({FLOPS.key: r.mflops, "params": r.params})
+        item.update({OBJECTIVES[name].key: value for name, value in r.values.items() if name not in ALWAYS_SHOWN})
         item.update(arch_id=r.arch_id, baseline=r.baseline, knee=knee_row is not None and r.number == knee_row.number)
         out.append(item)
     return out

@@ -5,7 +5,7 @@ KeyboardInterrupt), so Optuna marks the running trial failed and the CLI prints 
 exits 130 or 143. A second signal while that clean-up is writing to the storage is ignored:
 Python's default would raise again in the middle of it and end the process with a traceback.
 A third one ends the process at once (exit 130 or 143, nothing more written); the trial it
-leaves RUNNING is failed and retried by the next worker (`nas.study` reaps dead workers).
+leaves RUNNING is failed and retried by the next worker (`nas.study.workers` reaps dead workers).
 """
 
 from __future__ import annotations

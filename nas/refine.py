@@ -22,10 +22,12 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.arch import ArchConfig
+from nas.attrs import StudyAttr, TrialAttr
 from nas.build import build_model
 from nas.data import Dataset
 from nas.errors import StudyError
 from nas.front import Front, FrontRow, complete_rows, front_rows, objectives_of
+from nas.objectives import ACCURACY
 from nas.storage import creation_lock, open_storage, quiet_experimental
 from nas.studyfile import StudyConfig
 from nas.train import resolve_device, train_proxy
@@ -69,7 +71,7 @@ def candidates(study: optuna.Study, top: int) -> list[FrozenTrial]:
     order = sorted(range(len(trials)), key=lambda i: (ranks[i], -trials[i].values[0], trials[i].number))
     chosen: dict[str, FrozenTrial] = {}
     for i in order:
-        arch_id = trials[i].user_attrs.get("arch_id")
+        arch_id = trials[i].user_attrs.get(TrialAttr.ARCH_ID)
         if arch_id not in chosen and len(chosen) < top:
             chosen[arch_id] = trials[i]
     return list(chosen.values())
@@ -85,7 +87,7 @@ def open_refined(config: StudyConfig, study: optuna.Study, storage: optuna.stora
             refined.set_metric_names(study.metric_names)
             for key, value in study.user_attrs.items():
                 refined.set_user_attr(key, value)
-            refined.set_user_attr("refined_from", config.name)
+            refined.set_user_attr(StudyAttr.REFINED_FROM, config.name)
     return refined
 
 
@@ -108,24 +110,24 @@ def run_refine(
     storage = open_storage(config.storage, create=False)
     refined = open_refined(config, study, storage)
     settings = {"epochs": epochs, "seeds": seeds}
-    earlier = refined.user_attrs.get("refine_settings")
+    earlier = refined.user_attrs.get(StudyAttr.REFINE_SETTINGS)
     if earlier is not None and earlier != settings:
         raise StudyError(
             f"study {config.name!r} was refined with {earlier}; refine again with the same --epochs/--seeds "
             f"(more --top is fine), or delete study {refined.study_name!r} (optuna delete-study) to start over"
         )
-    refined.set_user_attr("refine_settings", settings)
-    done_sources = {t.user_attrs.get("source_trial") for t in refined.get_trials(states=(TrialState.COMPLETE,))}
+    refined.set_user_attr(StudyAttr.REFINE_SETTINGS, settings)
+    done_sources = {t.user_attrs.get(TrialAttr.SOURCE_TRIAL) for t in refined.get_trials(states=(TrialState.COMPLETE,))}
     chosen = candidates(study, top)
     log(f"refining {len(chosen)} architectures of study {config.name!r}: {epochs} epochs x {seeds} seeds, "
         f"on {dev}; results in study {refined.study_name!r}")
     for trial in chosen:
         if trial.number in done_sources:
             continue
-        arch = ArchConfig.from_dict(trial.user_attrs["arch"])
+        arch = ArchConfig.from_dict(trial.user_attrs[TrialAttr.ARCH])
         accuracies = []
         for s in range(seeds):
-            key = f"run:{trial.number}:{s}"
+            key = StudyAttr.refine_run(trial.number, s)
             saved = refined.user_attrs.get(key)
             if saved is None:
                 result = train_proxy(lambda arch=arch: build_model(arch), data,
@@ -137,7 +139,7 @@ def run_refine(
         std = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
         _add_refined_trial(refined, study, trial, mean, std, accuracies, epochs, seeds)
         log(f"#{trial.number:<4d} proxy {trial.values[0]:.4f} -> refined {mean:.4f} ± {std:.4f}  "
-            f"{trial.user_attrs.get('mflops', 0):.2f} MFLOPs  {trial.user_attrs.get('arch_id')}")
+            f"{trial.user_attrs.get(TrialAttr.MFLOPS, 0):.2f} MFLOPs  {trial.user_attrs.get(TrialAttr.ARCH_ID)}")
     return refined
 
 
@@ -146,16 +148,16 @@ def _add_refined_trial(
     accuracies: list[float], epochs: int, seeds: int,
 ) -> None:
     values = list(source.values)
-    values[objectives_of(study).index("accuracy")] = mean
+    values[objectives_of(study).index(ACCURACY.name)] = mean
     attrs = {
         **source.user_attrs,
-        "source_trial": source.number,
-        "proxy_accuracy": source.values[objectives_of(study).index("accuracy")],
-        "refined_accuracy_mean": mean,
-        "refined_accuracy_std": std,
-        "refined_accuracies": accuracies,
-        "refined_epochs": epochs,
-        "refined_seeds": seeds,
+        TrialAttr.SOURCE_TRIAL: source.number,
+        TrialAttr.PROXY_ACCURACY: source.values[objectives_of(study).index(ACCURACY.name)],
+        TrialAttr.REFINED_ACCURACY_MEAN: mean,
+        TrialAttr.REFINED_ACCURACY_STD: std,
+        TrialAttr.REFINED_ACCURACIES: accuracies,
+        TrialAttr.REFINED_EPOCHS: epochs,
+        TrialAttr.REFINED_SEEDS: seeds,
     }
     refined.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
 
@@ -170,7 +172,7 @@ def refined_front(config: StudyConfig) -> Front:
         raise StudyError(f"study {config.name!r} has not been refined yet; run `nas refine` first") from None
 
     def by_source(rows: list[FrontRow]) -> list[FrontRow]:
-        return [dataclasses.replace(r, number=r.user_attrs["source_trial"]) for r in rows]
+        return [dataclasses.replace(r, number=r.user_attrs[TrialAttr.SOURCE_TRIAL]) for r in rows]
 
     return Front(f"refined study {config.name!r}", by_source(complete_rows(refined)), by_source(front_rows(refined)),
                  accuracy_label="refined validation accuracy (mean ± std over seeds)")

@@ -200,11 +200,17 @@ def storage_errors(url: str) -> Iterator[None]:
     into one StudyError line. Optuna wraps the database's error in StorageInternalError; the
     message names the database's own reason. Every finished trial is already committed, so the
     study stays consistent and the same command resumes it once the cause is fixed."""
+    refused = (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError)
     try:
         yield
-    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
+    except (*refused, AssertionError) as error:
+        # When the write of a trial's final state fails, Optuna's trial loop raises an AssertionError
+        # ("Should not reach.") from a `finally` block; the database's error is its context.
+        cause = error.__context__ if isinstance(error, AssertionError) else error
+        if not isinstance(cause, refused):
+            raise
         raise StudyError(
-            f"storage {masked(url)}: the database refused a write ({_root_cause(error)}); finished trials "
+            f"storage {masked(url)}: the database refused a write ({_root_cause(cause)}); finished trials "
             "are kept; fix the cause (permissions, free space, the server) and run the same command to resume"
         ) from None
 

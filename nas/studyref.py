@@ -13,7 +13,8 @@ from pathlib import Path
 
 from nas.errors import ConfigError, with_source
 from nas.files import read_document
-from nas.validation import OBJECTIVES, StudyFile, validate
+from nas.objectives import OBJECTIVES
+from nas.validation import StudyFile, validate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,11 +28,11 @@ class StudyRef:
 
     @property
     def directions(self) -> list[str]:
-        return [OBJECTIVES[o][0] for o in self.objectives]
+        return [OBJECTIVES[o].direction for o in self.objectives]
 
     @property
     def metric_names(self) -> list[str]:
-        return [OBJECTIVES[o][1] for o in self.objectives]
+        return [OBJECTIVES[o].metric_name for o in self.objectives]
 
 
 def read_study_ref(path: str | Path, storage: str | None = None) -> StudyRef:

@@ -21,6 +21,7 @@ from pydantic import model_validator as _model_validator
 from pydantic_core import PydanticCustomError
 
 from nas.errors import ConfigError
+from nas.objectives import ACCURACY, DEFAULT_OBJECTIVES, OBJECTIVE_NAMES
 
 
 def _no_bool(value: Any) -> Any:
@@ -134,16 +135,6 @@ class Sampler(_Model):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
-# objective: (direction, metric name shown in the dashboard and tables)
-OBJECTIVES = {
-    "accuracy": ("maximize", "accuracy"),
-    "flops": ("minimize", "MFLOPs"),
-    "params": ("minimize", "params (M)"),
-    "latency": ("minimize", "latency (ms)"),
-}
-OBJECTIVE_NAMES = tuple(OBJECTIVES)
-
-
 class StudyFile(_Model):
     """The shape of a study file. `nas.studyfile` adds what needs the backbone, the space and the
     storage, and resolves paths."""
@@ -159,7 +150,7 @@ class StudyFile(_Model):
     search_space: str | dict[str, Any] = Field(description="a file path or a mapping")
     proxy: ProxySettings = Field(default_factory=ProxySettings, description="a mapping of proxy settings")
     objectives: list[Literal[OBJECTIVE_NAMES]] = Field(  # type: ignore[valid-type]
-        ["accuracy", "flops"], min_length=1, description=", ".join(OBJECTIVE_NAMES))
+        list(DEFAULT_OBJECTIVES), min_length=1, description=", ".join(OBJECTIVE_NAMES))
     sampler: Sampler = Field(default_factory=Sampler, description="a mapping with a name: tpe, nsga2, random")
     trials: StrictInt = Field(24, ge=1, description="an integer >= 1 (finished trials to reach)")
     baselines: list[str | dict[str, Any]] | None = Field(
@@ -182,8 +173,8 @@ class StudyFile(_Model):
 
     @_model_validator(mode="after")
     def _objectives(self) -> StudyFile:
-        if len(set(self.objectives)) != len(self.objectives) or "accuracy" not in self.objectives:
-            raise _sentence(f"objectives = {self.objectives} must include accuracy and list each objective once")
+        if len(set(self.objectives)) != len(self.objectives) or ACCURACY.name not in self.objectives:
+            raise _sentence(f"objectives = {self.objectives} must include {ACCURACY.name} and list each objective once")
         return self
 
 

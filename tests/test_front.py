@@ -9,7 +9,9 @@ import json
 import pytest
 import yaml
 from conftest import nas, write_study
+from optuna.trial import TrialState
 
+from nas import ProxyResult, search
 from nas.front import FrontRow, near_chance
 
 
@@ -110,3 +112,25 @@ def test_a_study_at_chance_accuracy_is_flagged_by_search_and_front(tmp_path, ref
     assert front.returncode == 0 and "warning: the best accuracy" in front.stderr
     folder, trained = refined
     assert "warning" not in nas("front", trained, cwd=folder).stderr
+
+
+def test_every_objective_is_measured_in_its_unit_and_written_under_its_key(tmp_path):
+    """A study of accuracy, params and latency (a stub trainer): the values are stored in the units
+    `nas.objectives` names, and `--json` rows and an export carry them under its keys."""
+    study_file = write_study(tmp_path, objectives=["accuracy", "params", "latency"], baselines=["none"], trials=2)
+
+    def stub(arch, data, proxy, device):
+        return ProxyResult(accuracy=0.5, loss=1.0, train_loss=1.0, seconds=0.01, train_seconds=0.01,
+                           images_per_second=1.0, epochs_done=proxy.epochs, stopped_early=False, device="cpu")
+
+    study = search(study_file, trainer=stub, device="cpu", log=lambda line: None)
+    assert study.metric_names == ["accuracy", "params (M)", "latency (ms)"]
+    for trial in study.get_trials(states=(TrialState.COMPLETE,)):
+        accuracy, params, latency = trial.values
+        assert accuracy == 0.5 and params == trial.user_attrs["params"] / 1e6 and 0 < latency < 1e3
+    rows = json.loads(nas("front", study_file.name, "--json", cwd=tmp_path).stdout)
+    assert rows and all(set(r) == {"trial", "accuracy", "mflops", "params", "latency_ms", "arch_id", "baseline",
+                                   "knee"} for r in rows)
+    assert nas("export", study_file.name, "-o", "best.yaml", cwd=tmp_path).returncode == 0
+    metrics = yaml.safe_load((tmp_path / "best.yaml").read_text())["provenance"]["metrics"]
+    assert {"accuracy", "params_millions", "latency_ms", "mflops", "params"} <= set(metrics)

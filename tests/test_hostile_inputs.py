@@ -15,6 +15,8 @@ from conftest import NAS, ROOT, nas, write_study
 from optuna.trial import TrialState
 
 from nas.data import load_dataset
+from nas.errors import StudyError
+from nas.storage import storage_errors
 from nas.study import open_study, run_search
 from nas.studyfile import load_study_config
 
@@ -210,3 +212,17 @@ def test_the_storage_error_message_helper_finds_the_database_reason():
             raise RuntimeError("An exception is raised during the commit.") from inner
     except RuntimeError as outer:
         assert _root_cause(outer) == "attempt to write a readonly database"
+
+
+def test_a_refused_final_write_that_optuna_reports_as_an_assertion_is_still_one_line():
+    """Optuna's trial loop replaces a failed write of the trial's final state with an AssertionError
+    ("Should not reach.") raised in a `finally`; the database's error is its context."""
+    with pytest.raises(StudyError, match=r"storage sqlite:///x.db: the database refused a write \(disk I/O error\)"):
+        with storage_errors("sqlite:///x.db"):
+            try:
+                raise optuna.exceptions.StorageInternalError("commit") from sqlite3.OperationalError("disk I/O error")
+            finally:
+                raise AssertionError("Should not reach.")  # as Optuna's trial loop does
+    with pytest.raises(AssertionError):  # an assertion of anything else is not a storage error
+        with storage_errors("sqlite:///x.db"):
+            raise AssertionError("a bug")

@@ -11,9 +11,10 @@ import pytest
 from conftest import nas_popen, write_study
 from optuna.trial import TrialState
 
-import nas.study
+import nas.study.objective
 from nas import TrainingDiverged
 from nas.data import load_dataset
+from nas.storage import open_storage
 from nas.study import run_search
 from nas.studyfile import load_study_config
 
@@ -204,7 +205,7 @@ def test_one_diverging_trial_is_recorded_and_the_study_goes_on(tmp_path, monkeyp
     config = load_study_config(write_study(tmp_path, trials=4))
     data = load_dataset(**config.dataset)
     calls = []
-    real = nas.study.train_proxy
+    real = nas.study.objective.train_proxy
 
     def sometimes_diverges(*args, **kwargs):
         calls.append(1)
@@ -212,7 +213,7 @@ def test_one_diverging_trial_is_recorded_and_the_study_goes_on(tmp_path, monkeyp
             raise TrainingDiverged("loss is nan at epoch 1, step 3 (lr 0.2)")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(nas.study, "train_proxy", sometimes_diverges)
+    monkeypatch.setattr(nas.study.objective, "train_proxy", sometimes_diverges)
     lines = []
     study = run_search(config, data, device="cpu", log=lines.append, progress=False)
     failed = study.get_trials(states=(TrialState.FAIL,))
@@ -224,7 +225,7 @@ def test_one_diverging_trial_is_recorded_and_the_study_goes_on(tmp_path, monkeyp
 
 def test_a_creation_interrupted_before_the_baselines_is_completed_by_the_next_run(tmp_path):
     config = load_study_config(write_study(tmp_path, trials=3, baselines=["none", "se"]))
-    storage = nas.study.open_storage(config.storage, create=True)
+    storage = open_storage(config.storage, create=True)
     optuna.create_study(study_name=config.name, storage=storage, directions=config.directions)  # then "killed"
     study = run_search(config, load_dataset(**config.dataset), device="cpu", log=lambda line: None, progress=False)
     assert [t.user_attrs.get("baseline") for t in study.trials[:2]] == ["none", "se"]
@@ -241,7 +242,7 @@ def test_ctrl_c_before_training_still_records_why_the_trial_failed(tmp_path, mon
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(nas.study, "arch_cost", interrupted)  # Ctrl-C while the FLOPs are counted
+    monkeypatch.setattr(nas.study.objective, "arch_cost", interrupted)  # Ctrl-C while the FLOPs are counted
     with pytest.raises(KeyboardInterrupt):
         run_search(config, data, device="cpu", log=lambda line: None, progress=False)
     study = load(config.path)

@@ -11,7 +11,10 @@ import yaml
 from conftest import nas, write_study
 from optuna.trial import TrialState
 
-from nas import build_model, load_arch
+from nas import BlockSpec, ProxyResult, build_model, load_arch, search
+from nas.data import load_dataset
+from nas.study import open_study
+from nas.studyfile import load_study_config
 
 
 def load(study_path, name="tiny"):
@@ -185,3 +188,31 @@ def test_train_an_exported_architecture_reports_validation_and_test(finished):
     model = build_model(folder / "train-me.yaml")
     model.load_state_dict(torch.load(folder / "weights.pt")["state_dict"])  # they fit the exported architecture
     assert model(torch.zeros(1, 1, 16, 16)).shape == (1, 10)
+
+
+def test_a_trial_queued_with_epochs_and_a_seed_is_trained_with_them_and_reuses_only_their_result(tmp_path):
+    """The seam for noise seeds and fidelity rungs: a trial enqueued with `epochs` and `seed` user
+    attributes is trained with them and records them; every trial records the ones it used; a
+    result is reused only at the same architecture, proxy, epochs and seed."""
+    config = load_study_config(write_study(tmp_path, baselines=["none"], trials=1))
+    data = load_dataset(**config.dataset)
+    study, _ = open_study(config, create=True, data=data)  # queues the `none` baseline, at the study's proxy
+    none = config.baseline_arch(BlockSpec("none"), data.num_classes, data.in_chans)
+    for _ in range(2):
+        study.enqueue_trial(config.space.params_for(none), user_attrs={"epochs": 3, "seed": 7})
+    seen = []
+
+    def stub(arch, data, proxy, device):
+        seen.append((arch.arch_id, proxy.epochs, proxy.seed, proxy.batch_size))
+        return ProxyResult(accuracy=0.5 + proxy.seed / 100, loss=1.0, train_loss=1.0, seconds=0.01,
+                           train_seconds=0.01, images_per_second=1.0, epochs_done=proxy.epochs, stopped_early=False,
+                           device=str(device))
+
+    study = search(config, trainer=stub, data=data, device="cpu", log=lambda line: None)
+    trials = study.trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert {t.user_attrs["arch_id"] for t in trials} == {none.arch_id}
+    assert seen == [(none.arch_id, 1, 0, 50), (none.arch_id, 3, 7, 50)]  # the queued settings; the rest the study's
+    assert [(t.user_attrs["epochs"], t.user_attrs["seed"]) for t in trials] == [(1, 0), (3, 7), (3, 7)]
+    assert "duplicate_of" not in trials[1].user_attrs and trials[1].values[0] == pytest.approx(0.57)
+    assert trials[2].user_attrs["duplicate_of"] == 1 and trials[2].values == trials[1].values

@@ -1,0 +1,70 @@
+"""The names of the user attributes nas stores on Optuna trials and studies, in one place.
+
+They are the stored format: the search and refine write them; the front, export, refine, the
+dashboard and users' own scripts read them. A value here never changes (the tests spell the
+strings out, to hold the format); add a name, do not rename one.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+
+class TrialAttr:
+    """A trial's user attributes."""
+
+    # what it evaluates, recorded when it starts
+    ARCH: Final = "arch"  # the ArchConfig as a mapping (set when queued, for a baseline)
+    ARCH_ID: Final = "arch_id"
+    BASELINE: Final = "baseline"  # a queued uniform hand placement's label
+    PROXY_KEY: Final = "proxy_key"  # the study's proxy fingerprint: equal keys, comparable results
+    SEED: Final = "seed"  # the proxy seed it was trained with; set when queued: the one it must be
+    EPOCHS: Final = "epochs"  # the proxy epochs it was trained with; set when queued: the ones it must be
+    WORKER: Final = "worker"  # host:pid of the process running it
+    # its cost, counted before training
+    MFLOPS: Final = "mflops"
+    PARAMS: Final = "params"  # a count
+    # its training run
+    SECONDS: Final = "seconds"
+    IMAGES_PER_SECOND: Final = "images_per_second"
+    DEVICE: Final = "device"
+    EPOCHS_DONE: Final = "epochs_done"
+    VAL_LOSS: Final = "val_loss"
+    # how it ended, where it applies
+    DUPLICATE_OF: Final = "duplicate_of"  # the earlier trial whose result it reused
+    FAIL_REASON: Final = "fail_reason"  # why it failed or was refused as over budget
+    RETRIED_AFTER: Final = "retried_after"  # a retry's dead attempt's fail_reason
+    # a refined trial (in the companion study `nas refine` writes)
+    SOURCE_TRIAL: Final = "source_trial"
+    PROXY_ACCURACY: Final = "proxy_accuracy"
+    REFINED_ACCURACY_MEAN: Final = "refined_accuracy_mean"
+    REFINED_ACCURACY_STD: Final = "refined_accuracy_std"
+    REFINED_ACCURACIES: Final = "refined_accuracies"  # per seed
+    REFINED_EPOCHS: Final = "refined_epochs"
+    REFINED_SEEDS: Final = "refined_seeds"
+
+
+class StudyAttr:
+    """A study's user attributes."""
+
+    MARKER: Final = "nas"  # written first when nas creates a study: {"format": 1}
+    # the study file's settings, written at creation
+    OBJECTIVES: Final = "objectives"
+    BACKBONE: Final = "backbone"
+    BACKBONE_ARGS: Final = "backbone_args"
+    DATASET: Final = "dataset"
+    PROXY: Final = "proxy"
+    PROXY_KEY: Final = "proxy_key"
+    SAMPLER: Final = "sampler"
+    CONSTRAINTS: Final = "constraints"
+    CREATED: Final = "created"
+    STUDY_FILE: Final = "study_file"  # written last: the description is complete
+    BASELINES_QUEUED: Final = "baselines_queued"
+    # the companion study of `nas refine`
+    REFINED_FROM: Final = "refined_from"
+    REFINE_SETTINGS: Final = "refine_settings"
+
+    @staticmethod
+    def refine_run(trial: int, seed: int) -> str:
+        """The attribute holding one finished refine run's accuracy (a resumed refine skips it)."""
+        return f"run:{trial}:{seed}"
