@@ -228,12 +228,27 @@ def _study(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return config, study
 
 
-def _results(config, study, refined: bool):  # type: ignore[no-untyped-def]
+def _existing(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The study file's StudyRef and its study, for commands that only read a study: without
+    building the backbone or the space, so without importing torch (see nas.studyref)."""
+    from nas.files import read_document
+
+    read_document(args.study, "the study file")
+    from nas.studyref import open_existing, read_study_ref
+
+    ref = read_study_ref(args.study, args.storage)
+    return ref, open_existing(ref)
+
+
+def _results(ref, study, refined: bool):  # type: ignore[no-untyped-def]
     """The proxy results of the search, or with `refined` those of `nas refine`."""
     from nas.front import front_of
-    from nas.refine import refined_front
 
-    return refined_front(config) if refined else front_of(study)
+    if refined:
+        from nas.refine import refined_front  # trains when refining: imports torch
+
+        return refined_front(ref)
+    return front_of(study)
 
 
 def _front(args: argparse.Namespace) -> int:
@@ -241,7 +256,7 @@ def _front(args: argparse.Namespace) -> int:
 
     if args.plot is not None:
         check_plot_path(args.plot)
-    config, study = _study(args)
+    config, study = _existing(args)
     front = _results(config, study, args.refined)
     if args.json:
         print(json.dumps(to_json(front), indent=1))
@@ -288,7 +303,7 @@ def _export(args: argparse.Namespace) -> int:
 
     if not args.output.parent.is_dir():
         raise ConfigError(f"-o {args.output}: the folder {args.output.parent} does not exist")
-    config, study = _study(args)
+    config, study = _existing(args)
     front = _results(config, study, args.refined)
     chosen = pick(front, args.pick, args.max_mflops, args.min_accuracy)
     write_export(export_document(study, chosen, args.pick, config.storage), args.output)
@@ -476,8 +491,7 @@ def _dashboard(args: argparse.Namespace) -> int:
 
     from nas.storage import masked
 
-    config = _config(args)
-    _study(args)  # refuse a missing study before serving
+    config, _ = _existing(args)  # refuse a missing study before serving
     print(f"optuna-dashboard for study {config.name!r} ({masked(config.storage)})")
     print(f"open http://127.0.0.1:{args.port}/dashboard  (Ctrl-C to stop)", flush=True)
     optuna_dashboard.run_server(config.storage, host="127.0.0.1", port=args.port)

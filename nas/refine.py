@@ -30,6 +30,7 @@ from nas.front import Front, FrontRow, complete_rows, front_rows, objectives_of
 from nas.objectives import ACCURACY
 from nas.storage import creation_lock, open_storage, quiet_experimental
 from nas.studyfile import StudyConfig
+from nas.studyref import StudyRef
 from nas.train import resolve_device, train_proxy
 
 
@@ -162,7 +163,7 @@ def _add_refined_trial(
     refined.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
 
 
-def refined_front(config: StudyConfig) -> Front:
+def refined_front(config: StudyConfig | StudyRef) -> Front:
     """The refined results: every refined architecture and their front, each row numbered by its
     source trial in the search study."""
     storage = open_storage(config.storage, create=False)

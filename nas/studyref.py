@@ -1,4 +1,5 @@
-"""The study a study file names — its name, storage and objectives — read without building anything.
+"""The study a study file names — its name, storage and objectives — read without building
+anything, opened, and checked to be ours.
 
 `nas front`, `nas export` and `nas dashboard` only open a study that exists; building the
 backbone, the search space and the proxy (`nas.studyfile`) would import torch and timm for
@@ -10,11 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nas.errors import ConfigError, with_source
+from nas.attrs import StudyAttr
+from nas.errors import ConfigError, StudyError, with_source
 from nas.files import read_document
 from nas.objectives import OBJECTIVES
 from nas.validation import StudyFile, validate
+
+if TYPE_CHECKING:
+    import optuna
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,3 +64,54 @@ def study_ref(study: StudyFile, path: Path, storage_override: str | None) -> Stu
     storage = resolve_url(storage, Path.cwd() if storage_override is not None else base)
     check_url(storage, where)
     return StudyRef(path=path.resolve(), name=study.name, storage=storage, objectives=tuple(study.objectives))
+
+
+def open_existing(ref: StudyRef) -> optuna.Study:
+    """The study as it is, for reading (front, export, dashboard): refused when it does not exist,
+    when nas did not make it, or when it has other objectives; nothing is written."""
+    import optuna
+
+    from nas.storage import open_storage, quiet_experimental
+
+    storage = open_storage(ref.storage, create=False)
+    with quiet_experimental():
+        try:
+            study = optuna.load_study(study_name=ref.name, storage=storage)
+        except KeyError:
+            raise missing(ref) from None
+    check_ours(study, ref)
+    return study
+
+
+def missing(ref: StudyRef) -> StudyError:
+    from nas.storage import masked
+
+    return StudyError(f"no study named {ref.name!r} in {masked(ref.storage)}; run `nas search` first")
+
+
+def check_ours(study: optuna.Study, ref: StudyRef) -> None:
+    """Refuse a foreign study (same name, made by someone else) and one with other objectives.
+
+    Ours: it carries the marker, or `study_file` (studies made before the marker existed). A
+    study with no attribute and no trial at all is one whose creation was interrupted right
+    after `create_study`: adopted when its directions match, since nothing in it can be lost."""
+    from nas.storage import masked
+
+    attrs = study.user_attrs
+    where = f"study {ref.name!r} in {masked(ref.storage)}"
+    ours = StudyAttr.MARKER in attrs or StudyAttr.STUDY_FILE in attrs
+    if not ours and (attrs or study.get_trials(deepcopy=False)):
+        raise StudyError(
+            f"{where} was not created by nas (it has no {StudyAttr.MARKER!r} attribute); nas will not write to or read "
+            "another tool's study: use another study name or storage"
+        )
+    directions = [d.name.lower() for d in study.directions]
+    have = attrs.get(StudyAttr.OBJECTIVES) if ours else None
+    if directions != list(ref.directions) or (have is not None and list(have) != list(ref.objectives)):
+        shown = f"objectives {list(have)}" if have is not None else f"directions {directions}"
+        raise StudyError(
+            f"{where} has {shown}, but {ref.path.name} asks for objectives {list(ref.objectives)} "
+            f"({', '.join(ref.directions)}); use another study name"
+        )
+
+

@@ -5,10 +5,13 @@ from, `--pick trial:N` held to the filters, and a warning when the best accuracy
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
-from conftest import nas, write_study
+from conftest import ROOT, nas, write_study
 from optuna.trial import TrialState
 
 from nas import ProxyResult, search
@@ -134,3 +137,25 @@ def test_every_objective_is_measured_in_its_unit_and_written_under_its_key(tmp_p
     assert nas("export", study_file.name, "-o", "best.yaml", cwd=tmp_path).returncode == 0
     metrics = yaml.safe_load((tmp_path / "best.yaml").read_text())["provenance"]["metrics"]
     assert {"accuracy", "params_millions", "latency_ms", "mflops", "params"} <= set(metrics)
+
+
+def test_front_export_of_an_existing_study_do_not_load_torch(refined):
+    """Reading a study needs only its name and storage: `nas front` starts in about a second
+    instead of 5-7 s (benchmarks/cli_startup.py), and says the same as before."""
+    folder, study = refined
+    code = (
+        "import sys, contextlib, io, json\n"
+        "from nas.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        f"    assert main(['front', {study!r}, '--json']) == 0\n"
+        "rows = json.loads(out.getvalue())\n"
+        "assert rows and all('arch_id' in r for r in rows), rows\n"
+        "assert 'torch' not in sys.modules, 'nas front'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    other = nas("front", "--storage", f"sqlite:///{folder / 'nothing.db'}", study, cwd=folder)
+    assert other.returncode == 2 and len(other.stderr.strip().splitlines()) == 1, other.stderr
+    assert not (folder / "nothing.db").exists()

@@ -14,10 +14,10 @@ from optuna.trial import TrialState
 
 from nas.attrs import StudyAttr, TrialAttr
 from nas.data import Dataset
-from nas.errors import StudyError
-from nas.storage import creation_lock, masked, open_storage, quiet_experimental
+from nas.storage import creation_lock, open_storage, quiet_experimental
 from nas.study.sampler import make_sampler
 from nas.studyfile import StudyConfig
+from nas.studyref import check_ours, missing
 
 
 def proxy_key(config: StudyConfig) -> str:
@@ -41,14 +41,12 @@ def open_study(
             study = optuna.load_study(study_name=config.name, storage=storage, sampler=make_sampler(config))
         except KeyError:
             if not create:
-                raise StudyError(
-                    f"no study named {config.name!r} in {masked(config.storage)}; run `nas search` first"
-                ) from None
+                raise missing(config.ref) from None
             study = optuna.create_study(
                 study_name=config.name, storage=storage, directions=config.directions,
                 sampler=make_sampler(config),
             )
-        check_ours(study, config)  # a study just created has no attribute yet: it passes as pristine
+        check_ours(study, config.ref)  # a study just created has no attribute yet: it passes as pristine
         if create:  # each step checks its own mark, so a creation interrupted half-way is completed
             if StudyAttr.MARKER not in study.user_attrs:
                 study.set_user_attr(StudyAttr.MARKER, {"format": 1})
@@ -60,30 +58,6 @@ def open_study(
                 _queue_baselines(study, config, data)
                 study.set_user_attr(StudyAttr.BASELINES_QUEUED, True)
     return study, storage
-
-
-def check_ours(study: optuna.Study, config: StudyConfig) -> None:
-    """Refuse a foreign study (same name, made by someone else) and one with other objectives.
-
-    Ours: it carries the marker, or `study_file` (studies made before the marker existed). A
-    study with no attribute and no trial at all is one whose creation was interrupted right
-    after `create_study`: adopted when its directions match, since nothing in it can be lost."""
-    attrs = study.user_attrs
-    where = f"study {config.name!r} in {masked(config.storage)}"
-    ours = StudyAttr.MARKER in attrs or StudyAttr.STUDY_FILE in attrs
-    if not ours and (attrs or study.get_trials(deepcopy=False)):
-        raise StudyError(
-            f"{where} was not created by nas (it has no {StudyAttr.MARKER!r} attribute); nas will not write to or read "
-            "another tool's study: use another study name or storage"
-        )
-    directions = [d.name.lower() for d in study.directions]
-    have = attrs.get(StudyAttr.OBJECTIVES) if ours else None
-    if directions != list(config.directions) or (have is not None and list(have) != list(config.objectives)):
-        shown = f"objectives {list(have)}" if have is not None else f"directions {directions}"
-        raise StudyError(
-            f"{where} has {shown}, but {config.path.name} asks for objectives {list(config.objectives)} "
-            f"({', '.join(config.directions)}); use another study name"
-        )
 
 
 def _describe(study: optuna.Study, config: StudyConfig) -> None:
