@@ -41,12 +41,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "broken.yaml").write_text("name: broken\ndataset: {name: synthetic\n")
+        # a finished study to read: two trials on the generated set (about 20 s, not timed)
+        (folder / "tiny.yaml").write_text(
+            "name: tiny\nbackbone: cifar_resnet\nbackbone_args: {depth: 8, width: 4}\n"
+            "dataset: {name: synthetic, subset: 200, image_size: 16}\nsearch_space: {kinds: [none, se]}\n"
+            "proxy: {epochs: 1, batch_size: 64, threads: 1}\nbaselines: [none, se]\ntrials: 2\n")
+        subprocess.run([str(SCRIPT), "search", "tiny.yaml", "--no-progress"], cwd=folder, capture_output=True,
+                       check=True)
         commands = {
             "import nas": [sys.executable, "-c", "import nas"],
             "nas --help": [str(SCRIPT), "--help"],
             "nas --version": [str(SCRIPT), "--version"],
             "nas search --help": [str(SCRIPT), "search", "--help"],
             "nas check <malformed YAML>": [str(SCRIPT), "check", "broken.yaml"],
+            "nas front <finished study>": [str(SCRIPT), "front", "tiny.yaml"],
         }
         timed(commands["import nas"], folder)  # warm the page cache once
         results = {}
