@@ -11,15 +11,16 @@ Where an architecture was evaluated once, its std is the study's measured noise:
 attr `noise` (`NOISE_ATTR`), written by whoever trains the `none` baseline at several seeds, as
 `noise_record(...)` returns it:
 
-    {"accuracy_std": 0.0176,  # sample std over the seeds of one evaluation's accuracy
-     "n": 5,                  # seeds (evaluations) it was measured from
-     "accuracy": 0.7210,      # their mean
+    {"accuracy_std": 0.0304,  # sample std over the seeds of one evaluation's accuracy
+     "n": 48,                 # seeds (evaluations) it was measured from
+     "accuracy": 0.6664,      # their mean
      "arch_id": "s1:none|s2:none|s3:none",  # the architecture trained
      "epochs": 1,             # the fidelity it holds for: rows at other epochs do not use it
      "proxy_key": "ab12cd34ef" or None,     # the proxy fingerprint (nas.study.proxy_key), when known
      "val_size": 500,         # validation images each accuracy was measured on
-     "eval_std": 0.0201,      # binomial std of one accuracy on val_size images: the evaluation part
-     "train_std": 0.0}        # sqrt(max(0, accuracy_std² - eval_std²)): what seeds add beyond it
+     "eval_std": 0.0211}      # binomial std of one accuracy on val_size images: the evaluation part
+
+(the figures: the demo's proxy, `benchmarks/proxy_fidelity.py --noise`).
 
 Without it, the fallback is the validation split's binomial std sqrt(p(1-p)/n_val) — evaluation
 noise only, so a lower bound — when the validation size is known: the trial or study user attr
@@ -102,18 +103,15 @@ def noise_record(
     if val_size < 1:
         raise ValueError(f"val_size = {val_size} is invalid; allowed: an integer >= 1")
     mean = statistics.fmean(accuracies)
-    std = statistics.stdev(accuracies)
-    eval_std = binomial_std(mean, val_size)
     return {
-        "accuracy_std": std,
+        "accuracy_std": statistics.stdev(accuracies),
         "n": len(accuracies),
         "accuracy": mean,
         "arch_id": arch_id,
         "epochs": epochs,
         "proxy_key": proxy_key,
         "val_size": val_size,
-        "eval_std": eval_std,
-        "train_std": math.sqrt(max(0.0, std**2 - eval_std**2)),
+        "eval_std": binomial_std(mean, val_size),
     }
 
 
