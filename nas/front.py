@@ -305,7 +305,7 @@ def format_table(front: Front) -> str:
 def footer(front: Front) -> list[str]:
     """What the table's ± and ties mean for this front, and a knee moved by a tie."""
     sources = {r.std_source for r in front.rows}
-    lines = ["± : std of one evaluation; (n): evaluations (seeds) pooled into the mean"]
+    lines = ["±: the std of one evaluation; (n): the evaluations (seeds) behind the mean"]
     if SEEDS in sources:
         lines.append("  n >= 2: the sample std of that architecture's own evaluations")
     if NOISE in sources and front.noise is not None:
@@ -313,17 +313,16 @@ def footer(front: Front) -> list[str]:
         lines.append(f"  n = 1: the study's measured noise, std {noise['accuracy_std']:.4f} over {noise['n']} seeds"
                      + (f" of {noise['arch_id']}" if noise.get("arch_id") else ""))
     if BINOMIAL in sources:
-        lines.append("  ± ≥: no noise measured in this study: only the validation split's binomial std "
-                     "sqrt(p(1-p)/n_val), a lower bound (training noise comes on top)")
+        lines.append("  ± ≥: no noise measured in this study; the validation split's binomial std alone, a lower bound")
     if UNKNOWN in sources:
         lines.append("  ± ?: no noise measured and validation size unknown: ties cannot be told")
     lines.append(f"vs cheaper: tie = within noise of the next cheaper front row, |Δ| <= {TIE_FACTOR:g}·sqrt(σa²/na + "
-                 "σb²/nb) (~95%): the extra cost buys no accuracy that can be told from noise")
+                 "σb²/nb) (~95%): its extra cost buys nothing measurable")
     if front.rows and front.knee is not None:
         bend = geometric_knee(front.rows)
         if bend is not front.knee:
             lines.append(f"knee: the bend is #{bend.number}, but it ties with the cheaper #{front.knee.number}, "
-                         "so that is the knee")
+                         f"so the knee is #{front.knee.number}")
     return lines
 
 
