@@ -271,6 +271,7 @@ def noise_decomposition(quick: bool, backbone_args: dict, runs: dict[str, dict],
             "train_seconds": train_seconds,
             "seeds_at_small_split_for_the_same_std": (demo["seed_std"] / big["seed_std"]) ** 2,
         },
+        "seconds_of_all_runs": sum(e["seconds"] + e["eval_seconds"][-1] for e in entries),  # cached or not
         "wall_seconds_this_invocation": time.perf_counter() - started,
     }
 
