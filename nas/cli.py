@@ -105,7 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help=STORAGE_HELP)
     p.add_argument("--plot", type=Path, help="also write a plot: FILE.png or FILE.html (its folder must exist)")
     p.add_argument("--json", action="store_true",
-                   help="print the front as JSON (accuracy, mflops, params, knee, ...) instead of a table")
+                   help="print the front as JSON (accuracy, accuracy_std, n_evals, mflops, params, knee, tie, ...) "
+                        "instead of a table")
     p.add_argument("--refined", action="store_true", help="the front of refined results (after nas refine)")
     p.set_defaults(run=_front)
 
@@ -265,13 +266,13 @@ def _front(args: argparse.Namespace) -> int:
     else:
         kind = "refined front (mean ± std accuracy over seeds)" if args.refined else "Pareto front"
         print(f"{kind} of study {config.name!r} ({len(front.rows)} architectures; {FLOPS_NOTE}):")
-        print(format_table(front.rows, front.knee))
+        print(format_table(front))
     warning = near_chance(front.rows)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     if args.plot is not None:
         notes = sys.stderr if args.json else sys.stdout
-        if front.trials:
+        if front.architectures:
             plot_front(front, args.plot)
             print(f"plot written to {args.plot}", file=notes)
         else:
@@ -294,22 +295,24 @@ def _refine(args: argparse.Namespace) -> int:
     run_refine(config, study, data, top=args.top, epochs=args.epochs, seeds=args.seeds, device=args.device)
     front = refined_front(config)
     print(f"refined front of study {config.name!r} (mean accuracy over seeds; {FLOPS_NOTE}):")
-    print(format_table(front.rows, front.knee))
+    print(format_table(front))
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from nas.export import export_document, pick, write_export
+    from nas.export import export_document, pick, versus_line, versus_none, write_export
 
     if not args.output.parent.is_dir():
         raise ConfigError(f"-o {args.output}: the folder {args.output.parent} does not exist")
     config, study = _existing(args)
     front = _results(config, study, args.refined)
     chosen = pick(front, args.pick, args.max_mflops, args.min_accuracy)
-    write_export(export_document(study, chosen, args.pick, config.storage), args.output)
+    comparison = versus_none(front, chosen, refined=args.refined)
+    write_export(export_document(study, chosen, args.pick, config.storage, comparison), args.output)
     print(f"exported trial #{chosen.number} ({args.pick}{', refined' if args.refined else ''}): accuracy "
-          f"{chosen.accuracy:.4f}, {chosen.mflops:.2f} MFLOPs, {chosen.params:,} params\n  {chosen.arch_id}\n"
+          f"{chosen.accuracy_text()}, {chosen.mflops:.2f} MFLOPs, {chosen.params:,} params\n  {chosen.arch_id}\n"
           f"  -> {args.output}")
+    print(versus_line(comparison))
     return 0
 
 

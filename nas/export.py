@@ -4,10 +4,14 @@ provenance, which `nas.build_model(path)` and `nas train` read directly.
 Picks: `knee` (see `nas.front`), `accuracy` (most accurate), `flops` (cheapest), `trial:N`
 (that trial, on the front or not, refused if it misses a filter). `max_mflops` / `min_accuracy`
 filter the front first. `--refined` picks from `nas refine`'s results instead of the proxy's.
+
+Every export says whether the pick beats the study's uniform `none` baseline beyond noise
+(`versus_none`): on stdout, and as `provenance.vs_none` in the file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import re
 from datetime import datetime, timezone
@@ -21,6 +25,7 @@ from nas.arch import ArchConfig
 from nas.attrs import StudyAttr, TrialAttr
 from nas.errors import ConfigError
 from nas.front import Front, FrontRow, knee
+from nas.noise import TIE_FACTOR, compare, difference_std
 from nas.objectives import OBJECTIVES
 from nas.storage import masked
 
@@ -43,11 +48,11 @@ def pick(front: Front, rule: str, max_mflops: float | None = None, min_accuracy:
     match = re.fullmatch(r"trial:(\d+)", rule)
     if match:
         number = int(match.group(1))
-        found = [r for r in front.trials if r.number == number]
+        found = [r for r in front.architectures if number in r.trials]
         if not found:
             raise ConfigError(f"--pick {rule}: trial {number} is not a finished trial of {front.name}; "
                               "see `nas front` for the trials")
-        chosen = found[0]
+        chosen = dataclasses.replace(found[0], number=number)  # its architecture's pooled result
         if not _meets(chosen, max_mflops, min_accuracy):
             raise ConfigError(f"--pick {rule}: trial {number} ({chosen.accuracy:.4f} accuracy, "
                               f"{chosen.mflops:.3f} MFLOPs) does not meet {given}; drop the filter or pick another")
@@ -69,6 +74,45 @@ def _meets(r: FrontRow, max_mflops: float | None, min_accuracy: float | None) ->
     return (max_mflops is None or r.mflops <= max_mflops) and (min_accuracy is None or r.accuracy >= min_accuracy)
 
 
+VERDICTS = {
+    "better": "beats none beyond noise",
+    "tie": "tie with none (within noise)",
+    "worse": "worse than none beyond noise",
+    "unknown": "unknown: no noise is known for these accuracies",
+}
+IS_NONE = "is the none baseline"
+NO_NONE = "no none baseline in the study"
+NO_REFINED_NONE = "the none baseline was not refined (run `nas refine` with a larger --top)"
+
+
+def versus_none(front: Front, chosen: FrontRow, refined: bool = False) -> dict[str, Any]:
+    """The pick against the study's uniform `none` baseline (its row at the pick's epochs where
+    there is one): the difference of mean accuracies, the std of that difference
+    sqrt(σa²/na + σb²/nb), and the verdict (within noise is a tie, see `nas.noise.TIE_FACTOR`)."""
+    nones = [r for r in front.architectures if r.baseline == "none"]
+    if not nones:
+        return {"verdict": NO_REFINED_NONE if refined else NO_NONE}
+    none = next((r for r in nones if r.epochs == chosen.epochs), nones[0])
+    std = difference_std(chosen, none)
+    verdict = IS_NONE if chosen.arch_id == none.arch_id else VERDICTS[compare(chosen, none)]
+    return {"baseline_trial": none.number, "baseline_accuracy": none.accuracy,
+            "baseline_accuracy_std": none.accuracy_std, "baseline_n_evals": none.n_evals,
+            "difference": chosen.accuracy - none.accuracy, "difference_std": std, "tie_factor": TIE_FACTOR,
+            "verdict": verdict}
+
+
+def versus_line(comparison: dict[str, Any]) -> str:
+    """The one line `nas export` prints about the pick against `none`."""
+    if "difference" not in comparison:
+        return f"vs none: {comparison['verdict']}"
+    if comparison["verdict"] == IS_NONE:
+        return f"vs none: the pick is the none baseline (#{comparison['baseline_trial']})"
+    std = comparison["difference_std"]
+    spread = "± ?" if std is None else f"± {std:.4f} (std of the difference; tie within {TIE_FACTOR:g}×)"
+    return (f"vs none (#{comparison['baseline_trial']}): accuracy {comparison['difference']:+.4f} {spread}: "
+            f"{comparison['verdict']}")
+
+
 def versions() -> dict[str, str]:
     out = {}
     for package in ("nas", "torch", "torchvision", "timm", "optuna", "fvcore"):
@@ -79,11 +123,15 @@ def versions() -> dict[str, str]:
     return out
 
 
-def export_document(study: optuna.Study, chosen: FrontRow, rule: str, storage: str) -> dict[str, Any]:
-    """The YAML document: the ArchConfig's keys, then a `provenance` section."""
+def export_document(
+    study: optuna.Study, chosen: FrontRow, rule: str, storage: str, vs_none: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The YAML document: the ArchConfig's keys, then a `provenance` section (with `vs_none`, the
+    pick against the `none` baseline, when given)."""
     arch = ArchConfig.from_dict(chosen.arch)
     metrics: dict[str, Any] = {OBJECTIVES[name].key: float(v) for name, v in chosen.values.items()}
-    metrics.update(mflops=chosen.mflops, params=chosen.params)
+    metrics.update(accuracy_std=chosen.accuracy_std, n_evals=chosen.n_evals, std_source=chosen.std_source,
+                   epochs=chosen.epochs, mflops=chosen.mflops, params=chosen.params)
     for key in (TrialAttr.REFINED_ACCURACY_MEAN, TrialAttr.REFINED_ACCURACY_STD, TrialAttr.REFINED_SEEDS,
                 TrialAttr.REFINED_EPOCHS):
         if key in chosen.user_attrs:
@@ -97,6 +145,7 @@ def export_document(study: optuna.Study, chosen: FrontRow, rule: str, storage: s
         "arch_id": chosen.arch_id,
         "baseline": chosen.baseline,
         "metrics": metrics,
+        "vs_none": vs_none,
         "flops_convention": "fvcore: one multiply-add = one flop, at one proxy input image",
         "dataset": study.user_attrs.get(StudyAttr.DATASET),
         "proxy": study.user_attrs.get(StudyAttr.PROXY),

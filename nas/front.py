@@ -1,28 +1,50 @@
-"""The Pareto front of a study: rows, the knee, a table, JSON, a near-chance warning, and a plot.
+"""The Pareto front of a study: pooled rows, ties, the knee, a table, JSON, a near-chance warning,
+and a plot.
 
-The front is Optuna's `study.best_trials` (feasible COMPLETE trials that no other dominates),
-with repeated architectures (a reused duplicate result) shown once, at their first trial.
+Rows: one per architecture and fidelity, its evaluations at different seeds pooled into a mean,
+the std of one evaluation and a count (`pooled_rows`; a reused duplicate result is no extra
+evaluation). The front is Optuna's `study.best_trials` (feasible COMPLETE trials that no other
+dominates) computed on those rows, so an architecture evaluated at several seeds competes with
+its mean. Every accuracy carries its noise (`nas.noise`), and a front row that ties with its
+cheaper neighbour is marked: it costs more for no accuracy that can be told from noise.
 
 The knee: normalise accuracy and the first cost objective to [0, 1] over the front, draw the
 line through the front's two extremes (the cheapest point and the most accurate one), and take
 the point farthest from that line on the side of the ideal corner (accuracy 1, cost 0). That is
 where one more unit of cost stops buying much accuracy. With fewer than three points on the
-front there is no bend, and the knee is the most accurate point.
+front there is no bend, and the knee is the most accurate point. A knee that ties with a cheaper
+front point is no win over it: the knee moves down to the cheapest point it ties with, and on
+from there while that one ties with a cheaper one still.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from collections.abc import Sequence
+import statistics
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.attrs import StudyAttr, TrialAttr
 from nas.errors import ConfigError
+from nas.noise import (
+    BINOMIAL,
+    NOISE,
+    SEEDS,
+    TIE_FACTOR,
+    UNKNOWN,
+    noise_applies,
+    read_noise,
+    single_std,
+    ties,
+    val_size_of,
+)
 from nas.objectives import ACCURACY, COSTS, DEFAULT_OBJECTIVES, FLOPS, OBJECTIVES, PARAMS
 
 ALWAYS_SHOWN = (ACCURACY.name, FLOPS.name, PARAMS.name)  # every row has these; other objectives are extra columns
@@ -30,7 +52,14 @@ ALWAYS_SHOWN = (ACCURACY.name, FLOPS.name, PARAMS.name)  # every row has these; 
 
 @dataclasses.dataclass(frozen=True)
 class FrontRow:
-    """One trial as the front table shows it; `values` maps objective name to value."""
+    """One architecture at one fidelity, its evaluations pooled (see `pooled_rows`).
+
+    `values` maps objective name to value, accuracy being the mean over `n_evals` evaluations;
+    `accuracy_std` is the std of one evaluation (None when unknown; `std_source` says where it
+    came from, see `nas.noise`); `epochs` the fidelity; `trials` every finished trial of this
+    architecture, reused duplicates included; `number` is the first one evaluated, whose
+    `user_attrs` the row keeps.
+    """
 
     number: int
     values: dict[str, float]
@@ -40,16 +69,22 @@ class FrontRow:
     arch: dict[str, Any]
     baseline: str | None
     user_attrs: dict[str, Any]
+    accuracy_std: float | None = None
+    n_evals: int = 1
+    epochs: int | None = None
+    std_source: str = UNKNOWN
+    trials: tuple[int, ...] = ()
 
     @property
     def accuracy(self) -> float:
         return self.values[ACCURACY.name]
 
-    @property
-    def accuracy_std(self) -> float | None:
-        """The std over seeds of a refined result (`nas refine`); None for a single proxy run."""
-        std = self.user_attrs.get(TrialAttr.REFINED_ACCURACY_STD)
-        return None if std is None else float(std)
+    def accuracy_text(self) -> str:
+        """`mean ± std (n)`; `± ≥std` where the std is only the binomial lower bound, `± ?` unknown."""
+        if self.accuracy_std is None:
+            return f"{self.accuracy:.4f} ± ? ({self.n_evals})"
+        bound = "≥" if self.std_source == BINOMIAL else ""
+        return f"{self.accuracy:.4f} ± {bound}{self.accuracy_std:.4f} ({self.n_evals})"
 
 
 def objectives_of(study: optuna.Study) -> list[str]:
@@ -58,6 +93,7 @@ def objectives_of(study: optuna.Study) -> list[str]:
 
 
 def row(trial: FrozenTrial, objectives: Sequence[str]) -> FrontRow:
+    """One trial as it stands, a single evaluation."""
     attrs = trial.user_attrs
     return FrontRow(
         number=trial.number,
@@ -68,42 +104,123 @@ def row(trial: FrozenTrial, objectives: Sequence[str]) -> FrontRow:
         arch=attrs.get(TrialAttr.ARCH, {}),
         baseline=attrs.get(TrialAttr.BASELINE),
         user_attrs=dict(attrs),
+        trials=(trial.number,),
     )
 
 
-def complete_rows(study: optuna.Study) -> list[FrontRow]:
-    objectives = objectives_of(study)
-    return [row(t, objectives) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+def evaluations(trial: FrozenTrial, accuracy: float) -> list[tuple[Any, float]]:
+    """(seed or None, accuracy) per evaluation a trial reports: its per-seed list (`accuracies`, or
+    a refined trial's `refined_accuracies`; seeds from `seeds` when it lists them), else its
+    `accuracy` at its `seed`."""
+    attrs = trial.user_attrs
+    many = attrs.get(TrialAttr.REFINED_ACCURACIES) or attrs.get(TrialAttr.ACCURACIES)
+    if many:
+        seeds = attrs.get("seeds")
+        seeds = seeds if isinstance(seeds, list) and len(seeds) == len(many) else [None] * len(many)
+        return [(s, float(a)) for s, a in zip(seeds, many, strict=True)]
+    return [(attrs.get(TrialAttr.SEED), accuracy)]
 
 
-def front_rows(study: optuna.Study) -> list[FrontRow]:
-    """The Pareto front, one row per architecture, cheapest first."""
-    objectives = objectives_of(study)
-    seen: dict[str, FrontRow] = {}
-    for trial in sorted(study.best_trials, key=lambda t: t.number):
-        r = row(trial, objectives)
-        seen.setdefault(r.arch_id, r)
-    return sorted(seen.values(), key=lambda r: (r.mflops, -r.accuracy))
+def pooled_rows(
+    trials: Sequence[FrozenTrial], objectives: Sequence[str], study_attrs: Mapping[str, Any]
+) -> list[FrontRow]:
+    """One row per (arch_id, proxy_key, epochs) — a trial's `epochs` (a refined trial's
+    `refined_epochs`), else the study's proxy epochs — pooling its evaluations at distinct seeds:
+    mean, sample std, count. A reused duplicate (`duplicate_of`) is no evaluation, nor is a
+    second result at a seed already counted. A single evaluation's std is the study's noise
+    (see `nas.noise`)."""
+    noise = read_noise(study_attrs)
+    proxy_epochs = (study_attrs.get("proxy") or {}).get("epochs")
+    groups: dict[tuple[Any, ...], list[FrozenTrial]] = {}
+    for t in sorted(trials, key=lambda t: t.number):
+        attrs = t.user_attrs
+        epochs = attrs.get(TrialAttr.REFINED_EPOCHS, attrs.get(TrialAttr.EPOCHS, proxy_epochs))
+        groups.setdefault((attrs.get(TrialAttr.ARCH_ID), attrs.get(TrialAttr.PROXY_KEY), epochs), []).append(t)
+    index = list(objectives).index(ACCURACY.name)
+    rows = []
+    for (_, proxy, epochs), group in groups.items():
+        evaluated = [t for t in group if TrialAttr.DUPLICATE_OF not in t.user_attrs] or group[:1]
+        accuracies = _distinct_seeds([e for t in evaluated for e in evaluations(t, t.values[index])])
+        first = row(evaluated[0], objectives)
+        mean = statistics.fmean(accuracies)
+        if len(accuracies) > 1:
+            std, source = statistics.stdev(accuracies), SEEDS
+        else:
+            applies = noise if noise_applies(noise, epochs, proxy) else None
+            std, source = single_std(mean, applies, val_size_of(first.user_attrs, study_attrs))
+        rows.append(dataclasses.replace(
+            first, values={**first.values, ACCURACY.name: mean}, accuracy_std=std, n_evals=len(accuracies),
+            epochs=epochs, std_source=source, trials=tuple(t.number for t in group),
+            baseline=next((t.user_attrs[TrialAttr.BASELINE] for t in group
+                           if t.user_attrs.get(TrialAttr.BASELINE)), None),
+        ))
+    return rows
+
+
+def _distinct_seeds(evaluations: Sequence[tuple[Any, float]]) -> list[float]:
+    """The accuracies, each known seed counted once (a rerun at the same seed is no new evidence)."""
+    seen: set[Any] = set()
+    out = []
+    for seed, accuracy in evaluations:
+        if seed is not None and seed in seen:
+            continue
+        seen.add(seed)
+        out.append(accuracy)
+    return out
+
+
+def pareto_front(rows: Sequence[FrontRow], objectives: Sequence[str],
+                 directions: Sequence[StudyDirection]) -> list[FrontRow]:
+    """The rows no other row dominates in the study's objectives (accuracy: the pooled mean), cheapest first."""
+    signs = [-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in directions]
+    points = [[s * r.values[name] for s, name in zip(signs, objectives, strict=True)] for r in rows]
+    return by_cost([rows[i] for i in non_dominated(points)])
+
+
+def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """`a` dominates `b` (every coordinate minimised): no worse anywhere, better somewhere."""
+    return all(x <= y for x, y in zip(a, b, strict=True)) and any(x < y for x, y in zip(a, b, strict=True))
+
+
+def non_dominated(points: Sequence[Sequence[float]]) -> list[int]:
+    """Indices of the points no other point dominates (every coordinate minimised)."""
+    return [i for i, p in enumerate(points) if not any(dominates(q, p) for q in points)]
 
 
 @dataclasses.dataclass(frozen=True)
 class Front:
-    """A study's finished trials and their Pareto front, as rows: what the table, the JSON, the
-    plot and `nas export` read, for proxy results and refined results alike."""
+    """A study's finished architectures and their Pareto front, as pooled rows: what the table,
+    the JSON, the plot and `nas export` read, for proxy results and refined results alike."""
 
     name: str  # what the results are, for titles and messages, e.g. "study 'demo'"
-    trials: list[FrontRow]  # every finished trial
+    architectures: list[FrontRow]  # every finished architecture
     rows: list[FrontRow]  # the front, cheapest first
     accuracy_label: str = "proxy validation accuracy"
+    finished: int = 0  # finished trials behind the rows
+    noise: dict[str, Any] | None = None  # the study's measured noise (nas.noise), if any
 
-    @property
+    @functools.cached_property
     def knee(self) -> FrontRow | None:
         return knee(self.rows) if self.rows else None
 
 
-def front_of(study: optuna.Study) -> Front:
-    """The proxy results of a search study."""
-    return Front(f"study {study.study_name!r}", complete_rows(study), front_rows(study))
+def front_of(study: optuna.Study, name: str | None = None,
+             accuracy_label: str = "proxy validation accuracy") -> Front:
+    """A study's results: every finished architecture, pooled, and the Pareto front of those.
+
+    As Optuna's `best_trials`, the front holds only feasible COMPLETE trials (every constraint
+    value <= 0) that no other dominates — but an architecture evaluated at several seeds
+    competes with its mean.
+    """
+    objectives = objectives_of(study)
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    feasible = [t for t in complete if all(c <= 0 for c in t.constraints.values())]
+    return Front(
+        name or f"study {study.study_name!r}",
+        pooled_rows(complete, objectives, study.user_attrs),
+        pareto_front(pooled_rows(feasible, objectives, study.user_attrs), objectives, study.directions),
+        accuracy_label, finished=len(complete), noise=read_noise(study.user_attrs),
+    )
 
 
 def cost_objective(rows: Sequence[FrontRow]) -> str:
@@ -118,8 +235,14 @@ def cost_of(r: FrontRow, objective: str) -> float:
     return r.values.get(objective, r.mflops)
 
 
-def knee(rows: Sequence[FrontRow]) -> FrontRow:
-    """The knee of a front (see the module docstring)."""
+def by_cost(rows: Sequence[FrontRow]) -> list[FrontRow]:
+    """Cheapest first (by the first cost objective), the more accurate first at equal cost."""
+    objective = cost_objective(rows)
+    return sorted(rows, key=lambda r: (cost_of(r, objective), r.mflops, -r.accuracy))
+
+
+def geometric_knee(rows: Sequence[FrontRow]) -> FrontRow:
+    """The bend of a front, noise aside (see the module docstring)."""
     if not rows:
         raise ConfigError("the front is empty: no finished trial matches")
     if len(rows) < 3:
@@ -144,23 +267,67 @@ def knee(rows: Sequence[FrontRow]) -> FrontRow:
     return rows[max(range(len(rows)), key=lambda i: (toward_ideal(i), points[i][1]))]
 
 
-def format_table(rows: Sequence[FrontRow], knee_row: FrontRow | None = None) -> str:
-    """A fixed-width table: trial, accuracy, MFLOPs, params, (other objectives), baseline or knee mark, arch_id."""
+def knee(rows: Sequence[FrontRow]) -> FrontRow:
+    """The geometric knee, moved down the front to the cheapest point it ties with, transitively."""
+    chosen = geometric_knee(rows)
+    ordered = by_cost(rows)
+    while True:
+        cheaper = ordered[: next(i for i, r in enumerate(ordered) if r is chosen)]
+        tied = [r for r in cheaper if ties(r, chosen)]
+        if not tied:
+            return chosen
+        chosen = tied[0]
+
+
+def cheaper_tie(rows: Sequence[FrontRow], i: int) -> bool | None:
+    """Whether front row `i` (cheapest first) ties with its cheaper neighbour; False for the
+    cheapest, None when a std is unknown."""
+    return False if i == 0 else ties(rows[i], rows[i - 1])
+
+
+def format_table(front: Front) -> str:
+    """A fixed-width table of the front — trial, accuracy `mean ± std (n)`, MFLOPs, params, (other
+    objectives), baseline or knee mark, tie with the cheaper neighbour, arch_id — and footer
+    lines saying what ± and a tie mean."""
+    rows, knee_row = front.rows, front.knee
     extra = [k for k in (rows[0].values if rows else {}) if k not in ALWAYS_SHOWN]
-    header = ["trial", "accuracy", "MFLOPs", "params", *extra, "baseline/knee", "arch_id"]
+    header = ["trial", "accuracy ± std (n)", "MFLOPs", "params", *extra, "baseline/knee", "vs cheaper", "arch_id"]
     lines = []
-    for r in rows:
+    for i, r in enumerate(rows):
         mark = "knee" if knee_row is not None and r.number == knee_row.number else ""
-        accuracy = f"{r.accuracy:.4f}"
-        if r.accuracy_std is not None:
-            accuracy += f" ± {r.accuracy_std:.4f}"
-        cells = [f"#{r.number}", accuracy, f"{r.mflops:.2f}", f"{r.params:,}",
-                 *(f"{r.values[k]:.3f}" for k in extra), " ".join(filter(None, (r.baseline, mark))), r.arch_id]
+        tie = cheaper_tie(rows, i)
+        versus = "" if i == 0 else "?" if tie is None else f"tie #{rows[i - 1].number}" if tie else "beyond noise"
+        cells = [f"#{r.number}", r.accuracy_text(), f"{r.mflops:.2f}", f"{r.params:,}",
+                 *(f"{r.values[k]:.3f}" for k in extra), " ".join(filter(None, (r.baseline, mark))), versus, r.arch_id]
         lines.append(cells)
     widths = [max(len(h), *(len(c[i]) for c in lines)) if lines else len(h) for i, h in enumerate(header)]
     out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
     out += ["  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip() for cells in lines]
-    return "\n".join(out)
+    return "\n".join(out + footer(front))
+
+
+def footer(front: Front) -> list[str]:
+    """What the table's ± and ties mean for this front, and a knee moved by a tie."""
+    sources = {r.std_source for r in front.rows}
+    lines = ["±: the std of one evaluation; (n): the evaluations (seeds) behind the mean"]
+    if SEEDS in sources:
+        lines.append("  n >= 2: the sample std of that architecture's own evaluations")
+    if NOISE in sources and front.noise is not None:
+        noise = front.noise
+        lines.append(f"  n = 1: the study's measured noise, std {noise['accuracy_std']:.4f} over {noise['n']} seeds"
+                     + (f" of {noise['arch_id']}" if noise.get("arch_id") else ""))
+    if BINOMIAL in sources:
+        lines.append("  ± ≥: no noise measured in this study; the validation split's binomial std alone, a lower bound")
+    if UNKNOWN in sources:
+        lines.append("  ± ?: no noise measured and validation size unknown: ties cannot be told")
+    lines.append(f"vs cheaper: tie = within noise of the next cheaper front row, |Δ| <= {TIE_FACTOR:g}·sqrt(σa²/na + "
+                 "σb²/nb) (~95%): its extra cost buys nothing measurable")
+    if front.rows and front.knee is not None:
+        bend = geometric_knee(front.rows)
+        if bend is not front.knee:
+            lines.append(f"knee: the bend is #{bend.number}, but it ties with the cheaper #{front.knee.number}, "
+                         f"so the knee is #{front.knee.number}")
+    return lines
 
 
 PLOT_SUFFIXES = (".png", ".html")
@@ -179,17 +346,22 @@ def check_plot_path(path: Path) -> None:
 
 def to_json(front: Front) -> list[dict[str, Any]]:
     """The front as JSON rows: accuracy, MFLOPs and the parameter count (a count, not millions) of
-    every row, the study's other objectives under their keys (`nas.objectives`), the knee flag."""
+    every row, the study's other objectives under their keys (`nas.objectives`), the accuracy's
+    noise (`accuracy_std` of one evaluation, `n_evals`, `std_source`, `epochs`), the pooled
+    `trials`, the knee flag, and `tie`: whether the row ties with its cheaper neighbour
+    (`tie_with`; null when it cannot be told). Refined rows keep `seeds`."""
     knee_row = front.knee
     out = []
-    for r in front.rows:
-        item: dict[str, Any] = {"trial": r.number, ACCURACY.key: r.accuracy}
-        if r.accuracy_std is not None:
-            item["accuracy_std"] = r.accuracy_std
-            item["seeds"] = r.user_attrs.get(TrialAttr.REFINED_SEEDS)
+    for i, r in enumerate(front.rows):
+        item: dict[str, Any] = {"trial": r.number, "accuracy": r.accuracy, "accuracy_std": r.accuracy_std,
+                                "n_evals": r.n_evals, "std_source": r.std_source, "epochs": r.epochs}
+        if TrialAttr.REFINED_SEEDS in r.user_attrs:
+            item["seeds"] = r.user_attrs[TrialAttr.REFINED_SEEDS]
         item.update({FLOPS.key: r.mflops, "params": r.params})
         item.update({OBJECTIVES[name].key: value for name, value in r.values.items() if name not in ALWAYS_SHOWN})
-        item.update(arch_id=r.arch_id, baseline=r.baseline, knee=knee_row is not None and r.number == knee_row.number)
+        tie = cheaper_tie(front.rows, i)
+        item.update(arch_id=r.arch_id, baseline=r.baseline, knee=knee_row is not None and r.number == knee_row.number,
+                    tie=tie, tie_with=front.rows[i - 1].number if tie else None, trials=list(r.trials))
         out.append(item)
     return out
 
@@ -210,8 +382,8 @@ def near_chance(rows: Sequence[FrontRow]) -> str | None:
 
 
 def plot_front(front: Front, path: Path) -> None:
-    """PNG (matplotlib) or HTML (plotly) of every trial, the front, the baselines and the knee;
-    refined results get error bars of one std over seeds."""
+    """PNG (matplotlib) or HTML (plotly) of every architecture, the front, the baselines and the
+    knee, each with an error bar of one evaluation's std (where known)."""
     check_plot_path(path)
     if path.suffix.lower() == ".html":
         _plot_html(front, path)
@@ -224,16 +396,20 @@ def _std(rows: Sequence[FrontRow]) -> list[float] | None:
     return None if all(s is None for s in stds) else [s or 0.0 for s in stds]
 
 
+def _title(front: Front) -> str:
+    return f"{front.name}: {front.finished} finished trials, {len(front.architectures)} architectures"
+
+
 def _plot_png(front: Front, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    trials, rows = front.trials, front.rows
+    trials, rows = front.architectures, front.rows
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     ax.errorbar([r.mflops for r in trials], [r.accuracy for r in trials], yerr=_std(trials), fmt="o", ms=4,
-                c="0.7", ecolor="0.8", label="trials")
+                c="0.7", ecolor="0.8", label="architectures")
     ax.errorbar([r.mflops for r in rows], [r.accuracy for r in rows], yerr=_std(rows), fmt="-o", ms=5,
                 c="tab:blue", capsize=2, label="Pareto front")
     for r in trials:
@@ -246,8 +422,8 @@ def _plot_png(front: Front, path: Path) -> None:
         ax.scatter([k.mflops], [k.accuracy], marker="*", s=160, c="tab:orange", zorder=5, label=f"knee #{k.number}")
     ax.scatter([], [], marker="s", facecolors="none", edgecolors="tab:red", label="uniform baselines")
     ax.set_xlabel("MFLOPs (fvcore: 1 multiply-add = 1 flop)")
-    ax.set_ylabel(front.accuracy_label)
-    ax.set_title(f"{front.name}: {len(trials)} finished trials")
+    ax.set_ylabel(f"{front.accuracy_label} (± std of one evaluation)")
+    ax.set_title(_title(front))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
@@ -264,19 +440,20 @@ def _plot_html(front: Front, path: Path) -> None:
             x=[r.mflops for r in rows], y=[r.accuracy for r in rows], name=name,
             error_y=None if std is None else {"type": "data", "array": std},
             text=[f"#{r.number} {r.arch_id}" + (f" (baseline {r.baseline})" if r.baseline else "") for r in rows],
-            hovertemplate="%{text}<br>accuracy %{y:.4f}<br>%{x:.3f} MFLOPs<extra></extra>", **style,
+            customdata=[r.accuracy_text() for r in rows],
+            hovertemplate="%{text}<br>accuracy %{customdata}<br>%{x:.3f} MFLOPs<extra></extra>", **style,
         )
 
     fig = go.Figure([
-        trace(front.trials, "trials", mode="markers", marker={"color": "lightgray"}),
+        trace(front.architectures, "architectures", mode="markers", marker={"color": "lightgray"}),
         trace(front.rows, "Pareto front", mode="lines+markers", marker={"color": "royalblue"}),
-        trace([r for r in front.trials if r.baseline], "uniform baselines", mode="markers",
+        trace([r for r in front.architectures if r.baseline], "uniform baselines", mode="markers",
               marker={"symbol": "square-open", "color": "crimson", "size": 10}),
     ])
     k = front.knee
     if k is not None:
         fig.add_trace(trace([k], f"knee #{k.number}", mode="markers",
                             marker={"symbol": "star", "color": "orange", "size": 16}))
-    fig.update_layout(title=f"{front.name}: {len(front.trials)} finished trials",
-                      xaxis_title="MFLOPs (fvcore: 1 multiply-add = 1 flop)", yaxis_title=front.accuracy_label)
+    fig.update_layout(title=_title(front), xaxis_title="MFLOPs (fvcore: 1 multiply-add = 1 flop)",
+                      yaxis_title=f"{front.accuracy_label} (± std of one evaluation)")
     fig.write_html(str(path), include_plotlyjs=True)

@@ -26,7 +26,7 @@ from nas.attrs import StudyAttr, TrialAttr
 from nas.build import build_model
 from nas.data import Dataset
 from nas.errors import StudyError
-from nas.front import Front, FrontRow, complete_rows, front_rows, objectives_of
+from nas.front import Front, FrontRow, front_of, non_dominated, objectives_of
 from nas.objectives import ACCURACY
 from nas.storage import creation_lock, open_storage, quiet_experimental
 from nas.studyfile import StudyConfig
@@ -44,20 +44,16 @@ def pareto_ranks(points: Sequence[Sequence[float]]) -> list[int]:
     Optuna's own non-dominated sort is private API; this is the textbook O(n² · ranks) peel,
     fine for the few hundred trials of a study.
     """
-    remaining = set(range(len(points)))
+    remaining = list(range(len(points)))
     ranks = [0] * len(points)
     rank = 0
     while remaining:
-        front = {i for i in remaining if not any(_dominates(points[j], points[i]) for j in remaining if j != i)}
+        front = {remaining[i] for i in non_dominated([points[j] for j in remaining])}
         for i in front:
             ranks[i] = rank
-        remaining -= front
+        remaining = [i for i in remaining if i not in front]
         rank += 1
     return ranks
-
-
-def _dominates(a: Sequence[float], b: Sequence[float]) -> bool:
-    return all(x <= y for x, y in zip(a, b, strict=True)) and any(x < y for x, y in zip(a, b, strict=True))
 
 
 def candidates(study: optuna.Study, top: int) -> list[FrozenTrial]:
@@ -173,7 +169,8 @@ def refined_front(config: StudyConfig | StudyRef) -> Front:
         raise StudyError(f"study {config.name!r} has not been refined yet; run `nas refine` first") from None
 
     def by_source(rows: list[FrontRow]) -> list[FrontRow]:
-        return [dataclasses.replace(r, number=r.user_attrs[TrialAttr.SOURCE_TRIAL]) for r in rows]
+        return [dataclasses.replace(r, number=r.user_attrs[TrialAttr.SOURCE_TRIAL],
+                                    trials=(r.user_attrs[TrialAttr.SOURCE_TRIAL],)) for r in rows]
 
-    return Front(f"refined study {config.name!r}", by_source(complete_rows(refined)), by_source(front_rows(refined)),
-                 accuracy_label="refined validation accuracy (mean ± std over seeds)")
+    front = front_of(refined, f"refined study {config.name!r}", "refined validation accuracy (mean ± std over seeds)")
+    return dataclasses.replace(front, architectures=by_source(front.architectures), rows=by_source(front.rows))

@@ -77,8 +77,12 @@ def test_refine_records_mean_and_std_and_resumes(searched, monkeypatch):
     assert fresh.accuracy == first.user_attrs["refined_accuracies"][0]
     front = refined_front(config)  # numbered by the search study's trials
     sources = {t.user_attrs["source_trial"] for t in trials}
-    assert front.rows and {r.number for r in front.rows} <= sources == {r.number for r in front.trials}
-    assert all(r.accuracy_std is not None for r in front.trials)
+    assert front.rows and {r.number for r in front.rows} <= sources == {r.number for r in front.architectures}
+    for r in front.architectures:  # each refined architecture: its seeds pooled, at the refined fidelity
+        attrs = r.user_attrs
+        assert (r.n_evals, r.epochs, r.std_source) == (2, 2, "seeds")
+        assert r.accuracy == attrs["refined_accuracy_mean"]
+        assert r.accuracy_std == pytest.approx(attrs["refined_accuracy_std"])
     # running again trains nothing
     calls.clear()
     run_refine(config, study, data, top=3, epochs=2, seeds=2, device="cpu", log=lambda line: None)
