@@ -34,6 +34,8 @@ class TrialAttr:
     DUPLICATE_OF: Final = "duplicate_of"  # the earlier trial whose result it reused
     FAIL_REASON: Final = "fail_reason"  # why it failed or was refused as over budget
     RETRIED_AFTER: Final = "retried_after"  # a retry's dead attempt's fail_reason
+    ACCURACIES: Final = "accuracies"  # per seed, when one trial trained several (its value is their mean)
+    NOISE_SEED: Final = "noise_seed"  # 1, 2, ...: an extra seed of the `none` baseline, to measure noise
     # a refined trial (in the companion study `nas refine` writes)
     SOURCE_TRIAL: Final = "source_trial"
     PROXY_ACCURACY: Final = "proxy_accuracy"
@@ -60,6 +62,9 @@ class StudyAttr:
     CREATED: Final = "created"
     STUDY_FILE: Final = "study_file"  # written last: the description is complete
     BASELINES_QUEUED: Final = "baselines_queued"
+    NOISE_QUEUED: Final = "noise_queued"  # the `none` baseline's extra seeds are queued
+    NOISE: Final = "noise"  # the study's measured noise, as nas.noise.noise_record writes it
+    VAL_SIZE: Final = "val_size"  # validation images behind every accuracy of the study
     # the companion study of `nas refine`
     REFINED_FROM: Final = "refined_from"
     REFINE_SETTINGS: Final = "refine_settings"

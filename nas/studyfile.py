@@ -46,6 +46,7 @@ class StudyConfig:
     max_mflops: float | None = None
     max_params: int | None = None
     description: str = ""
+    noise_seeds: int = 3  # the `none` baseline trained at this many seeds measures the study's noise
 
     @property
     def ref(self) -> StudyRef:
@@ -127,6 +128,7 @@ def _parse(data: Any, path: Path, storage_override: str | None) -> StudyConfig:
         dataset=dataset, space=space, proxy=ProxyConfig(**study.proxy.model_dump()),
         objectives=tuple(study.objectives), sampler=study.sampler.options(), trials=study.trials,
         baselines=baselines, max_mflops=study.constraints.max_mflops, max_params=study.constraints.max_params,
+        noise_seeds=study.noise_seeds,
         description=study.description,
     )
 

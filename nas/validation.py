@@ -156,6 +156,8 @@ class StudyFile(_Model):
     baselines: list[str | dict[str, Any]] | None = Field(
         None, description="a list of block kinds or block mappings (default: every kind)")
     constraints: Constraints = Field(default_factory=Constraints, description="a mapping like {max_mflops: 20}")
+    noise_seeds: StrictInt = Field(3, ge=1, description="an integer >= 1 (seeds of the none baseline that measure "
+                                   "the study's noise; 1: do not measure)")
 
     @_model_validator(mode="before")
     @classmethod

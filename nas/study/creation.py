@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from nas.attrs import StudyAttr, TrialAttr
 from nas.data import Dataset
 from nas.storage import creation_lock, open_storage, quiet_experimental
+from nas.study.noise_seeds import queue_noise_seeds
 from nas.study.sampler import make_sampler
 from nas.studyfile import StudyConfig
 from nas.studyref import check_ours, missing
@@ -57,6 +58,8 @@ def open_study(
             if data is not None and not study.user_attrs.get(StudyAttr.BASELINES_QUEUED):
                 _queue_baselines(study, config, data)
                 study.set_user_attr(StudyAttr.BASELINES_QUEUED, True)
+            if data is not None:
+                queue_noise_seeds(study, config, data)  # after the baselines: `none` first at the proxy seed
     return study, storage
 
 
