@@ -18,6 +18,7 @@ from nas.backbones import get_backbone
 from nas.blocks import KINDS, BlockSpec
 from nas.data import DATASETS, Dataset, load_dataset
 from nas.errors import ConfigError, with_source
+from nas.fidelity import Fidelity
 from nas.files import read_document
 from nas.objectives import OBJECTIVES
 from nas.space import SearchSpace, load_space
@@ -47,6 +48,7 @@ class StudyConfig:
     max_mflops: float | None = None
     max_params: int | None = None
     description: str = ""
+    fidelity: Fidelity | None = None  # None: one fidelity, the proxy's
 
     @property
     def directions(self) -> list[str]:
@@ -124,12 +126,23 @@ def _parse(data: Any, path: Path, storage_override: str | None) -> StudyConfig:
         except ConfigError as error:
             raise ConfigError(f"baselines: {label}: {error}") from None
 
+    proxy = study.proxy.model_dump()
+    fidelity = None
+    if study.fidelity is not None:
+        fidelity = Fidelity.from_settings(**study.fidelity.model_dump())
+        written = data.get("proxy") or {}
+        if "epochs" in written and written["epochs"] != fidelity.epochs[0]:
+            raise ConfigError(f"proxy.epochs = {written['epochs']} differs from fidelity.epochs[0] = "
+                              f"{fidelity.epochs[0]}; allowed: leave proxy.epochs out, or equal to fidelity.epochs[0] "
+                              "(rung 0 trains at fidelity.epochs[0])")
+        proxy["epochs"] = fidelity.epochs[0]
+
     return StudyConfig(
         path=path.resolve(), name=study.name, storage=storage, backbone=backbone, backbone_args=backbone_args,
-        dataset=dataset, space=space, proxy=ProxyConfig(**study.proxy.model_dump()),
+        dataset=dataset, space=space, proxy=ProxyConfig(**proxy),
         objectives=tuple(study.objectives), sampler=study.sampler.options(), trials=study.trials,
         baselines=baselines, max_mflops=study.constraints.max_mflops, max_params=study.constraints.max_params,
-        description=study.description,
+        description=study.description, fidelity=fidelity,
     )
 
 
