@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from nas.attrs import StudyAttr, TrialAttr
 from nas.data import Dataset
 from nas.errors import StudyError
+from nas.fidelity import fidelity_mismatch
 from nas.storage import creation_lock, masked, open_storage, quiet_experimental
 from nas.study.sampler import make_sampler
 from nas.studyfile import StudyConfig
@@ -84,6 +85,11 @@ def check_ours(study: optuna.Study, config: StudyConfig) -> None:
             f"{where} has {shown}, but {config.path.name} asks for objectives {list(config.objectives)} "
             f"({', '.join(config.directions)}); use another study name"
         )
+    # a study described before fidelity existed has no such attribute: it is a single-fidelity one
+    described = StudyAttr.STUDY_FILE in attrs
+    mismatch = fidelity_mismatch(attrs.get(StudyAttr.FIDELITY), config.fidelity) if described else None
+    if mismatch:
+        raise StudyError(f"{where} {mismatch}")
 
 
 def _describe(study: optuna.Study, config: StudyConfig) -> None:
@@ -96,6 +102,7 @@ def _describe(study: optuna.Study, config: StudyConfig) -> None:
         StudyAttr.PROXY_KEY: proxy_key(config),
         StudyAttr.SAMPLER: dict(config.sampler),
         StudyAttr.CONSTRAINTS: {"max_mflops": config.max_mflops, "max_params": config.max_params},
+        StudyAttr.FIDELITY: config.fidelity.to_dict() if config.fidelity is not None else None,
         StudyAttr.CREATED: datetime.now(timezone.utc).isoformat(timespec="seconds"),
         StudyAttr.STUDY_FILE: str(config.path),  # last: its presence marks the description complete
     }
