@@ -376,9 +376,11 @@ def _fidelity_lines(config, data) -> list[str]:  # type: ignore[no-untyped-def]
     for k in range(fidelity.top + 1):
         lines.append(f"    {fidelity.describe(k):<{width}}  {counts[k]:>5} candidates  {images[k]:>13,} images  "
                      f"study {fidelity.study_name(config.name, k)!r}")
-    single = config.trials * fidelity.epochs[-1] * per_epoch
-    lines.append(f"    total {sum(images):,} training images; one fidelity at {fidelity.epochs[-1]} epochs "
-                 f"({config.trials} trials x 1 seed): {single:,} ({sum(images) / single:.2f}x that)")
+    total, top_seeds = sum(images), fidelity.seeds[-1]
+    single = [(s, config.trials * fidelity.epochs[-1] * s * per_epoch) for s in sorted({1, top_seeds})]
+    shown = ", ".join(f"{n:,} at {s} seed{'s' if s > 1 else ''} ({total / n:.2f}x that)" for s, n in single)
+    lines.append(f"    total {total:,} training images; one fidelity, {config.trials} trials at "
+                 f"{fidelity.epochs[-1]} epochs: {shown}")
     return lines
 
 

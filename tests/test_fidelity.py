@@ -157,6 +157,12 @@ def test_a_valid_section_sets_rung_zeros_proxy_and_defaults_one_seed_per_rung(tm
     assert load_study_config(write_study(tmp_path, fidelity=None)).fidelity is None
 
 
+def test_the_shipped_example_validates():
+    config = load_study_config(ROOT / "studies" / "demo_fidelity.yaml")
+    assert config.fidelity == Fidelity((1, 2, 4), 0.34, (1, 1, 2)) and config.proxy.epochs == 1
+    assert [label for label, _ in config.baselines] == ["none", "se", "eca", "cbam", "ge"]
+
+
 # --- who qualifies ---------------------------------------------------------------------------------
 
 def constructed_rung(values: dict[str, tuple[float, float]], baseline: str | None = None) -> optuna.Study:
@@ -227,6 +233,21 @@ def test_claiming_enqueues_each_promotion_once_top_rungs_first(tmp_path):
     assert claim_promotion(rungs, config.fidelity, first_seed=0) is None  # nothing left: nothing twice
 
 
+def test_a_promotion_interrupted_by_ctrl_c_is_promoted_again_with_its_finished_seeds(tmp_path):
+    config = load_study_config(write_study(tmp_path, fidelity={"epochs": [1, 2], "keep": 0.5, "seeds": [1, 2]}))
+    rungs, _ = open_rungs(config, create=True)
+    for arch_id, point in {"A": (0.9, 1.0), "B": (0.8, 0.5), "C": (0.1, 9.0), "D": (0.2, 8.0)}.items():
+        rungs[0].add_trial(create_trial(values=list(point), user_attrs={"arch_id": arch_id}))
+    done = [{"seed": 0, "accuracy": 0.91}]
+    for arch_id, reason in (("A", "interrupted (Ctrl-C)"), ("B", "diverged: loss is nan")):
+        rungs[1].add_trial(create_trial(state=TrialState.FAIL, user_attrs={
+            "arch_id": arch_id, "promoted_from": 0, "fail_reason": reason, "runs": done}))
+    claim = claim_promotion(rungs, config.fidelity, first_seed=0)
+    assert claim is not None and claim[1].user_attrs["arch_id"] == "A"  # B failed on its own: not again
+    assert rungs[1].get_trials(states=(TrialState.WAITING,))[0].user_attrs["runs"] == done
+    assert claim_promotion(rungs, config.fidelity, first_seed=0) is None
+
+
 # --- a whole multi-fidelity search -----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -287,7 +308,7 @@ def test_front_export_and_check_read_the_top_rung(searched):
     check = nas("check", study_path.name, cwd=folder)
     assert check.returncode == 0, check.stderr
     for line in ("rung 0 (1 epoch x 1 seed)", "rung 1 (2 epochs x 1 seed)", "rung 2 (4 epochs x 2 seeds)",
-                 "one fidelity at 4 epochs", "study 'tiny.rung2'"):
+                 "one fidelity, 12 trials at 4 epochs", "study 'tiny.rung2'"):
         assert line in check.stdout, line
 
 

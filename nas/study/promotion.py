@@ -14,7 +14,9 @@ Claiming (`claim_promotion`) runs under `nas.storage.creation_lock` (a folder lo
 advisory lock on database servers): the rungs are checked from the top down, and the first
 qualifying candidate with no trial yet at the next rung, in any state (waiting, running, finished,
 failed), is enqueued there. Reading and enqueueing under one lock is what makes two workers
-unable to promote one candidate twice.
+unable to promote one candidate twice. One failure does not count: a promotion interrupted by
+Ctrl-C or SIGTERM says nothing about the candidate, so it is promoted again, with the seeds its
+interrupted attempt finished (a killed worker's promotion is retried by Optuna's retry instead).
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.attrs import TrialAttr
+from nas.errors import Terminated, interrupt_reason
 from nas.fidelity import Fidelity
 from nas.refine import pareto_ranks
+
+INTERRUPTED = (interrupt_reason(KeyboardInterrupt()), Terminated.reason)  # the fail_reasons of Ctrl-C and SIGTERM
 
 
 def crowding_distances(points: Sequence[Sequence[float]]) -> list[float]:
@@ -92,24 +97,33 @@ def claim_promotion(
     Call it under `nas.storage.creation_lock` (see the module docstring)."""
     for rung in range(fidelity.top - 1, -1, -1):
         upper = rungs[rung + 1]
-        taken = {t.user_attrs.get(TrialAttr.ARCH_ID) for t in upper.get_trials(deepcopy=False)}
+        taken, interrupted = set(), {}
+        for trial in upper.get_trials(deepcopy=False):
+            arch_id = trial.user_attrs.get(TrialAttr.ARCH_ID)
+            if trial.state == TrialState.FAIL and trial.user_attrs.get(TrialAttr.FAIL_REASON) in INTERRUPTED:
+                interrupted[arch_id] = trial.user_attrs.get(TrialAttr.RUNS, [])
+            else:
+                taken.add(arch_id)
         for candidate in qualifying(candidates(rungs[rung]), rungs[rung].directions, fidelity):
-            if candidate.user_attrs.get(TrialAttr.ARCH_ID) not in taken:
-                enqueue_promotion(upper, candidate, rung + 1, fidelity, first_seed)
+            arch_id = candidate.user_attrs.get(TrialAttr.ARCH_ID)
+            if arch_id not in taken:
+                enqueue_promotion(upper, candidate, rung + 1, fidelity, first_seed, interrupted.get(arch_id, []))
                 return rung + 1, candidate
     return None
 
 
 def enqueue_promotion(upper: optuna.Study, candidate: FrozenTrial, rung: int, fidelity: Fidelity,
-                      first_seed: int) -> None:
+                      first_seed: int, runs: list[dict] | None = None) -> None:
     """Queue `candidate` at `rung` with its parameters fixed, so the dashboard shows the same
     parameters at every rung, and user attrs saying what it is: `arch`, `arch_id`, `rung`,
     `promoted_from` (its trial number on the rung below), `epochs`, `seed` and `seeds`, and
-    `baseline` for a hand placement."""
+    `baseline` for a hand placement; `runs`, the seeds an interrupted attempt finished, if any."""
     seeds = fidelity.seeds_at(rung, first_seed)
     kept = (TrialAttr.ARCH, TrialAttr.ARCH_ID, TrialAttr.BASELINE)
     attrs = {key: candidate.user_attrs[key] for key in kept if key in candidate.user_attrs}
     # epochs and seed: what nas.study.objective trains a queued trial with (the first seed; the rest follow)
     attrs.update({TrialAttr.RUNG: rung, TrialAttr.PROMOTED_FROM: candidate.number,
                   TrialAttr.EPOCHS: fidelity.epochs[rung], TrialAttr.SEED: seeds[0], TrialAttr.SEEDS: seeds})
+    if runs:
+        attrs[TrialAttr.RUNS] = runs
     upper.enqueue_trial(dict(candidate.params), user_attrs=attrs)
