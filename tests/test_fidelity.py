@@ -312,6 +312,18 @@ def test_front_export_and_check_read_the_top_rung(searched):
         assert line in check.stdout, line
 
 
+def test_an_exhausted_space_stops_sampling_and_finishes_the_promotions(tmp_path):
+    study_path = write_study(tmp_path, search_space={"kinds": ["none", "se"], "stages": [1, 2]}, baselines=["none"],
+                             trials=50, fidelity={"epochs": [1, 2], "keep": 0.5})
+    lines: list[str] = []
+    top = nas_api.search(study_path, trainer=stub_trainer, device="cpu", log=lines.append)
+    assert any(line.startswith("no more sampling: all 4 distinct architectures") for line in lines)
+    studies = rung_studies(study_path, 2)
+    assert_promotions_sound(studies, Fidelity((1, 2), 0.5, (1, 1)))
+    assert len(studies[0].get_trials(states=(TrialState.COMPLETE,))) < 50 and top.get_trials()
+    assert lines[-1].startswith("finished trials per rung: ")
+
+
 def test_a_single_fidelity_study_is_not_resumed_with_rungs_nor_the_other_way(tmp_path):
     study_path = write_study(tmp_path, trials=2, baselines=["none"])
     nas_api.search(study_path, trainer=stub_trainer, device="cpu", log=lambda line: None)
