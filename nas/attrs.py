@@ -30,12 +30,19 @@ class TrialAttr:
     DEVICE: Final = "device"
     EPOCHS_DONE: Final = "epochs_done"
     VAL_LOSS: Final = "val_loss"
+    IMAGES_SEEN: Final = "images_seen"  # training images it consumed (0: reused or over budget), for compute accounting
     # how it ended, where it applies
     DUPLICATE_OF: Final = "duplicate_of"  # the earlier trial whose result it reused
     FAIL_REASON: Final = "fail_reason"  # why it failed or was refused as over budget
     RETRIED_AFTER: Final = "retried_after"  # a retry's dead attempt's fail_reason
-    ACCURACIES: Final = "accuracies"  # per seed, when one trial trained several (its value is their mean)
     NOISE_SEED: Final = "noise_seed"  # 1, 2, ...: an extra seed of the `none` baseline, to measure noise
+    # a trial of a multi-fidelity study (nas.study.rung_objective, nas.study.promotion)
+    RUNG: Final = "rung"  # 0 = the study the file names; k = the study <name>.rung<k>
+    PROMOTED_FROM: Final = "promoted_from"  # its trial number on the rung below
+    SEEDS: Final = "seeds"  # the seeds it was trained at (SEED is the first)
+    ACCURACIES: Final = "accuracies"  # one per seed, in SEEDS' order; the objective is their mean
+    ACCURACY_STD: Final = "accuracy_std"  # sample std over the seeds, with 2 or more
+    RUNS: Final = "runs"  # each finished seed's whole result, saved as it finishes
     # a refined trial (in the companion study `nas refine` writes)
     SOURCE_TRIAL: Final = "source_trial"
     PROXY_ACCURACY: Final = "proxy_accuracy"
@@ -65,6 +72,10 @@ class StudyAttr:
     NOISE_QUEUED: Final = "noise_queued"  # the `none` baseline's extra seeds are queued
     NOISE: Final = "noise"  # the study's measured noise, as nas.noise.noise_record writes it
     VAL_SIZE: Final = "val_size"  # validation images behind every accuracy of the study
+    FIDELITY: Final = "fidelity"  # the study file's fidelity section (null: a single-fidelity study)
+    # a rung study of a multi-fidelity study
+    RUNG: Final = "rung"
+    RUNG_OF: Final = "rung_of"  # the name of its rung-0 study
     # the companion study of `nas refine`
     REFINED_FROM: Final = "refined_from"
     REFINE_SETTINGS: Final = "refine_settings"

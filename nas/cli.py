@@ -222,34 +222,50 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The study config and the study whose results `front`, `export` and `refine` read: of a
+    multi-fidelity study, its top rung (and the config at the top rung's proxy)."""
     from nas.study.creation import open_study
+    from nas.study.rungs import top_rung
 
     config = _config(args)
+    if config.fidelity is not None:
+        return top_rung(config)
     study, _ = open_study(config, create=False)
     return config, study
 
 
 def _existing(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """The study file's StudyRef and its study, for commands that only read a study: without
-    building the backbone or the space, so without importing torch (see nas.studyref)."""
+    """The study file's StudyRef and the study whose results `front`, `export` and `dashboard`
+    read (of a multi-fidelity study: its top rung), without building the backbone or the space,
+    so without importing torch (see nas.studyref)."""
     from nas.files import read_document
 
     read_document(args.study, "the study file")
     from nas.studyref import open_existing, read_study_ref
 
     ref = read_study_ref(args.study, args.storage)
-    return ref, open_existing(ref)
+    study = open_existing(ref)
+    if ref.fidelity is not None:
+        study = open_existing(dataclasses.replace(ref, name=ref.fidelity.study_name(ref.name, ref.fidelity.top)))
+    return ref, study
 
 
-def _results(ref, study, refined: bool):  # type: ignore[no-untyped-def]
-    """The proxy results of the search, or with `refined` those of `nas refine`."""
+def _at_rung(config) -> str:  # type: ignore[no-untyped-def]
+    """' at rung 2 (9 epochs x 2 seeds)' for a multi-fidelity study, else ''."""
+    return f" at {config.fidelity.describe(config.fidelity.top)}" if config.fidelity is not None else ""
+
+
+def _results(config, study, refined: bool):  # type: ignore[no-untyped-def]
+    """The proxy results of the search (of a multi-fidelity study: at its top rung), or with
+    `refined` those of `nas refine`."""
     from nas.front import front_of
 
     if refined:
         from nas.refine import refined_front  # trains when refining: imports torch
 
-        return refined_front(ref)
-    return front_of(study)
+        return refined_front(config)
+    front = front_of(study)
+    return dataclasses.replace(front, name=f"study {config.name!r}{_at_rung(config)}") if config.fidelity else front
 
 
 def _front(args: argparse.Namespace) -> int:
@@ -265,7 +281,8 @@ def _front(args: argparse.Namespace) -> int:
         print(f"{front.name} has no finished trial yet")
     else:
         kind = "refined front (mean ± std accuracy over seeds)" if args.refined else "Pareto front"
-        print(f"{kind} of study {config.name!r} ({len(front.rows)} architectures; {FLOPS_NOTE}):")
+        at = "" if args.refined else _at_rung(config)
+        print(f"{kind} of study {config.name!r}{at} ({len(front.rows)} architectures; {FLOPS_NOTE}):")
         print(format_table(front))
     warning = near_chance(front.rows)
     if warning:
@@ -309,7 +326,8 @@ def _export(args: argparse.Namespace) -> int:
     chosen = pick(front, args.pick, args.max_mflops, args.min_accuracy)
     comparison = versus_none(front, chosen, refined=args.refined)
     write_export(export_document(study, chosen, args.pick, config.storage, comparison), args.output)
-    print(f"exported trial #{chosen.number} ({args.pick}{', refined' if args.refined else ''}): accuracy "
+    at = "" if args.refined else _at_rung(config)
+    print(f"exported trial #{chosen.number}{at} ({args.pick}{', refined' if args.refined else ''}): accuracy "
           f"{chosen.accuracy_text()}, {chosen.mflops:.2f} MFLOPs, {chosen.params:,} params\n  {chosen.arch_id}\n"
           f"  -> {args.output}")
     print(versus_line(comparison))
@@ -344,7 +362,10 @@ def _check(args: argparse.Namespace) -> int:
     for line in _space_lines(config.space):
         print(f"    {line}")
     print(f"  proxy       {config.proxy.to_dict()}")
-    print(f"  objectives  {', '.join(config.objectives)}; sampler {config.sampler}; target {config.trials} trials")
+    for line in _fidelity_lines(config, data):
+        print(line)
+    print(f"  objectives  {', '.join(config.objectives)}; sampler {config.sampler}; target {config.trials} trials"
+          f"{' finished at rung 0' if config.fidelity is not None else ''}")
     limits = {k: v for k, v in (("max_mflops", config.max_mflops), ("max_params", config.max_params)) if v}
     print(f"  constraints {limits or 'none'}")
     print(f"  baselines ({FLOPS_NOTE}, at {data.image_size[0]}x{data.image_size[1]}):")
@@ -355,6 +376,32 @@ def _check(args: argparse.Namespace) -> int:
         print(f"warning: {warning}")
     print("ok: nothing was written")
     return 0
+
+
+def _fidelity_lines(config, data) -> list[str]:  # type: ignore[no-untyped-def]
+    """A multi-fidelity study's rungs and the training they are projected to cost, against one
+    fidelity at the top rung's epochs; nothing for a single-fidelity study."""
+    from nas.train import images_per_epoch
+
+    fidelity = config.fidelity
+    if fidelity is None:
+        return []
+    per_epoch = images_per_epoch(len(data.train), config.proxy.batch_size)
+    counts = fidelity.projected_candidates(config.trials, len(config.baselines))
+    images = fidelity.projected_images(config.trials, len(config.baselines), per_epoch)
+    lines = [f"  fidelity    {fidelity.top + 1} rungs; at each, the best {fidelity.keep:g} of the finished searched "
+             "candidates by Pareto rank (non-dominated sorting, then crowding distance) go up, the baselines always; "
+             f"projected for {config.trials} trials at rung 0, {per_epoch:,} training images per epoch:"]
+    width = max(len(fidelity.describe(k)) for k in range(fidelity.top + 1))
+    for k in range(fidelity.top + 1):
+        lines.append(f"    {fidelity.describe(k):<{width}}  {counts[k]:>5} candidates  {images[k]:>13,} images  "
+                     f"study {fidelity.study_name(config.name, k)!r}")
+    total, top_seeds = sum(images), fidelity.seeds[-1]
+    single = [(s, config.trials * fidelity.epochs[-1] * s * per_epoch) for s in sorted({1, top_seeds})]
+    shown = ", ".join(f"{n:,} at {s} seed{'s' if s > 1 else ''} ({total / n:.2f}x that)" for s, n in single)
+    lines.append(f"    total {total:,} training images; one fidelity, {config.trials} trials at "
+                 f"{fidelity.epochs[-1]} epochs: {shown}")
+    return lines
 
 
 def _cost(config, what: str, arch, data):  # type: ignore[no-untyped-def]

@@ -18,6 +18,7 @@ from nas.backbones import get_backbone
 from nas.blocks import KINDS, BlockSpec
 from nas.data import DATASETS, Dataset, load_dataset
 from nas.errors import ConfigError, with_source
+from nas.fidelity import Fidelity
 from nas.files import read_document
 from nas.space import SearchSpace, load_space
 from nas.studyref import StudyRef, study_ref
@@ -47,11 +48,12 @@ class StudyConfig:
     max_params: int | None = None
     description: str = ""
     noise_seeds: int = 3  # the `none` baseline trained at this many seeds measures the study's noise
+    fidelity: Fidelity | None = None  # None: one fidelity, the proxy's
 
     @property
     def ref(self) -> StudyRef:
         """Where the study lives and what it optimises (what opening an existing study needs)."""
-        return StudyRef(self.path, self.name, self.storage, self.objectives)
+        return StudyRef(self.path, self.name, self.storage, self.objectives, self.fidelity)
 
     @property
     def directions(self) -> list[str]:
@@ -123,13 +125,22 @@ def _parse(data: Any, path: Path, storage_override: str | None) -> StudyConfig:
         except ConfigError as error:
             raise ConfigError(f"baselines: {label}: {error}") from None
 
+    proxy = study.proxy.model_dump()
+    fidelity = ref.fidelity
+    if fidelity is not None:
+        written = data.get("proxy") or {}
+        if "epochs" in written and written["epochs"] != fidelity.epochs[0]:
+            raise ConfigError(f"proxy.epochs = {written['epochs']} differs from fidelity.epochs[0] = "
+                              f"{fidelity.epochs[0]}; allowed: leave proxy.epochs out, or equal to fidelity.epochs[0] "
+                              "(rung 0 trains at fidelity.epochs[0])")
+        proxy["epochs"] = fidelity.epochs[0]
+
     return StudyConfig(
         path=ref.path, name=ref.name, storage=ref.storage, backbone=backbone, backbone_args=backbone_args,
-        dataset=dataset, space=space, proxy=ProxyConfig(**study.proxy.model_dump()),
+        dataset=dataset, space=space, proxy=ProxyConfig(**proxy),
         objectives=tuple(study.objectives), sampler=study.sampler.options(), trials=study.trials,
         baselines=baselines, max_mflops=study.constraints.max_mflops, max_params=study.constraints.max_params,
-        noise_seeds=study.noise_seeds,
-        description=study.description,
+        noise_seeds=study.noise_seeds, description=study.description, fidelity=fidelity,
     )
 
 

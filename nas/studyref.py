@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from nas.attrs import StudyAttr
 from nas.errors import ConfigError, StudyError, with_source
+from nas.fidelity import Fidelity, fidelity_mismatch
 from nas.files import read_document
 from nas.objectives import OBJECTIVES
 from nas.validation import StudyFile, validate
@@ -31,6 +32,7 @@ class StudyRef:
     name: str
     storage: str
     objectives: tuple[str, ...]
+    fidelity: Fidelity | None = None  # a multi-fidelity study's rungs (nas.fidelity); None: one fidelity
 
     @property
     def directions(self) -> list[str]:
@@ -63,7 +65,9 @@ def study_ref(study: StudyFile, path: Path, storage_override: str | None) -> Stu
         storage = f"sqlite:///{base / study.name}.db"
     storage = resolve_url(storage, Path.cwd() if storage_override is not None else base)
     check_url(storage, where)
-    return StudyRef(path=path.resolve(), name=study.name, storage=storage, objectives=tuple(study.objectives))
+    fidelity = None if study.fidelity is None else Fidelity.from_settings(**study.fidelity.model_dump())
+    return StudyRef(path=path.resolve(), name=study.name, storage=storage, objectives=tuple(study.objectives),
+                    fidelity=fidelity)
 
 
 def open_existing(ref: StudyRef) -> optuna.Study:
@@ -113,5 +117,10 @@ def check_ours(study: optuna.Study, ref: StudyRef) -> None:
             f"{where} has {shown}, but {ref.path.name} asks for objectives {list(ref.objectives)} "
             f"({', '.join(ref.directions)}); use another study name"
         )
+    # a study described before fidelity existed has no such attribute: it is a single-fidelity one
+    described = StudyAttr.STUDY_FILE in attrs
+    mismatch = fidelity_mismatch(attrs.get(StudyAttr.FIDELITY), ref.fidelity) if described else None
+    if mismatch:
+        raise StudyError(f"{where} {mismatch}")
 
 

@@ -135,7 +135,8 @@ class ProxyResult:
     per epoch); `images_per_second` counts training images over `train_seconds`, which excludes
     evaluation and batch-norm recalibration; `seconds` is the whole call. `train_loss` is the mean
     training loss (label-smoothed) of the last epoch run; `loss` is the plain cross-entropy on the
-    validation split.
+    validation split. `images_seen` counts the training images the run consumed (steps x batch);
+    None from a custom trainer that does not say (`estimated_images` then stands in).
     """
 
     accuracy: float
@@ -147,12 +148,26 @@ class ProxyResult:
     epochs_done: float
     stopped_early: bool
     device: str
+    images_seen: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 ModelOrBuilder = nn.Module | Callable[[], nn.Module]
+
+
+def images_per_epoch(train_images: int, batch_size: int) -> int:
+    """Training images one epoch consumes: full batches only, as `train_proxy` trains."""
+    batch = min(batch_size, train_images)
+    return (train_images // batch) * batch if batch > 0 else 0
+
+
+def estimated_images(result: ProxyResult, train_images: int, batch_size: int) -> int:
+    """`result.images_seen`, or for a trainer that does not report it, its epochs done times an epoch's images."""
+    if result.images_seen is not None:
+        return result.images_seen
+    return round(result.epochs_done * images_per_epoch(train_images, batch_size))
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:
@@ -377,6 +392,7 @@ class _Run:
             epochs_done=steps_done / self.steps_per_epoch,
             stopped_early=stopped,
             device=str(self.device),
+            images_seen=steps_done * self.batch,
         )
 
     def train_epoch(self, epoch: int, steps_before: int, bar: Any) -> tuple[int, float]:

@@ -13,8 +13,10 @@ numbers accept integers and numeric strings (YAML 1.1 reads `1e-3` as a string) 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Literal
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 from pydantic import model_validator as _model_validator
@@ -135,6 +137,28 @@ class Sampler(_Model):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+class FidelitySettings(_Model):
+    """A multi-fidelity search's rungs (`nas.fidelity.Fidelity` holds the validated values)."""
+
+    noun: ClassVar[str] = "fidelity setting"
+
+    epochs: list[Annotated[StrictInt, Field(ge=1)]] = Field(
+        min_length=2, description="a list of 2 or more strictly increasing integers >= 1, one per rung, e.g. [1, 3, 9]")
+    keep: Number = Field(gt=0, lt=1, allow_inf_nan=False,
+                         description="a fraction strictly between 0 and 1 (promoted per rung), e.g. 0.34")
+    seeds: list[Annotated[StrictInt, Field(ge=1)]] | None = Field(
+        None, description="a list of integers >= 1, one per rung (seeds trained per candidate; default 1 each)")
+
+    @_model_validator(mode="after")
+    def _rungs(self) -> FidelitySettings:
+        if any(b <= a for a, b in itertools.pairwise(self.epochs)):
+            raise _sentence(f"epochs = {self.epochs} is invalid; allowed: strictly increasing epochs, e.g. [1, 3, 9]")
+        if self.seeds is not None and len(self.seeds) != len(self.epochs):
+            raise _sentence(f"seeds = {self.seeds} is invalid; allowed: one count per rung, {len(self.epochs)} "
+                            f"like epochs {self.epochs} (or leave it out for 1 seed per rung)")
+        return self
+
+
 class StudyFile(_Model):
     """The shape of a study file. `nas.studyfile` adds what needs the backbone, the space and the
     storage, and resolves paths."""
@@ -158,6 +182,8 @@ class StudyFile(_Model):
     constraints: Constraints = Field(default_factory=Constraints, description="a mapping like {max_mflops: 20}")
     noise_seeds: StrictInt = Field(3, ge=1, description="an integer >= 1 (seeds of the none baseline that measure "
                                    "the study's noise; 1: do not measure)")
+    fidelity: FidelitySettings | None = Field(
+        None, description="a mapping like {epochs: [1, 3, 9], keep: 0.34, seeds: [1, 1, 2]}, or null for one fidelity")
 
     @_model_validator(mode="before")
     @classmethod
@@ -168,7 +194,7 @@ class StudyFile(_Model):
         data = dict(data)
         if isinstance(data.get("dataset"), str):
             data["dataset"] = {"name": data["dataset"]}
-        for key in ("proxy", "sampler", "constraints", "backbone_args"):
+        for key in ("proxy", "sampler", "constraints", "backbone_args", "fidelity"):
             if key in data and data[key] is None:
                 del data[key]
         return data
@@ -207,8 +233,10 @@ def one_line(model: type[_Model], error: Mapping[str, Any], prefix: str = "") ->
         noun = owner.noun if owner is not None else "setting"
         return f"{path} is not a {noun}; allowed: {allowed}"
     if error["type"] == "missing":
-        required = [n for n, f in model.model_fields.items() if f.is_required()]
-        return f"{path} is missing; {'a study needs ' if model is StudyFile else 'required: '}{', '.join(required)}"
+        parent = _field(model, loc[:-1])[0] if len(loc) > 1 else model  # the mapping the key is missing from
+        required = [n for n, f in (parent or model).model_fields.items() if f.is_required()]
+        study = parent is StudyFile
+        return f"{path} is missing; {'a study needs ' if study else 'required: '}{', '.join(required)}"
     allowed = field.description if field is not None and field.description else error["msg"]
     return f"{path} = {error.get('input')!r} is invalid; allowed: {allowed}"
 
@@ -235,9 +263,18 @@ def _field(model: type[_Model], loc: list[Any]) -> tuple[type[_Model] | None, An
         if owner is None or part not in owner.model_fields:
             return owner, None
         field = owner.model_fields[part]
-        nested = field.annotation
+        nested = _optional_of(field.annotation)
         owner = nested if isinstance(nested, type) and issubclass(nested, _Model) else None
     return owner, field
+
+
+def _optional_of(annotation: Any) -> Any:
+    """`X` for `X | None` (a section that may be left out), else the annotation itself."""
+    if get_origin(annotation) in (Union, UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
 
 
 def json_schema() -> dict[str, Any]:

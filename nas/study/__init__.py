@@ -5,7 +5,14 @@
 - `workers`: naming each trial's worker, failing and re-queueing the trials of a dead one;
 - `objective`: one trial (sample, cost, budget, reuse or train, objective values);
 - `progress`: one line per finished trial;
-- `loop`: a worker's loop until the study reaches its target (`run_search`, `search`).
+- `loop`: a worker's loop until the study reaches its target (`run_search`, `search`);
+
+and for a study with a `fidelity` section (multi-fidelity, MO-ASHA):
+
+- `rungs`: one Optuna study per rung (`<name>`, `<name>.rung1`, ...), and the top rung for reading;
+- `promotion`: who qualifies for the next rung (Pareto rank, crowding distance), claimed once;
+- `rung_objective`: one trial at a rung (its epochs, each of its seeds, the mean);
+- `asha`: a worker's loop over the rungs (`run_multi_fidelity`, which `run_search` hands it to).
 
 Code inside nas imports from the module that defines a name; this package re-exports the public
 names for users (`from nas.study import open_study, run_search`).

@@ -73,6 +73,7 @@ def _describe(study: optuna.Study, config: StudyConfig) -> None:
         StudyAttr.PROXY_KEY: proxy_key(config),
         StudyAttr.SAMPLER: dict(config.sampler),
         StudyAttr.CONSTRAINTS: {"max_mflops": config.max_mflops, "max_params": config.max_params},
+        StudyAttr.FIDELITY: config.fidelity.to_dict() if config.fidelity is not None else None,
         StudyAttr.CREATED: datetime.now(timezone.utc).isoformat(timespec="seconds"),
         StudyAttr.STUDY_FILE: str(config.path),  # last: its presence marks the description complete
     }

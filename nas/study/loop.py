@@ -55,7 +55,9 @@ def run_search(
     progress: bool | None = None,
     trainer: Trainer | None = None,
 ) -> optuna.Study:
-    """Create or resume the study and run trials until it has `trials` COMPLETE ones.
+    """Create or resume the study and run trials until it has `trials` COMPLETE ones; a study with a
+    `fidelity` section runs its rungs instead (`nas.study.asha`: `trials` finished at rung 0, then
+    the promotions they earn; returns the top rung's study).
 
     `trainer(arch, data, proxy, device)` replaces the proxy training (default
     `train_architecture`), for example to share results between studies in a benchmark.
@@ -64,6 +66,11 @@ def run_search(
     samples in a row); stops cleanly after `timeout` seconds (no new trial is started).
     """
     with storage_errors(config.storage):
+        if config.fidelity is not None:  # rungs, promotions: its own loop
+            from nas.study.asha import run_multi_fidelity  # it imports this module
+
+            return run_multi_fidelity(config, data, device=device, trials=trials, timeout=timeout, log=log,
+                                      progress=progress, trainer=trainer)
         return _run(config, data, device, trials, timeout, log, progress, trainer)
 
 

@@ -32,7 +32,7 @@ from nas.study.creation import proxy_key
 from nas.study.progress import TrialReport
 from nas.study.workers import WORKER
 from nas.studyfile import StudyConfig
-from nas.train import ProxyConfig, ProxyResult, train_proxy
+from nas.train import ProxyConfig, ProxyResult, estimated_images, train_proxy
 
 Trainer = Callable[[ArchConfig, Dataset, ProxyConfig, torch.device], ProxyResult]
 
@@ -116,6 +116,7 @@ class Objective:
         self.last.mflops = mflops
         over = self._constrain(trial, mflops, params)
         if over:
+            trial.set_user_attr(TrialAttr.IMAGES_SEEN, 0)
             trial.set_user_attr(TrialAttr.FAIL_REASON, over)
             self.last.note = over
             raise optuna.TrialPruned(over)
@@ -123,6 +124,7 @@ class Objective:
         earlier = self._earlier_result(trial, arch_id, proxy)
         if earlier is not None:
             trial.set_user_attr(TrialAttr.DUPLICATE_OF, earlier.number)
+            trial.set_user_attr(TrialAttr.IMAGES_SEEN, 0)  # nothing trained: compute accounting counts none
             for key in (TrialAttr.SECONDS, TrialAttr.IMAGES_PER_SECOND, TrialAttr.DEVICE, TrialAttr.EPOCHS_DONE):
                 if key in earlier.user_attrs:
                     trial.set_user_attr(key, earlier.user_attrs[key])
@@ -172,6 +174,8 @@ class Objective:
         trial.set_user_attr(TrialAttr.DEVICE, result.device)
         trial.set_user_attr(TrialAttr.EPOCHS_DONE, result.epochs_done)
         trial.set_user_attr(TrialAttr.VAL_LOSS, result.loss)
+        trial.set_user_attr(TrialAttr.IMAGES_SEEN,
+                            estimated_images(result, len(self.data.train), self.config.proxy.batch_size))
 
     def _values(self, arch: ArchConfig, accuracy: float, mflops: float, params: int) -> list[float]:
         """The study's objectives in its order, each measured as `nas.objectives` says, in its unit."""

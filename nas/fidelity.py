@@ -1,0 +1,94 @@
+"""The fidelity schedule of a multi-fidelity study: its rungs (epochs and seeds per candidate),
+the fraction promoted from each, the rung studies' names, and the training a study will cost.
+
+A study file's `fidelity: {epochs: [1, 3, 9], keep: 0.34, seeds: [1, 1, 2]}` makes three rungs.
+Every candidate is trained at rung 0 (1 epoch, 1 seed); at each rung the best `keep` of its
+finished candidates by Pareto rank go up to the next (`nas.study.promotion`), and the front is
+read at the top rung (9 epochs, each candidate trained at 2 seeds, their mean reported).
+
+One Optuna study per rung keeps the sampler honest: the study the file names is rung 0, and
+only its trials (all at `epochs[0]`) are what TPE learns from; rung k >= 1 is the study
+`<name>.rung<k>` in the same storage, holding only promotions (`nas.study.rungs`).
+
+Torch- and Optuna-free, so study files validate without loading either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+QUOTA_SLACK = 1e-9  # so that keep 1/3 written as 0.3333333333333333 of 9 candidates promotes 3, not 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Fidelity:
+    """A validated `fidelity` section: `epochs` and `seeds` (a count) per rung, `keep` a fraction."""
+
+    epochs: tuple[int, ...]
+    keep: float
+    seeds: tuple[int, ...]
+
+    @classmethod
+    def from_settings(cls, epochs: list[int], keep: float, seeds: list[int] | None) -> Fidelity:
+        return cls(tuple(epochs), float(keep), tuple(seeds) if seeds is not None else (1,) * len(epochs))
+
+    @property
+    def top(self) -> int:
+        """The highest rung's index: the front is read there."""
+        return len(self.epochs) - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the study attribute `fidelity` records it (plain lists, so JSON round-trips compare equal)."""
+        return {"epochs": list(self.epochs), "keep": self.keep, "seeds": list(self.seeds)}
+
+    def study_name(self, name: str, rung: int) -> str:
+        """Rung 0 is the study the file names; rung k >= 1 is `<name>.rung<k>`."""
+        return name if rung == 0 else f"{name}.rung{rung}"
+
+    def seeds_at(self, rung: int, first_seed: int) -> list[int]:
+        """The seeds a candidate is trained at on `rung`: the proxy's seed and the next ones, the same
+        for every candidate (common random numbers), so rung 0 at one seed trains exactly as a
+        single-fidelity study does."""
+        return [first_seed + i for i in range(self.seeds[rung])]
+
+    def quota(self, finished: int) -> int:
+        """How many of a rung's `finished` searched candidates qualify for the next rung:
+        floor(keep x finished), rounded down as ASHA does (a candidate goes up only once `keep`
+        of the finished ones is at least one whole candidate)."""
+        return math.floor(self.keep * finished + QUOTA_SLACK)
+
+    def describe(self, rung: int) -> str:
+        """'rung 2 (9 epochs x 2 seeds)', as titles and progress lines say it."""
+        e, s = self.epochs[rung], self.seeds[rung]
+        return f"rung {rung} ({e} epoch{'s' if e != 1 else ''} x {s} seed{'s' if s != 1 else ''})"
+
+    def projected_candidates(self, trials: int, baselines: int) -> list[int]:
+        """Candidates trained per rung when rung 0 finishes `trials`, of which `baselines` are the hand
+        placements (always promoted); duplicates and over-budget samples are not deducted."""
+        searched = max(trials - baselines, 0)
+        counts = [trials]
+        for _ in range(self.top):
+            searched = self.quota(searched)
+            counts.append(searched + min(baselines, trials))
+        return counts
+
+    def projected_images(self, trials: int, baselines: int, images_per_epoch: int) -> list[int]:
+        """Training images per rung: candidates x epochs x seeds x images per epoch."""
+        counts = self.projected_candidates(trials, baselines)
+        return [n * e * s * images_per_epoch for n, e, s in zip(counts, self.epochs, self.seeds, strict=True)]
+
+
+def fidelity_mismatch(recorded: Mapping[str, Any] | None, fidelity: Fidelity | None) -> str | None:
+    """Why a study made with fidelity `recorded` (its `fidelity` attribute; None: a single-fidelity
+    study) cannot be run with the study file's `fidelity`, or None when they agree. Changing the
+    rungs of a study would mix results trained differently under one rung."""
+    wanted = fidelity.to_dict() if fidelity is not None else None
+    have = dict(recorded) if recorded is not None else None
+    if have == wanted:
+        return None
+    made = f"with fidelity {have}" if have is not None else "at a single fidelity"
+    asks = f"fidelity {wanted}" if wanted is not None else "a single fidelity (no fidelity section)"
+    return f"was searched {made}, but the study file asks for {asks}; use another study name"
