@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import statistics
 
+import optuna
 import pytest
 from conftest import nas, write_study
 from optuna.trial import TrialState
@@ -62,3 +63,15 @@ def test_a_bad_noise_seeds_is_refused_in_one_line(tmp_path):
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "noise_seeds" in result.stderr and "0" in result.stderr and ">= 1" in result.stderr
     assert not (tmp_path / "tiny.db").exists()
+
+
+def test_a_multi_fidelity_study_measures_its_noise_at_rung_0(tmp_path):
+    config = load_study_config(write_study(tmp_path, noise_seeds=3, baselines=["none", "se"], trials=2,
+                                           fidelity={"epochs": [1, 2], "keep": 0.5}))
+    lines: list[str] = []
+    search(config, trainer=stub, device="cpu", log=lines.append)
+    rung0 = optuna.load_study(study_name="tiny", storage=config.storage)
+    noise = rung0.user_attrs["noise"]
+    assert noise["n"] == 3 and noise["epochs"] == 1
+    assert noise["accuracy_std"] == pytest.approx(statistics.stdev(ACCURACY_AT_SEED.values()))
+    assert sum(line.startswith("noise: `none` at 3 seeds") for line in lines) == 1, lines

@@ -35,6 +35,7 @@ from nas.errors import StudyError
 from nas.storage import creation_lock, masked, quiet_experimental
 from nas.study.creation import requeue_lost_baselines
 from nas.study.loop import count_evaluated
+from nas.study.noise_seeds import noise_line, record_noise
 from nas.study.objective import Trainer
 from nas.study.progress import TrialReport, format_report, progress_bar, trial_report, write_line
 from nas.study.promotion import claim_promotion
@@ -110,6 +111,9 @@ def run_multi_fidelity(
                 continue
             trials_run += 1
             write_line(bar, log, worker.line(ran))
+            noise = record_noise(rungs[0], config, objectives[0].proxy_key)  # measured at rung 0
+            if noise is not None:
+                write_line(bar, log, noise_line(noise))
             worker.check_progress(ran)
             done = _count(rungs[0], TrialState.COMPLETE)
             if bar is not None:

@@ -16,7 +16,7 @@ from nas.data import Dataset
 from nas.errors import ConfigError, StudyError
 from nas.storage import masked, quiet_experimental, storage_errors
 from nas.study.creation import open_study, requeue_lost_baselines
-from nas.study.noise_seeds import record_noise
+from nas.study.noise_seeds import noise_line, record_noise
 from nas.study.objective import Objective, Trainer
 from nas.study.progress import format_report, progress_bar, trial_report, write_line
 from nas.study.workers import reap_dead_local_trials
@@ -118,9 +118,7 @@ def _run(
             write_line(bar, log, format_report(trial_report(study, trial, objective.last)))
             noise = record_noise(study, config, objective.proxy_key)
             if noise is not None:
-                write_line(bar, log, f"noise: `none` at {noise['n']} seeds: accuracy {noise['accuracy']:.4f} ± "
-                           f"{noise['accuracy_std']:.4f} (of which evaluation, {noise['val_size']} validation images: "
-                           f"{noise['eval_std']:.4f}); the front's ties use it")
+                write_line(bar, log, noise_line(noise))
             failures = failures + 1 if trial.state == TrialState.FAIL else 0
             infeasible = infeasible + 1 if trial.state == TrialState.PRUNED else 0
             done = count_complete(study)

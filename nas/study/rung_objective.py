@@ -66,15 +66,17 @@ class RungObjective(Objective):
         saving each result at once; the mean of them all."""
         trial = self._trial
         assert trial is not None
-        runs = [r for r in trial.user_attrs.get(TrialAttr.RUNS, []) if r.get("seed") in self.seeds]
-        for seed in self.seeds:
+        # an extra seed of the `none` baseline (nas.study.noise_seeds) trains at its own seed only
+        seeds = [proxy.seed] if TrialAttr.NOISE_SEED in trial.user_attrs else self.seeds
+        runs = [r for r in trial.user_attrs.get(TrialAttr.RUNS, []) if r.get("seed") in seeds]
+        for seed in seeds:
             if any(r["seed"] == seed for r in runs):
                 continue
             result = self.inner(arch, data, dataclasses.replace(proxy, seed=seed), device)
             images = estimated_images(result, len(data.train), proxy.batch_size)
             runs.append({**dataclasses.replace(result, images_seen=images).to_dict(), "seed": seed})
             trial.set_user_attr(TrialAttr.RUNS, runs)  # saved at once: a retry after a kill trains only what is missing
-        runs.sort(key=lambda r: self.seeds.index(r["seed"]))
+        runs.sort(key=lambda r: seeds.index(r["seed"]))
         accuracies = [r["accuracy"] for r in runs]
         trial.set_user_attr(TrialAttr.SEEDS, [r["seed"] for r in runs])
         trial.set_user_attr(TrialAttr.ACCURACIES, accuracies)
