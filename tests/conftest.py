@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,19 @@ def nas_popen(*args: str, cwd: Path | None = None, **kwargs: Any) -> subprocess.
 @pytest.fixture
 def tiny_study(tmp_path: Path) -> Path:
     return write_study(tmp_path)
+
+
+def wait_for(predicate: Any, timeout: float = 120.0, what: str = "condition") -> None:
+    """Poll `predicate` until it holds (errors count as not yet: the database may not exist yet)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception:  # noqa: BLE001 - the database may not exist yet
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def have(binary: str) -> bool:

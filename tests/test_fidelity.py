@@ -12,13 +12,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
-from conftest import ROOT, nas, write_study
+from conftest import ROOT, nas, wait_for, write_study
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -78,18 +77,6 @@ def rung_studies(study_path: Path, rungs: int, name: str = "tiny") -> list[optun
     storage = f"sqlite:///{study_path.parent / name}.db"
     return [optuna.load_study(study_name=name if k == 0 else f"{name}.rung{k}", storage=storage)
             for k in range(rungs)]
-
-
-def wait_for(predicate, timeout=120.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception:  # noqa: BLE001 - the database may not exist yet
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def assert_promotions_sound(studies: list[optuna.Study], fidelity: Fidelity) -> None:

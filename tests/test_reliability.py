@@ -8,7 +8,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import nas_popen, write_study
+from conftest import nas_popen, wait_for, write_study
 from optuna.trial import TrialState
 
 import nas.study.objective
@@ -23,18 +23,6 @@ SLOW_PROXY = {"epochs": 12, "batch_size": 50}  # about a second or more per tria
 
 def load(study_path, name="tiny"):
     return optuna.load_study(study_name=name, storage=f"sqlite:///{study_path.parent / name}.db")
-
-
-def wait_for(predicate, timeout=120.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception:  # noqa: BLE001 - the database may not exist yet
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def snapshot(study):
