@@ -86,9 +86,11 @@ class LongRuns:
         return runs
 
     def baseline(self, kind: str) -> ArchConfig:
-        """A hand placement as attention_signal.py builds it (arch_id does not depend on the classes)."""
+        """A hand placement as attention_signal.py builds it (the data are loaded only where the task
+        does not say its classes)."""
+        classes, chans = (self.task.classes, 3) if self.task.classes else (self.data.num_classes, self.data.in_chans)
         return ArchConfig.uniform("cifar_resnet", BlockSpec.paper_default(kind), dict(self.task.backbone_args),
-                                  self.task.classes or 2, 3)
+                                  classes, chans)
 
     def get(self, arch: ArchConfig, seed: int) -> dict[str, Any] | None:
         return self._runs().get(f"{self.prefix}|{arch.arch_id}|seed{seed}")

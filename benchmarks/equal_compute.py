@@ -1,0 +1,379 @@
+r"""Multi-fidelity search vs single-fidelity TPE vs random search at equal compute, judged at the
+long run (issue 8, part 5; benchmarks/search_quality.py is the demo's version, at the proxy).
+
+Per search seed, three studies on the task where attention matters (studies/tiny_imagenet.yaml:
+Tiny-ImageNet-100 at 32 px, ResNet-20/16):
+- mf:     the study file as it is (MO-ASHA rungs 1, 2, 4 epochs; seeds 1, 1, 2), `--trials`
+          candidates at rung 0 (default 20; the shipped study runs 40);
+- tpe:    one fidelity, the top rung's epochs at one seed, Optuna's TPE;
+- random: the same with Optuna's RandomSampler;
+each with its sampler seeded by the search seed and all three with the five hand placements and
+the `none` noise seeds, as `nas search` runs them. The single-fidelity studies get trials until
+their training images (the trials' `images_seen`, summed; a reused duplicate costs nothing)
+reach the multi-fidelity study's, within half a trial; seconds are reported too.
+
+Judged at the long run (long_runs.py: 10 epochs, 4-pixel crops, TEST accuracy): every
+architecture on each study's front is trained long (seed 0; the hand placements have 3 seeds),
+and the hypervolume (accuracy up, MFLOPs down) of those long-run points is computed against one
+reference point for the whole benchmark (the worst long-run accuracy and the largest MFLOPs of
+every architecture measured). Two fronts per study: the searched front (hand placements left
+out: what the search adds) and the front `nas front` reports (hand placements in).
+The multi-fidelity study's exported knee (`nas export --pick knee`: tie-aware) is trained long at
+3 seeds and compared with `none`'s 3 long seeds: does it beat `none` by 2 seed std, and did the
+export line say what the long runs show?
+
+Bar (the issue's): mf's mean searched-front hypervolume beats both others', and the knee beats
+`none` beyond 2 seed std at the long run, or the export line says it does not.
+
+    B=.venv/bin/python\ benchmarks/equal_compute.py
+    $B --data /work/data --part search --seeds 0 &    # one process per core: searches ...
+    $B --data /work/data --part search --seeds 1 2
+    $B --data /work/data --part long                   # ... then the long runs of every front
+    $B --data /work/data --part report                 # tables, JSON, PNG from what is there
+    $B --quick                                         # generated data, ~2 min: checks the script
+
+Resumable: every training result is cached at once (results/proxy_runs.json, shared with
+rung_fidelity.py, and results/long_runs.json), and training is deterministic per seed, so a
+study lost with its SQLite file (`--work`, default ~/.cache/nas/equal_compute) is rebuilt from
+the cache in seconds. Writes results/equal_compute.json and .png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import statistics
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+import yaml
+from attention_signal import QUICK
+from long_runs import LongRuns, ProxyRuns, check_study
+from machine import describe
+from optuna.trial import TrialState
+from search_quality import hypervolume_2d
+
+from nas import ArchConfig, ConfigError
+from nas.attrs import TrialAttr
+from nas.export import pick, versus_line, versus_none
+from nas.front import Front, FrontRow, front_of, non_dominated
+from nas.study import run_search
+from nas.study.rungs import open_rungs
+from nas.studyfile import StudyConfig, load_study_config
+from nas.train import images_per_epoch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+METHODS = ("mf", "tpe", "random")
+KNEE_SEEDS = 3
+
+
+def method_config(base: StudyConfig, method: str, seed: int, trials: int, work: Path) -> StudyConfig:
+    """The study of one method and search seed, in its own SQLite file under `work`."""
+    assert base.fidelity is not None
+    name = f"{base.name}-{method}-s{seed}"
+    common = {"name": name, "sampler": {"name": "random" if method == "random" else "tpe", "seed": seed},
+              "storage": f"sqlite:///{work / name}.db", "trials": trials}
+    if method == "mf":
+        return dataclasses.replace(base, **common)
+    top = base.fidelity.top
+    return dataclasses.replace(base, **common, fidelity=None,
+                               proxy=dataclasses.replace(base.proxy, epochs=base.fidelity.epochs[top]))
+
+
+def studies_of(config: StudyConfig) -> list[optuna.Study]:
+    """Every study a method's run wrote: the rungs of a multi-fidelity one, else the one."""
+    if config.fidelity is not None:
+        return open_rungs(config, create=False)[0]
+    return [optuna.load_study(study_name=config.name, storage=config.storage)]
+
+
+def spent(studies: list[optuna.Study]) -> tuple[int, float]:
+    """Training images (as the trials recorded them) and training seconds of finished trials."""
+    trials = [t for s in studies for t in s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    return (sum(int(t.user_attrs.get(TrialAttr.IMAGES_SEEN, 0)) for t in trials),
+            sum(float(t.user_attrs.get(TrialAttr.SECONDS, 0.0)) for t in trials))
+
+
+def run_method(config: StudyConfig, long: LongRuns, proxy_runs: ProxyRuns, budget: int | None) -> dict[str, Any]:
+    """Run (or resume) one study; a single-fidelity one gets trials until its images reach `budget`."""
+    quiet = {"device": "cpu", "log": lambda line: None, "progress": False, "trainer": proxy_runs.trainer}
+    if budget is None:
+        run_search(config, long.data, trials=config.trials, **quiet)
+    else:
+        per_trial = config.proxy.epochs * images_per_epoch(len(long.data.train), config.proxy.batch_size)
+        trials = max(len(config.baselines) + 1, budget // per_trial)
+        while True:
+            run_search(config, long.data, trials=trials, **quiet)
+            images, _ = spent(studies_of(config))
+            if images + per_trial / 2 > budget or trials > 10 * (budget // per_trial + 1):
+                break
+            trials += max(1, int((budget - images) // per_trial))
+    images, seconds = spent(studies_of(config))
+    return {"images_seen": images, "training_seconds": seconds,
+            "trials": sum(len(s.get_trials(states=(TrialState.COMPLETE,))) for s in studies_of(config))}
+
+
+def searched_front(front: Front) -> list[FrontRow]:
+    """The front of the architectures the sampler proposed (hand placements and noise seeds out)."""
+    rows = [r for r in front.architectures if r.baseline is None]
+    return [rows[i] for i in non_dominated([(-r.accuracy, r.mflops) for r in rows])]
+
+
+def fronts(config: StudyConfig) -> tuple[Front, list[FrontRow]]:
+    front = front_of(studies_of(config)[-1])  # a multi-fidelity study's front is its top rung's
+    return front, searched_front(front)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--study", type=Path, default=ROOT / "studies" / "tiny_imagenet.yaml",
+                        help="a multi-fidelity study file on the long runs' task (default studies/tiny_imagenet.yaml)")
+    parser.add_argument("--data", type=Path, default=Path("/work/data"),
+                        help="the folder shared/data/stage-datasets.sh filled (tiny-imagenet-200/)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="search seeds (default 0 1 2)")
+    parser.add_argument("--trials", type=int, default=20, help="multi-fidelity candidates at rung 0 (default 20)")
+    parser.add_argument("--part", choices=["all", "search", "long", "report"], default="all")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (default 1)")
+    parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "nas" / "equal_compute",
+                        help="where the studies' SQLite files go")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    parser.add_argument("--quick", action="store_true", help="generated data, tiny settings: checks the script")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.quick:
+            args.out = args.out or Path(tmp) / "results"
+            args.work, args.seeds, args.trials = Path(tmp) / "work", args.seeds[:2], 8
+            base = quick_study(args.study, Path(tmp))
+            long = LongRuns(None, args.out, args.threads, task=QUICK, epochs=3, subset=600)
+            check_study(base, QUICK, 600)
+        else:
+            base = load_study_config(args.study)
+            check_study(base)
+            long = LongRuns(args.data, args.out or RESULTS, args.threads)
+        out = args.out or RESULTS
+        for folder in (out, args.work):
+            folder.mkdir(parents=True, exist_ok=True)
+        if base.fidelity is None:
+            parser.error(f"--study {args.study}: no `fidelity:` section; nothing to compare")
+        proxy_runs = ProxyRuns(out / "proxy_runs.json", long.prefix, args.threads)
+        print(f"{describe('cpu')}; load average {os.getloadavg()[0]:.1f}; seeds {args.seeds}; "
+              f"{args.trials} multi-fidelity candidates", flush=True)
+        configs = {(m, s): method_config(base, m, s, args.trials, args.work) for s in args.seeds for m in METHODS}
+        started = time.perf_counter()
+        if args.part in ("all", "search"):
+            search(configs, args.seeds, long, proxy_runs)
+        if args.part in ("all", "long"):
+            train_long(existing(configs), args.seeds, long)
+        if args.part in ("all", "report"):
+            report = build_report(existing(configs), args.seeds, long, base, args.trials)
+            report["wall_seconds_this_invocation"] = time.perf_counter() - started
+            report["trained_this_invocation"] = proxy_runs.trained
+            (out / "equal_compute.json").write_text(json.dumps(report, indent=1) + "\n")
+            print_report(report)
+            plot(report, out / "equal_compute.png")
+            print(f"written: {out / 'equal_compute.json'}, {out / 'equal_compute.png'}")
+
+
+def quick_study(path: Path, folder: Path) -> StudyConfig:
+    """The study file on generated data with a tiny network: checks the script, proves nothing."""
+    data = yaml.safe_load(path.read_text())
+    data.update(dataset={"name": "synthetic", "image_size": 16, "subset": 600, "val_fraction": 0.1},
+                backbone_args={"depth": 8, "width": 4}, fidelity={"epochs": [1, 2], "keep": 0.5, "seeds": [1, 2]},
+                search_space=str((path.parent / data["search_space"]).resolve()), trials=8)
+    quick = folder / "quick.yaml"
+    quick.write_text(yaml.safe_dump(data, sort_keys=False))
+    return load_study_config(quick)
+
+
+def search(configs: dict, seeds: list[int], long: LongRuns, proxy_runs: ProxyRuns) -> None:
+    for seed in seeds:
+        mf = run_method(configs["mf", seed], long, proxy_runs, None)
+        print(f"seed {seed} mf: {mf['trials']} trials over the rungs, {mf['images_seen']:,} images, "
+              f"{mf['training_seconds']:.0f} s of training", flush=True)
+        for method in METHODS[1:]:
+            got = run_method(configs[method, seed], long, proxy_runs, mf["images_seen"])
+            print(f"seed {seed} {method}: {got['trials']} trials, {got['images_seen']:,} images, "
+                  f"{got['training_seconds']:.0f} s of training", flush=True)
+
+
+def existing(configs: dict) -> dict:
+    """The studies a search part has made (on another machine: `--part search` rebuilds them from
+    the cached results in seconds); the rest are reported missing."""
+    found = {}
+    for key, config in configs.items():
+        try:
+            studies_of(config)
+            found[key] = config
+        except (KeyError, ConfigError):
+            print(f"{key[0]} seed {key[1]}: no study yet in {config.storage} (run --part search)")
+    return found
+
+
+def train_long(configs: dict, seeds: list[int], long: LongRuns) -> None:
+    """Every front architecture at seed 0; the multi-fidelity knees and `none` at KNEE_SEEDS seeds."""
+    for seed in range(KNEE_SEEDS):
+        if long.get(long.baseline("none"), seed) is None:
+            long.train(long.baseline("none"), seed)
+    for seed in seeds:
+        for method in METHODS:
+            if (method, seed) not in configs:
+                continue
+            front, searched = fronts(configs[method, seed])
+            todo = [(r, 0) for r in [*front.rows, *searched]]
+            if method == "mf" and front.knee is not None:
+                todo += [(front.knee, s) for s in range(KNEE_SEEDS)]
+            for row, run_seed in todo:
+                if long.get(ArchConfig.from_dict(row.arch), run_seed) is None:
+                    entry = long.train(ArchConfig.from_dict(row.arch), run_seed)
+                    print(f"long seed {run_seed}: test {entry['test_accuracy']:.4f}  {entry['seconds']:5.0f} s  "
+                          f"{row.arch_id}", flush=True)
+
+
+def build_report(configs: dict, seeds: list[int], long: LongRuns, base: StudyConfig, trials: int) -> dict[str, Any]:
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
+    measured: list[tuple[float, float]] = []
+    knees = []
+    for seed in seeds:
+        for method in METHODS:
+            if (method, seed) not in configs:
+                continue
+            config = configs[method, seed]
+            front, searched = fronts(config)
+            images, seconds = spent(studies_of(config))
+
+            def at_long(rows: list[FrontRow]) -> list[dict[str, Any]]:
+                out = []
+                for r in rows:
+                    truth = long.truth(r.arch_id)
+                    out.append({"arch_id": r.arch_id, "mflops": r.mflops, "proxy_accuracy": r.accuracy,
+                                "proxy_std": r.accuracy_std, "proxy_n": r.n_evals, "baseline": r.baseline,
+                                "long_accuracy": None if truth is None else truth["mean"],
+                                "long_n": 0 if truth is None else truth["n"]})
+                    if truth is not None:
+                        measured.append((truth["mean"], r.mflops))
+                return out
+
+            entry = {"seed": seed, "images_seen": images, "training_seconds": seconds,
+                     "front": at_long(front.rows), "searched_front": at_long(searched)}
+            runs[method].append(entry)
+            if method == "mf" and front.knee is not None:
+                chosen = pick(front, "knee")
+                comparison = versus_none(front, chosen)
+                knees.append({"seed": seed, "arch_id": chosen.arch_id, "export_line": versus_line(comparison),
+                              "export_verdict": comparison["verdict"], "long": long.truth(chosen.arch_id)})
+    reference = (min(a for a, _ in measured), max(c for _, c in measured)) if measured else None
+    summary = {}
+    for method, entries in runs.items():
+        for entry in entries:
+            for which in ("front", "searched_front"):
+                points = [(p["long_accuracy"], p["mflops"]) for p in entry[which] if p["long_accuracy"] is not None]
+                complete = len(points) == len(entry[which])
+                entry[f"{which}_complete"] = complete
+                entry[f"{which}_hypervolume"] = hypervolume_2d(points, reference) if reference and complete else None
+        summary[method] = {which: _mean_std([e[f"{which}_hypervolume"] for e in entries])
+                           for which in ("front", "searched_front")}
+        summary[method]["images_seen"] = _mean_std([e["images_seen"] for e in entries])
+        summary[method]["training_seconds"] = _mean_std([e["training_seconds"] for e in entries])
+    none = long.truth(long.baseline("none"))
+    for knee in knees:
+        knee.update(_versus_none_long(knee["long"], none))
+    hv = {m: summary[m]["searched_front"]["mean"] for m in METHODS}
+    verdict = {"mf_beats_tpe_and_random_on_mean_searched_hypervolume":
+               None if any(v is None for v in hv.values()) else hv["mf"] > max(hv["tpe"], hv["random"])}
+    return {
+        "benchmark": "equal_compute", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": describe("cpu"), "torch": torch.__version__, "study": str(base.path),
+        "multi_fidelity_candidates": trials, "seeds": seeds, "task": long.task.name,
+        "long": f"{long.epochs} epochs, 4-pixel crops, test accuracy (mean over the seeds trained)",
+        "reference_point": None if reference is None else {"accuracy": reference[0], "mflops": reference[1],
+                                                           "rule": "worst long-run accuracy, largest MFLOPs measured"},
+        "flops_convention": "fvcore: one multiply-add = one flop",
+        "methods": summary, "runs": runs, "knees": knees, "none_long": none, "verdict": verdict,
+    }
+
+
+def _mean_std(values: list[float | None]) -> dict[str, Any]:
+    got = [v for v in values if v is not None]
+    return {"mean": statistics.fmean(got) if got and len(got) == len(values) else None,
+            "std": statistics.stdev(got) if len(got) > 1 and len(got) == len(values) else None, "values": values}
+
+
+def _versus_none_long(knee: dict[str, Any] | None, none: dict[str, Any] | None) -> dict[str, Any]:
+    """The knee's long runs against none's: difference and whether it exceeds 2 pooled seed std."""
+    if knee is None or none is None or knee["n"] < 2 or none["n"] < 2:
+        return {"long_verdict": "incomplete"}
+    pooled = math.sqrt((knee["std"] ** 2 + none["std"] ** 2) / 2)
+    gain = knee["mean"] - none["mean"]
+    return {"long_gain_over_none": gain, "long_seed_std_pooled": pooled, "long_gain_in_seed_std": gain / pooled,
+            "long_verdict": "better" if gain >= 2 * pooled else "worse" if gain <= -2 * pooled else "tie"}
+
+
+def print_report(report: dict[str, Any]) -> None:
+    ref = report["reference_point"]
+    print(f"\n{report['task']}, long run {report['long']}; reference point "
+          + ("-" if ref is None else f"accuracy {ref['accuracy']:.4f}, {ref['mflops']:.3f} MFLOPs"))
+    print(f"{'method':>7} {'searched HV':>22} {'reported-front HV':>22} {'images':>12} {'train s':>8}")
+    for method, s in report["methods"].items():
+        def text(d: dict[str, Any]) -> str:
+            if d["mean"] is None:
+                return "incomplete"
+            return f"{d['mean']:.6f} ± {d['std'] if d['std'] is not None else float('nan'):.6f}"
+        print(f"{method:>7} {text(s['searched_front']):>22} {text(s['front']):>22} "
+              f"{s['images_seen']['mean'] or 0:12,.0f} {s['training_seconds']['mean'] or 0:8.0f}")
+    for knee in report["knees"]:
+        long = knee["long"]
+        print(f"mf seed {knee['seed']} knee {knee['arch_id']}: export said '{knee['export_line']}'; long "
+              + ("not trained" if long is None else f"{long['mean']:.4f} (n={long['n']})")
+              + (f", vs none {knee['long_gain_over_none']:+.4f} ({knee['long_gain_in_seed_std']:+.1f} seed std):"
+                 f" {knee['long_verdict']}" if "long_gain_over_none" in knee else f": {knee['long_verdict']}"))
+    for key, value in report["verdict"].items():
+        print(f"{key}: {value}")
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Left: searched-front hypervolume at the long run per method and seed. Right: those fronts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"mf": "tab:green", "tpe": "tab:blue", "random": "tab:orange"}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
+    for i, (method, entries) in enumerate(report["runs"].items()):
+        values = [e["searched_front_hypervolume"] for e in entries if e["searched_front_hypervolume"] is not None]
+        left.scatter([i] * len(values), values, color=colours[method])
+        if values:
+            left.hlines(statistics.fmean(values), i - 0.25, i + 0.25, color=colours[method])
+        for j, e in enumerate(entries):
+            pts = sorted((p["mflops"], p["long_accuracy"]) for p in e["searched_front"]
+                         if p["long_accuracy"] is not None)
+            right.plot([c for c, _ in pts], [a for _, a in pts], "o-", color=colours[method], alpha=0.7, ms=3,
+                       label=method if j == 0 else None)
+    left.set_xticks(range(len(report["runs"])), list(report["runs"]))
+    left.set_ylabel("hypervolume at the long run (searched front)")
+    left.grid(alpha=0.3)
+    none = report["none_long"]
+    if none is not None:
+        right.axhline(none["mean"], color="grey", ls="--", lw=0.8, label="none (long, mean)")
+    right.set_xlabel("MFLOPs (fvcore: 1 multiply-add = 1 flop)")
+    right.set_ylabel("test accuracy after the long run")
+    right.legend(fontsize=7)
+    right.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
