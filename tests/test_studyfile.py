@@ -13,13 +13,24 @@ from nas.studyfile import load_study_config
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "cifar10_resnet18.yaml"])
+@pytest.mark.parametrize("name", ["demo.yaml", "cifar10_resnet18.yaml", "demo_fidelity.yaml", "tiny_imagenet.yaml"])
 def test_shipped_studies_validate(name):
     config = load_study_config(ROOT / "studies" / name)
     assert config.storage == f"sqlite:///{ROOT / 'studies' / config.name}.db"
     assert config.objectives == ("accuracy", "flops") and config.directions == ["maximize", "minimize"]
     assert [label for label, _ in config.baselines] == ["none", "se", "eca", "cbam", "ge"]
     assert config.space.size(len(config.template(10, 3).stages)) > 1000
+
+
+def test_tiny_imagenet_study_is_the_signal_task_read_at_its_top_rung():
+    """studies/tiny_imagenet.yaml must load the data benchmarks/attention_signal.py measured the
+    signal on (tin100), or its evidence says nothing about it."""
+    config = load_study_config(ROOT / "studies" / "tiny_imagenet.yaml")
+    assert dict(config.dataset) == {"name": "tiny-imagenet", "classes": 100, "image_size": 32, "subset": 14000,
+                                    "val_fraction": 0.1}
+    assert (config.backbone, dict(config.backbone_args)) == ("cifar_resnet", {"depth": 20, "width": 16})
+    assert config.fidelity is not None and config.fidelity.epochs == (1, 2, 4) and config.fidelity.seeds == (1, 1, 2)
+    assert config.proxy.epochs == config.fidelity.epochs[0]
 
 
 def test_relative_paths_resolve_against_the_study_file(tmp_path):
