@@ -10,7 +10,7 @@ TORCH_PAIR := torch==2.14.1 torchvision==0.29.1
 # on a fresh clone (or after `make clean`) installs the CPU-only build of the same pair.
 TORCH_INDEX ?=
 
-.PHONY: setup system system-demo demo test lint bench clean
+.PHONY: setup system system-demo demo test lint bench bench-evidence clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -51,6 +51,14 @@ bench: setup system-demo
 	$(BIN)/python benchmarks/search_quality.py
 	$(BIN)/python benchmarks/proxy_fidelity.py
 	$(BIN)/python benchmarks/cli_startup.py
+
+# Issue 8's evidence on real data (hours of CPU; every script resumes where it stopped): the
+# folder DATA holds what shared/data/stage-datasets.sh DATA MIRRORS tiny-imagenet built.
+DATA ?= /work/data
+bench-evidence: setup
+	$(BIN)/python benchmarks/attention_signal.py --data $(DATA) --tasks tin100 --threads 1
+	$(BIN)/python benchmarks/rung_fidelity.py --data $(DATA)
+	$(BIN)/python benchmarks/equal_compute.py --data $(DATA)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
