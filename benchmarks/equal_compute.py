@@ -105,7 +105,10 @@ def spent(studies: list[optuna.Study]) -> tuple[int, float]:
 
 def run_method(config: StudyConfig, long: LongRuns, proxy_runs: ProxyRuns, budget: int | None) -> dict[str, Any]:
     """Run (or resume) one study; a single-fidelity one gets trials until its images reach `budget`."""
-    quiet = {"device": "cpu", "log": lambda line: None, "progress": False, "trainer": proxy_runs.trainer}
+    def log(line: str) -> None:  # one line per trial, so a long search shows it is moving
+        print(f"{config.name}: {line}", flush=True)
+
+    quiet = {"device": "cpu", "log": log, "progress": False, "trainer": proxy_runs.trainer}
     if budget is None:
         run_search(config, long.data, trials=config.trials, **quiet)
     else:
