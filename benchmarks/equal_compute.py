@@ -56,7 +56,7 @@ import optuna
 import torch
 import yaml
 from attention_signal import QUICK
-from long_runs import LongRuns, ProxyRuns, check_study
+from long_runs import LongRuns, ProxyRuns, add_study_arguments, check_study, load_task_study
 from machine import describe
 from optuna.trial import TrialState
 from search_quality import hypervolume_2d
@@ -138,10 +138,7 @@ def fronts(config: StudyConfig) -> tuple[Front, list[FrontRow]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--study", type=Path, default=ROOT / "studies" / "tiny_imagenet.yaml",
-                        help="a multi-fidelity study file on the long runs' task (default studies/tiny_imagenet.yaml)")
-    parser.add_argument("--data", type=Path, default=Path("/work/data"),
-                        help="the folder shared/data/stage-datasets.sh filled (tiny-imagenet-200/)")
+    add_study_arguments(parser, ROOT / "studies")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="search seeds (default 0 1 2)")
     parser.add_argument("--trials", type=int, default=20, help="multi-fidelity candidates at rung 0 (default 20)")
     parser.add_argument("--part", choices=["all", "search", "long", "report"], default="all")
@@ -161,14 +158,11 @@ def main() -> None:
             long = LongRuns(None, args.out, args.threads, task=QUICK, epochs=3, subset=600)
             check_study(base, QUICK, 600)
         else:
-            base = load_study_config(args.study)
-            check_study(base)
+            base = load_task_study(parser, args.study)
             long = LongRuns(args.data, args.out or RESULTS, args.threads)
         out = args.out or RESULTS
         for folder in (out, args.work):
             folder.mkdir(parents=True, exist_ok=True)
-        if base.fidelity is None:
-            parser.error(f"--study {args.study}: no `fidelity:` section; nothing to compare")
         proxy_runs = ProxyRuns(out / "proxy_runs.json", long.prefix, args.threads)
         print(f"{describe('cpu')}; load average {os.getloadavg()[0]:.1f}; seeds {args.seeds}; "
               f"{args.trials} multi-fidelity candidates", flush=True)

@@ -17,6 +17,7 @@ data: `check_study` says what differs.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -29,7 +30,7 @@ from attention_signal import BASELINES, EPOCHS, PAD, SUBSET, TASKS, Task, train_
 
 from nas import ArchConfig, BlockSpec, Dataset, ProxyConfig, load_dataset
 from nas.study.objective import train_architecture
-from nas.studyfile import StudyConfig
+from nas.studyfile import StudyConfig, load_study_config
 from nas.train import ProxyResult
 
 TASK = TASKS["tin100"]
@@ -54,6 +55,23 @@ def check_study(config: StudyConfig, task: Task = TASK, subset: int | None = SUB
         raise SystemExit(f"{config.path}: dataset {got}, backbone {config.backbone} {dict(config.backbone_args)} "
                          f"differ from the long runs' task {task.name} ({want}, cifar_resnet "
                          f"{dict(task.backbone_args)})")
+
+
+def add_study_arguments(parser: argparse.ArgumentParser, studies: Path) -> None:
+    """--study and --data, as every benchmark on the long runs' task takes them."""
+    parser.add_argument("--study", type=Path, default=studies / "tiny_imagenet.yaml",
+                        help="a multi-fidelity study file on the long runs' task (default studies/tiny_imagenet.yaml)")
+    parser.add_argument("--data", type=Path, default=Path("/work/data"),
+                        help="the folder shared/data/stage-datasets.sh filled (tiny-imagenet-200/)")
+
+
+def load_task_study(parser: argparse.ArgumentParser, path: Path) -> StudyConfig:
+    """The study file at `path`, refused (one line, exit 2) unless it has rungs and the task's data."""
+    config = load_study_config(path)
+    if config.fidelity is None:
+        parser.error(f"--study {path}: no `fidelity:` section; this benchmark measures a study's rungs")
+    check_study(config)
+    return config
 
 
 class LongRuns:
@@ -94,10 +112,6 @@ class LongRuns:
 
     def get(self, arch: ArchConfig, seed: int) -> dict[str, Any] | None:
         return self._runs().get(f"{self.prefix}|{arch.arch_id}|seed{seed}")
-
-    def seeds(self, arch: ArchConfig) -> list[int]:
-        head = f"{self.prefix}|{arch.arch_id}|seed"
-        return sorted(int(k[len(head):]) for k in self._runs() if k.startswith(head))
 
     def train(self, arch: ArchConfig, seed: int) -> dict[str, Any]:
         """The run of `arch` at `seed`, trained now if no process has saved it yet."""

@@ -22,9 +22,9 @@ tau >= 0.6 with p < 0.01 at the rung the front is read from.
     $B --data /work/data --part proxy --reverse       #   ... and the rungs, from the other end
     $B --data /work/data --part report                # tables, JSON, PNG from what is there
 
-Every run is saved at once (results/long_runs.json, results/proxy_runs.json, shared with equal_compute.py), so a killed
-benchmark resumes; processes share the files safely (each re-reads before it writes). Writes
-results/rung_fidelity.json and rung_fidelity.png.
+Every run is saved at once (results/long_runs.json, results/proxy_runs.json, shared with
+equal_compute.py), so a killed benchmark resumes; processes share the files safely (each
+re-reads before it writes). Writes results/rung_fidelity.json and rung_fidelity.png.
 """
 
 from __future__ import annotations
@@ -41,13 +41,13 @@ from typing import Any
 
 import optuna
 import torch
-from long_runs import LongRuns, ProxyRuns, check_study
+from long_runs import LongRuns, ProxyRuns, add_study_arguments, load_task_study
 from machine import describe
 from scipy.stats import kendalltau, spearmanr
 
 from nas import ArchConfig, ProxyConfig
 from nas.study.rungs import rung_config
-from nas.studyfile import StudyConfig, load_study_config
+from nas.studyfile import StudyConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -88,10 +88,7 @@ class RungRuns:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--study", type=Path, default=ROOT / "studies" / "tiny_imagenet.yaml",
-                        help="a multi-fidelity study file on the long runs' task (default studies/tiny_imagenet.yaml)")
-    parser.add_argument("--data", type=Path, default=Path("/work/data"),
-                        help="the folder shared/data/stage-datasets.sh filled (tiny-imagenet-200/)")
+    add_study_arguments(parser, ROOT / "studies")
     parser.add_argument("--random", type=int, default=7, help="random architectures besides the hand placements")
     parser.add_argument("--long-seeds", type=int, default=1, help="long-run seeds per architecture (default 1)")
     parser.add_argument("--part", choices=["all", "long", "proxy", "report"], default="all",
@@ -102,10 +99,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = load_study_config(args.study)
-    if config.fidelity is None:
-        parser.error(f"--study {args.study}: no `fidelity:` section; this benchmark measures a study's rungs")
-    check_study(config)
+    config = load_task_study(parser, args.study)
     args.out.mkdir(parents=True, exist_ok=True)
     long = LongRuns(args.data, args.out, args.threads)
     rungs = RungRuns(config, long, ProxyRuns(args.out / "proxy_runs.json", long.prefix, args.threads))
@@ -172,7 +166,8 @@ def build_report(config: StudyConfig, archs: list[ArchConfig], long: LongRuns, r
     return {
         "benchmark": "rung_fidelity", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": describe("cpu"), "torch": torch.__version__, "study": str(config.path),
-        "task": long.task.name, "long": "10 epochs, 4-pixel crops, test accuracy (mean over the seeds trained)",
+        "task": long.task.name,
+        "long": f"{long.epochs} epochs, 4-pixel crops, test accuracy (mean over the seeds trained)",
         "architectures": [a.arch_id for a in archs],
         "truth": truth,
         "truth_seed_std_pooled": math.sqrt(statistics.fmean(s**2 for s in long_stds)) if long_stds else None,
