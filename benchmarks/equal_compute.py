@@ -303,7 +303,22 @@ def build_report(configs: dict, seeds: list[int], long: LongRuns, base: StudyCon
                                                            "rule": "worst long-run accuracy, largest MFLOPs measured"},
         "flops_convention": "fvcore: one multiply-add = one flop",
         "methods": summary, "runs": runs, "knees": knees, "none_long": none, "verdict": verdict,
+        "machines": machines(long),
     }
+
+
+def machines(long: LongRuns) -> dict[str, dict[str, int]]:
+    """How many of the task's cached runs each machine trained: a report may mix CPUs (float
+    summation order differs between them, as between seeds), and says so."""
+    counts: dict[str, dict[str, int]] = {}
+    for kind, path in (("proxy", long.path.with_name("proxy_runs.json")), ("long", long.path),
+                       ("long", long.signal_path)):
+        runs = json.loads(path.read_text()) if path.exists() else {}
+        for key, entry in runs.items():
+            if key.startswith(long.prefix):
+                machine = entry.get("machine", "not recorded")
+                counts.setdefault(kind, {})[machine] = counts.get(kind, {}).get(machine, 0) + 1
+    return counts
 
 
 def _mean_std(values: list[float | None]) -> dict[str, Any]:
@@ -342,6 +357,8 @@ def print_report(report: dict[str, Any]) -> None:
                  f" {knee['long_verdict']}" if "long_gain_over_none" in knee else f": {knee['long_verdict']}"))
     for key, value in report["verdict"].items():
         print(f"{key}: {value}")
+    for kind, counts in report["machines"].items():
+        print(f"{kind} runs by machine: " + "; ".join(f"{n} on {m}" for m, n in counts.items()))
 
 
 def plot(report: dict[str, Any], path: Path) -> None:

@@ -10,6 +10,8 @@ is the `trainer=` hook of `nas.study.run_search`, so a search whose candidate wa
 deterministic per seed (common random numbers), so the result is the one it would get.
 
 Both caches are JSON files under the results folder, keyed by everything that changes a result,
+each entry naming the machine that trained it (CPU, kernels, layout: results from another machine
+differ by float summation order, as another seed would, so a report says which machines it mixes),
 saved after every run; several processes may fill one at once (each re-reads it before writing),
 and a killed benchmark resumes. A study file that wants this truth must load exactly the task's
 data: `check_study` says what differs.
@@ -27,6 +29,7 @@ from typing import Any
 
 import torch
 from attention_signal import BASELINES, EPOCHS, PAD, SUBSET, TASKS, Task, train_once
+from machine import describe
 
 from nas import ArchConfig, BlockSpec, Dataset, ProxyConfig, load_dataset
 from nas.study.objective import train_architecture
@@ -119,7 +122,7 @@ class LongRuns:
         if found is not None:
             return found
         config = ProxyConfig(epochs=self.epochs, pad=PAD, seed=seed, threads=self.threads)
-        entry = {"task": self.task.name, "arch_id": arch.arch_id, "seed": seed,
+        entry = {"task": self.task.name, "arch_id": arch.arch_id, "seed": seed, "machine": describe("cpu"),
                  **train_once(arch, self.data, config, "cpu")}
         _save(self.path, f"{self.prefix}|{arch.arch_id}|seed{seed}", entry)
         return entry
@@ -154,7 +157,8 @@ class ProxyRuns:
         if found is not None:
             return found
         result = train_architecture(arch, data, dataclasses.replace(proxy, threads=self.threads), torch.device("cpu"))
-        entry = {"arch_id": arch.arch_id, "epochs": proxy.epochs, "seed": proxy.seed, "result": result.to_dict()}
+        entry = {"arch_id": arch.arch_id, "epochs": proxy.epochs, "seed": proxy.seed, "machine": describe("cpu"),
+                 "result": result.to_dict()}
         _save(self.path, self.key(arch, proxy), entry)
         self.trained["runs"] += 1
         self.trained["seconds"] += result.seconds
