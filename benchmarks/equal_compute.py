@@ -33,9 +33,13 @@ Bar (the issue's): mf's mean searched-front hypervolume beats both others', and 
     $B --quick                                         # generated data, ~2 min: checks the script
 
 Resumable: every training result is cached at once (results/proxy_runs.json, shared with
-rung_fidelity.py, and results/long_runs.json), and training is deterministic per seed, so a
-study lost with its SQLite file (`--work`, default ~/.cache/nas/equal_compute) is rebuilt from
-the cache in seconds. Writes results/equal_compute.json and .png.
+rung_fidelity.py, and results/long_runs.json), and after every trial each study's SQLite file
+(`--work`, default ~/.cache/nas/equal_compute) is copied to results/equal_compute_studies/ (a
+consistent sqlite3 backup, committed with the caches). On another machine a missing study is
+restored from that copy, so a search killed mid-way goes on exactly where it stood: rebuilding it
+from the cache alone would also work, but a killed trial's retry can shift the sampler's random
+stream, and the rebuilt study would then propose (and train) other candidates.
+Writes results/equal_compute.json and .png.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ import dataclasses
 import json
 import math
 import os
+import shutil
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -103,10 +109,39 @@ def spent(studies: list[optuna.Study]) -> tuple[int, float]:
             sum(float(t.user_attrs.get(TrialAttr.SECONDS, 0.0)) for t in trials))
 
 
-def run_method(config: StudyConfig, long: LongRuns, proxy_runs: ProxyRuns, budget: int | None) -> dict[str, Any]:
+def study_file(config: StudyConfig) -> Path:
+    """The SQLite file of a method's study (all rungs of a multi-fidelity one share it)."""
+    return Path(config.storage.removeprefix("sqlite:///"))
+
+
+def restore(config: StudyConfig, snapshots: Path) -> None:
+    """A study missing from `--work` is copied back from its committed snapshot, if there is one."""
+    work, saved = study_file(config), snapshots / study_file(config).name
+    if not work.exists() and saved.exists():
+        shutil.copyfile(saved, work)
+        print(f"{config.name}: restored from {saved}", flush=True)
+
+
+def snapshot(config: StudyConfig, snapshots: Path) -> None:
+    """A consistent copy of the study's SQLite file (sqlite3's online backup: a plain copy of a
+    file another connection writes, WAL included, could be torn), replaced whole."""
+    snapshots.mkdir(parents=True, exist_ok=True)
+    target = snapshots / study_file(config).name
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with sqlite3.connect(study_file(config)) as source, sqlite3.connect(tmp) as copy:
+        source.backup(copy)
+    os.replace(tmp, target)
+
+
+def run_method(config: StudyConfig, long: LongRuns, proxy_runs: ProxyRuns, budget: int | None,
+               snapshots: Path) -> dict[str, Any]:
     """Run (or resume) one study; a single-fidelity one gets trials until its images reach `budget`."""
+    restore(config, snapshots)
+
     def log(line: str) -> None:  # one line per trial, so a long search shows it is moving
         print(f"{config.name}: {line}", flush=True)
+        if study_file(config).exists():
+            snapshot(config, snapshots)
 
     quiet = {"device": "cpu", "log": log, "progress": False, "trainer": proxy_runs.trainer}
     if budget is None:
@@ -120,6 +155,7 @@ def run_method(config: StudyConfig, long: LongRuns, proxy_runs: ProxyRuns, budge
             if images + per_trial / 2 > budget or trials > 10 * (budget // per_trial + 1):
                 break
             trials += max(1, int((budget - images) // per_trial))
+    snapshot(config, snapshots)
     images, seconds = spent(studies_of(config))
     return {"images_seen": images, "training_seconds": seconds,
             "trials": sum(len(s.get_trials(states=(TrialState.COMPLETE,))) for s in studies_of(config))}
@@ -168,8 +204,12 @@ def main() -> None:
               f"{args.trials} multi-fidelity candidates", flush=True)
         configs = {(m, s): method_config(base, m, s, args.trials, args.work) for s in args.seeds for m in METHODS}
         started = time.perf_counter()
+        snapshots = out / "equal_compute_studies"
         if args.part in ("all", "search"):
-            search(configs, args.seeds, long, proxy_runs)
+            search(configs, args.seeds, long, proxy_runs, snapshots)
+        else:
+            for config in configs.values():
+                restore(config, snapshots)
         if args.part in ("all", "long"):
             train_long(existing(configs), args.seeds, long)
         if args.part in ("all", "report"):
@@ -193,13 +233,13 @@ def quick_study(path: Path, folder: Path) -> StudyConfig:
     return load_study_config(quick)
 
 
-def search(configs: dict, seeds: list[int], long: LongRuns, proxy_runs: ProxyRuns) -> None:
+def search(configs: dict, seeds: list[int], long: LongRuns, proxy_runs: ProxyRuns, snapshots: Path) -> None:
     for seed in seeds:
-        mf = run_method(configs["mf", seed], long, proxy_runs, None)
+        mf = run_method(configs["mf", seed], long, proxy_runs, None, snapshots)
         print(f"seed {seed} mf: {mf['trials']} trials over the rungs, {mf['images_seen']:,} images, "
               f"{mf['training_seconds']:.0f} s of training", flush=True)
         for method in METHODS[1:]:
-            got = run_method(configs[method, seed], long, proxy_runs, mf["images_seen"])
+            got = run_method(configs[method, seed], long, proxy_runs, mf["images_seen"], snapshots)
             print(f"seed {seed} {method}: {got['trials']} trials, {got['images_seen']:,} images, "
                   f"{got['training_seconds']:.0f} s of training", flush=True)
 
