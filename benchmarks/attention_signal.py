@@ -140,7 +140,8 @@ def train_once(arch: ArchConfig, data: Dataset, config: ProxyConfig, device: str
     test_accuracy, test_loss = evaluate(built[0], data.test, data, device)
     return {"val_accuracy": result.accuracy, "test_accuracy": test_accuracy, "test_loss": test_loss,
             "val_loss": result.loss, "train_loss": result.train_loss, "seconds": result.seconds,
-            "images_per_second": result.images_per_second, "device": result.device}
+            "images_per_second": result.images_per_second, "device": result.device,
+            "machine": describe(device)}  # runs from other CPUs differ by float summation order
 
 
 def time_task(task: Task, data: Dataset, seconds: float, threads: int | None, device: str) -> dict[str, float]:

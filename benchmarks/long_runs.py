@@ -122,7 +122,7 @@ class LongRuns:
         if found is not None:
             return found
         config = ProxyConfig(epochs=self.epochs, pad=PAD, seed=seed, threads=self.threads)
-        entry = {"task": self.task.name, "arch_id": arch.arch_id, "seed": seed, "machine": describe("cpu"),
+        entry = {"task": self.task.name, "arch_id": arch.arch_id, "seed": seed,
                  **train_once(arch, self.data, config, "cpu")}
         _save(self.path, f"{self.prefix}|{arch.arch_id}|seed{seed}", entry)
         return entry
