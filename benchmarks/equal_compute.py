@@ -73,7 +73,9 @@ from search_quality import hypervolume_2d
 from nas import ArchConfig, ConfigError
 from nas.attrs import TrialAttr
 from nas.export import VERDICTS, pick, versus_line, versus_none
+from nas.files import temporary_name
 from nas.front import Front, FrontRow, front_of, non_dominated
+from nas.storage import sqlite_path
 from nas.study import run_search
 from nas.study.rungs import open_rungs
 from nas.studyfile import StudyConfig, load_study_config
@@ -114,7 +116,9 @@ def spent(studies: list[optuna.Study]) -> tuple[int, float]:
 
 def study_file(config: StudyConfig) -> Path:
     """The SQLite file of a method's study (all rungs of a multi-fidelity one share it)."""
-    return Path(config.storage.removeprefix("sqlite:///"))
+    path = sqlite_path(config.storage)
+    assert path is not None, "method_config gives every study a SQLite file"
+    return path
 
 
 def restore(config: StudyConfig, snapshots: Path) -> None:
@@ -126,21 +130,24 @@ def restore(config: StudyConfig, snapshots: Path) -> None:
 
 
 def snapshot(config: StudyConfig, snapshots: Path) -> None:
-    """A consistent copy of the study's SQLite file (sqlite3's online backup: a plain copy of a
-    file another connection writes, WAL included, could be torn), replaced whole."""
+    """A consistent copy of the study's SQLite file, replaced whole. sqlite3's online backup, not a
+    plain file copy (another connection writes the file, WAL included: a copy could be torn) nor
+    `optuna.copy_study` (one call per rung study, each reading while the search may write, so the
+    rungs of one copy need not agree; the backup is one consistent read of the whole file)."""
     snapshots.mkdir(parents=True, exist_ok=True)
     target = snapshots / study_file(config).name
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with sqlite3.connect(study_file(config)) as source, sqlite3.connect(tmp) as copy:
-        source.backup(copy)
-    os.replace(tmp, target)
+    tmp = temporary_name(target)
+    try:
+        with sqlite3.connect(study_file(config)) as source, sqlite3.connect(tmp) as copy:
+            source.backup(copy)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def run_method(config: StudyConfig, long: LongRuns, proxy_runs: ProxyRuns, budget: int | None,
                snapshots: Path) -> dict[str, Any]:
     """Run (or resume) one study; a single-fidelity one gets trials until its images reach `budget`."""
-    restore(config, snapshots)
-
     def log(line: str) -> None:  # one line per trial, so a long search shows it is moving
         print(f"{config.name}: {line}", flush=True)
         if study_file(config).exists():
@@ -208,15 +215,14 @@ def main() -> None:
         configs = {(m, s): method_config(base, m, s, args.trials, args.work) for s in args.seeds for m in METHODS}
         started = time.perf_counter()
         snapshots = out / "equal_compute_studies"
+        for config in configs.values():
+            restore(config, snapshots)
         if args.part in ("all", "search"):
             search(configs, args.seeds, long, proxy_runs, snapshots)
-        else:
-            for config in configs.values():
-                restore(config, snapshots)
         if args.part in ("all", "long"):
             train_long(existing(configs), args.seeds, long)
         if args.part in ("all", "report"):
-            report = build_report(existing(configs), args.seeds, long, base, args.trials)
+            report = build_report(existing(configs), args.seeds, long, proxy_runs, base, args.trials)
             report["wall_seconds_this_invocation"] = time.perf_counter() - started
             report["trained_this_invocation"] = proxy_runs.trained
             (out / "equal_compute.json").write_text(json.dumps(report, indent=1) + "\n")
@@ -265,17 +271,19 @@ def train_long(configs: dict, seeds: list[int], long: LongRuns) -> None:
     for seed in range(KNEE_SEEDS):
         if long.get(long.baseline("none"), seed) is None:
             long.train(long.baseline("none"), seed)
+    searched_fronts = {}
     for seed in seeds:
         for method in METHODS:
             if (method, seed) not in configs:
                 continue
             front, searched = fronts(configs[method, seed])
+            searched_fronts[method, seed] = searched
             todo = [(r, 0) for r in [*front.rows, *searched]]
             if method == "mf" and front.knee is not None:
                 todo += [(front.knee, s) for s in range(KNEE_SEEDS)]
             for row, run_seed in todo:
                 _train_long(long, row, run_seed)
-    best = best_searched(configs, long)
+    best = best_searched(searched_fronts, long)
     if best is not None:
         for run_seed in range(1, KNEE_SEEDS):
             _train_long(long, best[0], run_seed)
@@ -288,14 +296,15 @@ def _train_long(long: LongRuns, row: FrontRow, seed: int) -> None:
               flush=True)
 
 
-def best_searched(configs: dict, long: LongRuns) -> tuple[FrontRow, list[str]] | None:
+def best_searched(searched_fronts: dict[tuple[str, int], list[FrontRow]],
+                  long: LongRuns) -> tuple[FrontRow, list[str]] | None:
     """The searched architecture (on any method's searched front) with the best long run at seed 0,
     and the studies that found it: the one a user would keep. It is picked by seed 0, so seed 0
     flatters it (winner's curse); its other seeds, trained for this, are the unbiased check."""
     best: tuple[float, FrontRow] | None = None
     found_by: dict[str, list[str]] = {}
-    for (method, seed), config in configs.items():
-        for row in fronts(config)[1]:
+    for (method, seed), searched in searched_fronts.items():
+        for row in searched:
             run = long.get(ArchConfig.from_dict(row.arch), 0)
             if run is None:
                 continue
@@ -305,16 +314,19 @@ def best_searched(configs: dict, long: LongRuns) -> tuple[FrontRow, list[str]] |
     return None if best is None else (best[1], found_by[best[1].arch_id])
 
 
-def build_report(configs: dict, seeds: list[int], long: LongRuns, base: StudyConfig, trials: int) -> dict[str, Any]:
+def build_report(configs: dict, seeds: list[int], long: LongRuns, proxy_runs: ProxyRuns, base: StudyConfig,
+                 trials: int) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
     measured: list[tuple[float, float]] = []
     knees = []
+    searched_fronts = {}
     for seed in seeds:
         for method in METHODS:
             if (method, seed) not in configs:
                 continue
             config = configs[method, seed]
             front, searched = fronts(config)
+            searched_fronts[method, seed] = searched
             images, seconds = spent(studies_of(config))
 
             def at_long(rows: list[FrontRow]) -> list[dict[str, Any]]:
@@ -357,7 +369,7 @@ def build_report(configs: dict, seeds: list[int], long: LongRuns, base: StudyCon
         claimed = knee["export_verdict"] == VERDICTS["better"]
         knee["bar_met"] = None if knee["long_verdict"] == "incomplete" else (
             knee["long_verdict"] == "better" or not claimed)
-    best = best_searched(configs, long)
+    best = best_searched(searched_fronts, long)
     best_found = None
     if best is not None:
         truth = long.truth(best[0].arch_id)
@@ -381,15 +393,15 @@ def build_report(configs: dict, seeds: list[int], long: LongRuns, base: StudyCon
                                                            "rule": "worst long-run accuracy, largest MFLOPs measured"},
         "flops_convention": "fvcore: one multiply-add = one flop",
         "methods": summary, "runs": runs, "knees": knees, "none_long": none, "verdict": verdict,
-        "best_searched": best_found, "machines": machines(long),
+        "best_searched": best_found, "machines": machines(long, proxy_runs.path),
     }
 
 
-def machines(long: LongRuns) -> dict[str, dict[str, int]]:
+def machines(long: LongRuns, proxy_path: Path) -> dict[str, dict[str, int]]:
     """How many of the task's cached runs each machine trained: a report may mix CPUs (float
     summation order differs between them, as between seeds), and says so."""
     counts: dict[str, dict[str, int]] = {}
-    for kind, path in (("proxy", long.path.with_name("proxy_runs.json")), ("long", long.path),
+    for kind, path in (("proxy", proxy_path), ("long", long.path),
                        ("long", long.signal_path)):
         runs = json.loads(path.read_text()) if path.exists() else {}
         for key, entry in runs.items():
