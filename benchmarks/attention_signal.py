@@ -81,6 +81,7 @@ from nas import (
     train_proxy,
 )
 from nas.data import Split
+from nas.files import atomic_write, exclusive_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ("none", "se", "eca", "cbam", "ge")
@@ -126,6 +127,16 @@ QUICK = Task("quick", "synthetic", None, None, (("depth", 8), ("width", 4)), ima
 def arch_for(task: Task, kind: str, data: Dataset) -> ArchConfig:
     return ArchConfig.uniform("cifar_resnet", BlockSpec.paper_default(kind), dict(task.backbone_args),
                               data.num_classes, data.in_chans)
+
+
+def save_run(path: Path, key: str, entry: dict[str, Any]) -> None:
+    """Add one finished run to a JSON run cache that several benchmark processes share: read, add
+    and rewrite under a lock (no process drops another's run), written whole or not at all."""
+    with exclusive_lock(path.with_name(f".{path.name}.lock")):
+        runs = json.loads(path.read_text()) if path.exists() else {}
+        runs[key] = entry
+        with atomic_write(path, "w") as handle:
+            handle.write(json.dumps(runs, indent=1) + "\n")
 
 
 def train_once(arch: ArchConfig, data: Dataset, config: ProxyConfig, device: str) -> dict[str, Any]:
@@ -339,11 +350,7 @@ def main() -> None:
         config = ProxyConfig(epochs=args.epochs, pad=PAD, seed=seed, threads=args.threads)
         entry = {"task": task.name, "baseline": kind, "seed": seed,
                  **train_once(arch_for(task, kind, data), data, config, args.device)}
-        runs = json.loads(runs_path.read_text()) if runs_path.exists() else {}  # another process may have added
-        runs[key] = entry
-        tmp = runs_path.with_name(f".{runs_path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(runs, indent=1) + "\n")
-        os.replace(tmp, runs_path)  # saved at once and whole: a killed benchmark resumes here
+        save_run(runs_path, key, entry)  # saved at once: a killed benchmark resumes here
         print(f"[{done}/{len(todo)}] {task.name:8} {kind:5} seed {seed}: test {entry['test_accuracy']:.4f}  "
               f"val {entry['val_accuracy']:.4f}  {entry['seconds']:6.0f} s", flush=True)
 

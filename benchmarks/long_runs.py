@@ -22,13 +22,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import statistics
 from pathlib import Path
 from typing import Any
 
 import torch
-from attention_signal import BASELINES, EPOCHS, PAD, SUBSET, TASKS, Task, train_once
+from attention_signal import BASELINES, EPOCHS, PAD, SUBSET, TASKS, Task, save_run, train_once
 from machine import describe
 
 from nas import ArchConfig, BlockSpec, Dataset, ProxyConfig, load_dataset
@@ -37,14 +36,6 @@ from nas.studyfile import StudyConfig, load_study_config
 from nas.train import ProxyResult
 
 TASK = TASKS["tin100"]
-
-
-def _save(path: Path, key: str, entry: dict[str, Any]) -> None:
-    runs = json.loads(path.read_text()) if path.exists() else {}  # another process may have added
-    runs[key] = entry
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(runs, indent=1) + "\n")
-    os.replace(tmp, path)  # whole or not at all: a kill mid-write loses only this run
 
 
 def check_study(config: StudyConfig, task: Task = TASK, subset: int | None = SUBSET) -> None:
@@ -124,7 +115,7 @@ class LongRuns:
         config = ProxyConfig(epochs=self.epochs, pad=PAD, seed=seed, threads=self.threads)
         entry = {"task": self.task.name, "arch_id": arch.arch_id, "seed": seed,
                  **train_once(arch, self.data, config, "cpu")}
-        _save(self.path, f"{self.prefix}|{arch.arch_id}|seed{seed}", entry)
+        save_run(self.path, f"{self.prefix}|{arch.arch_id}|seed{seed}", entry)
         return entry
 
     def truth(self, arch: ArchConfig | str) -> dict[str, Any] | None:
@@ -159,7 +150,7 @@ class ProxyRuns:
         result = train_architecture(arch, data, dataclasses.replace(proxy, threads=self.threads), torch.device("cpu"))
         entry = {"arch_id": arch.arch_id, "epochs": proxy.epochs, "seed": proxy.seed, "machine": describe("cpu"),
                  "result": result.to_dict()}
-        _save(self.path, self.key(arch, proxy), entry)
+        save_run(self.path, self.key(arch, proxy), entry)
         self.trained["runs"] += 1
         self.trained["seconds"] += result.seconds
         return entry
