@@ -107,16 +107,25 @@ def studies_of(config: StudyConfig) -> list[optuna.Study]:
     return [optuna.load_study(study_name=config.name, storage=config.storage)]
 
 
-def spent(studies: list[optuna.Study]) -> tuple[int, float, int]:
-    """Training images (as the trials recorded them) and training seconds of finished trials, and
-    the images of those the sampler proposed (hand placements and noise seeds left out): where a
-    method's compute went."""
+def spent(studies: list[optuna.Study]) -> tuple[int, float]:
+    """Training images (as the trials recorded them) and training seconds of finished trials."""
     trials = [t for s in studies for t in s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-    searched = [t for t in trials
-                if TrialAttr.BASELINE not in t.user_attrs and TrialAttr.NOISE_SEED not in t.user_attrs]
     return (sum(int(t.user_attrs.get(TrialAttr.IMAGES_SEEN, 0)) for t in trials),
-            sum(float(t.user_attrs.get(TrialAttr.SECONDS, 0.0)) for t in trials),
-            sum(int(t.user_attrs.get(TrialAttr.IMAGES_SEEN, 0)) for t in searched))
+            sum(float(t.user_attrs.get(TrialAttr.SECONDS, 0.0)) for t in trials))
+
+
+def images_by_kind(studies: list[optuna.Study]) -> list[dict[str, int]]:
+    """Where a method's compute went, per study (a multi-fidelity one: per rung): training images of
+    the hand placements, the noise seeds and the candidates the sampler proposed."""
+    split = []
+    for study in studies:
+        kinds = {"hand_placements": 0, "noise_seeds": 0, "searched": 0}
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            kind = ("hand_placements" if TrialAttr.BASELINE in t.user_attrs
+                    else "noise_seeds" if TrialAttr.NOISE_SEED in t.user_attrs else "searched")
+            kinds[kind] += int(t.user_attrs.get(TrialAttr.IMAGES_SEEN, 0))
+        split.append(kinds)
+    return split
 
 
 def study_file(config: StudyConfig) -> Path:
@@ -166,12 +175,12 @@ def run_method(config: StudyConfig, long: LongRuns, proxy_runs: ProxyRuns, budge
         trials = max(len(config.baselines) + 1, budget // per_trial)
         while True:
             run_search(config, long.data, trials=trials, **quiet)
-            images, _, _ = spent(studies_of(config))
+            images, _ = spent(studies_of(config))
             if images + per_trial / 2 > budget or trials > 10 * (budget // per_trial + 1):
                 break
             trials += max(1, int((budget - images) // per_trial))
     snapshot(config, snapshots)
-    images, seconds, _ = spent(studies_of(config))
+    images, seconds = spent(studies_of(config))
     return {"images_seen": images, "training_seconds": seconds,
             "trials": sum(len(s.get_trials(states=(TrialState.COMPLETE,))) for s in studies_of(config))}
 
@@ -332,7 +341,8 @@ def build_report(configs: dict, seeds: list[int], long: LongRuns, proxy_runs: Pr
             config = configs[method, seed]
             front, searched = fronts(config)
             searched_fronts[method, seed] = searched
-            images, seconds, searched_images = spent(studies_of(config))
+            images, seconds = spent(studies_of(config))
+            by_kind = images_by_kind(studies_of(config))
 
             def at_long(rows: list[FrontRow]) -> list[dict[str, Any]]:
                 out = []
@@ -346,8 +356,8 @@ def build_report(configs: dict, seeds: list[int], long: LongRuns, proxy_runs: Pr
                         measured.append((truth["mean"], r.mflops))
                 return out
 
-            entry = {"seed": seed, "images_seen": images, "searched_images_seen": searched_images,
-                     "training_seconds": seconds,
+            entry = {"seed": seed, "images_seen": images, "images_by_rung": by_kind,
+                     "searched_images_seen": sum(k["searched"] for k in by_kind), "training_seconds": seconds,
                      "front": at_long(front.rows), "searched_front": at_long(searched)}
             runs[method].append(entry)
             if method == "mf" and front.knee is not None:
