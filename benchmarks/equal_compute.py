@@ -4,7 +4,8 @@ long run (issue 8, part 5; benchmarks/search_quality.py is the demo's version, a
 Per search seed, three studies on the task where attention matters (studies/tiny_imagenet.yaml:
 Tiny-ImageNet-100 at 32 px, ResNet-20/16):
 - mf:     the study file as it is (MO-ASHA rungs 1, 2, 4 epochs; seeds 1, 1, 2), `--trials`
-          candidates at rung 0 (default 20; the shipped study runs 40);
+          trials at rung 0 (default 20, the hand placements and noise seeds among them; the
+          shipped study runs 40);
 - tpe:    one fidelity, the top rung's epochs at one seed, Optuna's TPE;
 - random: the same with Optuna's RandomSampler;
 each with its sampler seeded by the search seed and all three with the five hand placements and
@@ -200,7 +201,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_study_arguments(parser, ROOT / "studies")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="search seeds (default 0 1 2)")
-    parser.add_argument("--trials", type=int, default=20, help="multi-fidelity candidates at rung 0 (default 20)")
+    parser.add_argument("--trials", type=int, default=20,
+                        help="multi-fidelity trials at rung 0, hand placements and noise seeds included (default 20)")
     parser.add_argument("--part", choices=["all", "search", "long", "report"], default="all")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (default 1)")
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "nas" / "equal_compute",
@@ -225,7 +227,7 @@ def main() -> None:
             folder.mkdir(parents=True, exist_ok=True)
         proxy_runs = ProxyRuns(out / "proxy_runs.json", long.prefix, args.threads)
         print(f"{describe('cpu')}; load average {os.getloadavg()[0]:.1f}; seeds {args.seeds}; "
-              f"{args.trials} multi-fidelity candidates", flush=True)
+              f"{args.trials} multi-fidelity trials at rung 0", flush=True)
         configs = {(m, s): method_config(base, m, s, args.trials, args.work) for s in args.seeds for m in METHODS}
         started = time.perf_counter()
         snapshots = out / "equal_compute_studies"
