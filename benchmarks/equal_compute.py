@@ -43,7 +43,8 @@ consistent sqlite3 backup, committed with the caches). On another machine a miss
 restored from that copy, so a search killed mid-way goes on exactly where it stood: rebuilding it
 from the cache alone would also work, but a killed trial's retry can shift the sampler's random
 stream, and the rebuilt study would then propose (and train) other candidates.
-Writes results/equal_compute.json and .png.
+Writes results/equal_compute.json and .png; with `--trials` other than 20, its own studies and
+results/equal_compute-t<trials>.json and .png (runs already trained are reused from the caches).
 """
 
 from __future__ import annotations
@@ -85,13 +86,19 @@ from nas.train import images_per_epoch
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 METHODS = ("mf", "tpe", "random")
+TRIALS = 20  # the first budget measured; other --trials values get their own studies and report
 KNEE_SEEDS = 3
+
+
+def tag(trials: int) -> str:
+    """What names the studies and report of a budget other than the first (`-t40`)."""
+    return "" if trials == TRIALS else f"-t{trials}"
 
 
 def method_config(base: StudyConfig, method: str, seed: int, trials: int, work: Path) -> StudyConfig:
     """The study of one method and search seed, in its own SQLite file under `work`."""
     assert base.fidelity is not None
-    name = f"{base.name}-{method}-s{seed}"
+    name = f"{base.name}-{method}-s{seed}{tag(trials)}"
     common = {"name": name, "sampler": {"name": "random" if method == "random" else "tpe", "seed": seed},
               "storage": f"sqlite:///{work / name}.db", "trials": trials}
     if method == "mf":
@@ -201,7 +208,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_study_arguments(parser, ROOT / "studies")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="search seeds (default 0 1 2)")
-    parser.add_argument("--trials", type=int, default=20,
+    parser.add_argument("--trials", type=int, default=TRIALS,
                         help="multi-fidelity trials at rung 0, hand placements and noise seeds included (default 20)")
     parser.add_argument("--part", choices=["all", "search", "long", "report"], default="all")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (default 1)")
@@ -241,10 +248,11 @@ def main() -> None:
             report = build_report(existing(configs), args.seeds, long, proxy_runs, base, args.trials)
             report["wall_seconds_this_invocation"] = time.perf_counter() - started
             report["trained_this_invocation"] = proxy_runs.trained
-            (out / "equal_compute.json").write_text(json.dumps(report, indent=1) + "\n")
+            written = out / f"equal_compute{tag(args.trials)}.json"
+            written.write_text(json.dumps(report, indent=1) + "\n")
             print_report(report)
-            plot(report, out / "equal_compute.png")
-            print(f"written: {out / 'equal_compute.json'}, {out / 'equal_compute.png'}")
+            plot(report, written.with_suffix(".png"))
+            print(f"written: {written}, {written.with_suffix('.png')}")
 
 
 def quick_study(path: Path, folder: Path) -> StudyConfig:
