@@ -351,8 +351,9 @@ def build_report(configs: dict, seeds: list[int], long: LongRuns, proxy_runs: Pr
             config = configs[method, seed]
             front, searched = fronts(config)
             searched_fronts[method, seed] = searched
-            images, seconds = spent(studies_of(config))
-            by_kind = images_by_kind(studies_of(config))
+            studies = studies_of(config)  # opened once: the rung studies of a multi-fidelity one
+            images, seconds = spent(studies)
+            by_kind = images_by_kind(studies)
 
             def at_long(rows: list[FrontRow]) -> list[dict[str, Any]]:
                 out = []
