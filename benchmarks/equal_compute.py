@@ -344,6 +344,8 @@ def build_report(configs: dict, seeds: list[int], long: LongRuns, proxy_runs: Pr
     measured: list[tuple[float, float]] = []
     knees = []
     searched_fronts = {}
+    proxy_used: set[tuple[str, int, int]] = set()
+    long_used = {long.baseline(kind).arch_id for kind in BASELINES}  # none's seeds and the best hand placement
     for seed in seeds:
         for method in METHODS:
             if (method, seed) not in configs:
@@ -354,11 +356,13 @@ def build_report(configs: dict, seeds: list[int], long: LongRuns, proxy_runs: Pr
             studies = studies_of(config)  # opened once: the rung studies of a multi-fidelity one
             images, seconds = spent(studies)
             by_kind = images_by_kind(studies)
+            proxy_used |= proxy_runs_used(studies)
 
             def at_long(rows: list[FrontRow]) -> list[dict[str, Any]]:
                 out = []
                 for r in rows:
                     truth = long.truth(r.arch_id)
+                    long_used.add(r.arch_id)
                     out.append({"arch_id": r.arch_id, "mflops": r.mflops, "proxy_accuracy": r.accuracy,
                                 "proxy_std": r.accuracy_std, "proxy_n": r.n_evals, "baseline": r.baseline,
                                 "long_accuracy": None if truth is None else truth["mean"],
@@ -435,21 +439,35 @@ def build_report(configs: dict, seeds: list[int], long: LongRuns, proxy_runs: Pr
             "accuracy": offset[0], "mflops": offset[1], "rule": "the reference point moved out by 10% of each range"},
         "flops_convention": "fvcore: one multiply-add = one flop",
         "methods": summary, "runs": runs, "knees": knees, "none_long": none, "verdict": verdict,
-        "best_searched": best_found, "machines": machines(long, proxy_runs.path),
+        "best_searched": best_found, "machines": machines(long, proxy_runs.path, proxy_used, long_used),
     }
 
 
-def machines(long: LongRuns, proxy_path: Path) -> dict[str, dict[str, int]]:
-    """How many of the task's cached runs each machine trained: a report may mix CPUs (float
-    summation order differs between them, as between seeds), and says so."""
+def proxy_runs_used(studies: list[optuna.Study]) -> set[tuple[str, int, int]]:
+    """(arch_id, epochs, seed) of every proxy run behind a study's finished trials."""
+    used = set()
+    for study in studies:
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            attrs = t.user_attrs
+            for seed in attrs.get(TrialAttr.SEEDS, [attrs.get(TrialAttr.SEED)]):
+                used.add((attrs.get(TrialAttr.ARCH_ID), attrs.get(TrialAttr.EPOCHS), seed))
+    return used
+
+
+def machines(long: LongRuns, proxy_path: Path, proxy_used: set[tuple[str, int, int]],
+             long_used: set[str]) -> dict[str, dict[str, int]]:
+    """How many of the runs this report rests on (the studies' proxy runs, the long runs of its
+    architectures) each machine trained: a report may mix CPUs (float summation order differs
+    between them, as between seeds), and says so. Runs of other budgets in the caches are left out."""
+    proxy = json.loads(proxy_path.read_text()) if proxy_path.exists() else {}
+    entries = {"proxy": [e for key, e in proxy.items() if key.startswith(long.prefix)
+                         and (e.get("arch_id"), e.get("epochs"), e.get("seed")) in proxy_used],
+               "long": [e for arch_id in sorted(long_used) for e in long.runs_of(arch_id)]}
     counts: dict[str, dict[str, int]] = {}
-    for kind, path in (("proxy", proxy_path), ("long", long.path),
-                       ("long", long.signal_path)):
-        runs = json.loads(path.read_text()) if path.exists() else {}
-        for key, entry in runs.items():
-            if key.startswith(long.prefix):
-                machine = entry.get("machine", "not recorded")
-                counts.setdefault(kind, {})[machine] = counts.get(kind, {}).get(machine, 0) + 1
+    for kind, runs in entries.items():
+        for entry in runs:
+            machine = entry.get("machine", "not recorded")
+            counts.setdefault(kind, {})[machine] = counts.get(kind, {}).get(machine, 0) + 1
     return counts
 
 

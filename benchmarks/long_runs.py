@@ -118,11 +118,15 @@ class LongRuns:
         save_run(self.path, f"{self.prefix}|{arch.arch_id}|seed{seed}", entry)
         return entry
 
-    def truth(self, arch: ArchConfig | str) -> dict[str, Any] | None:
-        """Mean test accuracy over the seeds trained so far, with their std and count."""
+    def runs_of(self, arch: ArchConfig | str) -> list[dict[str, Any]]:
+        """Every seed's run of `arch` saved so far, in key order."""
         arch_id = arch if isinstance(arch, str) else arch.arch_id
         head = f"{self.prefix}|{arch_id}|seed"
-        values = [entry["test_accuracy"] for key, entry in sorted(self._runs().items()) if key.startswith(head)]
+        return [entry for key, entry in sorted(self._runs().items()) if key.startswith(head)]
+
+    def truth(self, arch: ArchConfig | str) -> dict[str, Any] | None:
+        """Mean test accuracy over the seeds trained so far, with their std and count."""
+        values = [entry["test_accuracy"] for entry in self.runs_of(arch)]
         if not values:
             return None
         return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None,
