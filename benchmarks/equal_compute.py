@@ -136,6 +136,15 @@ def images_by_kind(studies: list[optuna.Study]) -> list[dict[str, int]]:
     return split
 
 
+def searched_by_rung(studies: list[optuna.Study]) -> list[int]:
+    """How many searched architectures finished on each rung: against `keep`, what promotion passed
+    on (asynchronous promotion passes on more than `keep` while a rung is small)."""
+    return [len({t.user_attrs.get(TrialAttr.ARCH_ID)
+                 for t in s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                 if TrialAttr.BASELINE not in t.user_attrs and TrialAttr.NOISE_SEED not in t.user_attrs})
+            for s in studies]
+
+
 def study_file(config: StudyConfig) -> Path:
     """The SQLite file of a method's study (all rungs of a multi-fidelity one share it)."""
     path = sqlite_path(config.storage)
@@ -372,6 +381,7 @@ def build_report(configs: dict, seeds: list[int], long: LongRuns, proxy_runs: Pr
                 return out
 
             entry = {"seed": seed, "images_seen": images, "images_by_rung": by_kind,
+                     "searched_by_rung": searched_by_rung(studies),
                      "searched_images_seen": sum(k["searched"] for k in by_kind), "training_seconds": seconds,
                      "front": at_long(front.rows), "searched_front": at_long(searched)}
             runs[method].append(entry)
@@ -502,6 +512,10 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"{method:>7} {text(s['searched_front']):>22} {text(s['searched_front_offset']):>22} "
               f"{text(s['front']):>22} {s['images_seen']['mean'] or 0:12,.0f} "
               f"{s['searched_images_seen']['mean'] or 0:12,.0f} {s['training_seconds']['mean'] or 0:8.0f}")
+    for entry in report["runs"]["mf"]:
+        counts = entry["searched_by_rung"]
+        print(f"mf seed {entry['seed']}: searched architectures per rung {' / '.join(map(str, counts))} (passed on: "
+              + ", ".join(f"{b / a:.0%}" for a, b in zip(counts, counts[1:], strict=False) if a) + ")")
     for knee in report["knees"]:
         long = knee["long"]
         print(f"mf seed {knee['seed']} knee {knee['arch_id']}: export said '{knee['export_line']}'; long "
