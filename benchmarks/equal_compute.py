@@ -69,7 +69,7 @@ import yaml
 from attention_signal import BASELINES, QUICK
 from long_runs import LongRuns, ProxyRuns, add_study_arguments, check_study, load_task_study
 from machine import describe
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from search_quality import hypervolume_2d
 
 from nas import ArchConfig, ConfigError
@@ -122,6 +122,13 @@ def spent(studies: list[optuna.Study]) -> tuple[int, float]:
             sum(float(t.user_attrs.get(TrialAttr.SECONDS, 0.0)) for t in trials))
 
 
+def kind_of(trial: FrozenTrial) -> str:
+    """What a trial is: one of the hand placements, a `none` noise seed, or a searched candidate."""
+    if TrialAttr.BASELINE in trial.user_attrs:
+        return "hand_placements"
+    return "noise_seeds" if TrialAttr.NOISE_SEED in trial.user_attrs else "searched"
+
+
 def images_by_kind(studies: list[optuna.Study]) -> list[dict[str, int]]:
     """Where a method's compute went, per study (a multi-fidelity one: per rung): training images of
     the hand placements, the noise seeds and the candidates the sampler proposed."""
@@ -129,9 +136,7 @@ def images_by_kind(studies: list[optuna.Study]) -> list[dict[str, int]]:
     for study in studies:
         kinds = {"hand_placements": 0, "noise_seeds": 0, "searched": 0}
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            kind = ("hand_placements" if TrialAttr.BASELINE in t.user_attrs
-                    else "noise_seeds" if TrialAttr.NOISE_SEED in t.user_attrs else "searched")
-            kinds[kind] += int(t.user_attrs.get(TrialAttr.IMAGES_SEEN, 0))
+            kinds[kind_of(t)] += int(t.user_attrs.get(TrialAttr.IMAGES_SEEN, 0))
         split.append(kinds)
     return split
 
@@ -141,7 +146,7 @@ def searched_by_rung(studies: list[optuna.Study]) -> list[int]:
     on (asynchronous promotion passes on more than `keep` while a rung is small)."""
     return [len({t.user_attrs.get(TrialAttr.ARCH_ID)
                  for t in s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                 if TrialAttr.BASELINE not in t.user_attrs and TrialAttr.NOISE_SEED not in t.user_attrs})
+                 if kind_of(t) == "searched"})
             for s in studies]
 
 
