@@ -31,7 +31,7 @@ Bar (the issue's): mf's mean searched-front hypervolume beats both others', and 
 
     B=.venv/bin/python\ benchmarks/equal_compute.py
     $B --data /work/data --part search --seeds 0 &    # one process per core: searches ...
-    $B --data /work/data --part search --seeds 1 2
+    $B --data /work/data --part search --seeds 1 2     # (or --methods tpe & --methods random)
     $B --data /work/data --part long                   # ... then the long runs of every front
     $B --data /work/data --part report                 # tables, JSON, PNG from what is there
     $B --quick                                         # generated data, ~2 min: checks the script
@@ -225,6 +225,10 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=TRIALS,
                         help="multi-fidelity trials at rung 0, hand placements and noise seeds included (default 20)")
     parser.add_argument("--part", choices=["all", "search", "long", "report"], default="all")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
+                        help="the studies `--part search` and `--part long` work on (default all; a search "
+                             "always runs mf first, as it sets the others' budget, and the best searched "
+                             "architecture's extra seeds wait for all three): one process each uses two cores")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (default 1)")
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "nas" / "equal_compute",
                         help="where the studies' SQLite files go")
@@ -255,9 +259,9 @@ def main() -> None:
         for config in configs.values():
             restore(config, snapshots)
         if args.part in ("all", "search"):
-            search(configs, args.seeds, long, proxy_runs, snapshots)
+            search(configs, args.seeds, args.methods, long, proxy_runs, snapshots)
         if args.part in ("all", "long"):
-            train_long(existing(configs), args.seeds, long)
+            train_long(existing(configs), args.seeds, args.methods, long)
         if args.part in ("all", "report"):
             report = build_report(existing(configs), args.seeds, long, proxy_runs, base, args.trials)
             report["wall_seconds_this_invocation"] = time.perf_counter() - started
@@ -280,12 +284,13 @@ def quick_study(path: Path, folder: Path) -> StudyConfig:
     return load_study_config(quick)
 
 
-def search(configs: dict, seeds: list[int], long: LongRuns, proxy_runs: ProxyRuns, snapshots: Path) -> None:
+def search(configs: dict, seeds: list[int], methods: list[str], long: LongRuns, proxy_runs: ProxyRuns,
+           snapshots: Path) -> None:
     for seed in seeds:
         mf = run_method(configs["mf", seed], long, proxy_runs, None, snapshots)
         print(f"seed {seed} mf: {mf['trials']} trials over the rungs, {mf['images_seen']:,} images, "
               f"{mf['training_seconds']:.0f} s of training", flush=True)
-        for method in METHODS[1:]:
+        for method in (m for m in methods if m != "mf"):
             got = run_method(configs[method, seed], long, proxy_runs, mf["images_seen"], snapshots)
             print(f"seed {seed} {method}: {got['trials']} trials, {got['images_seen']:,} images, "
                   f"{got['training_seconds']:.0f} s of training", flush=True)
@@ -304,14 +309,15 @@ def existing(configs: dict) -> dict:
     return found
 
 
-def train_long(configs: dict, seeds: list[int], long: LongRuns) -> None:
-    """Every front architecture at seed 0; the multi-fidelity knees and `none` at KNEE_SEEDS seeds."""
+def train_long(configs: dict, seeds: list[int], methods: list[str], long: LongRuns) -> None:
+    """Every front architecture at seed 0; the multi-fidelity knees and `none` at KNEE_SEEDS seeds;
+    the best searched architecture's other seeds once every method's fronts are there."""
     for seed in range(KNEE_SEEDS):
         if long.get(long.baseline("none"), seed) is None:
             long.train(long.baseline("none"), seed)
     searched_fronts = {}
     for seed in seeds:
-        for method in METHODS:
+        for method in methods:
             if (method, seed) not in configs:
                 continue
             front, searched = fronts(configs[method, seed])
@@ -321,7 +327,7 @@ def train_long(configs: dict, seeds: list[int], long: LongRuns) -> None:
                 todo += [(front.knee, s) for s in range(KNEE_SEEDS)]
             for row, run_seed in todo:
                 _train_long(long, row, run_seed)
-    best = best_searched(searched_fronts, long)
+    best = best_searched(searched_fronts, long) if set(methods) == set(METHODS) else None
     if best is not None:
         for run_seed in range(1, KNEE_SEEDS):
             _train_long(long, best[0], run_seed)

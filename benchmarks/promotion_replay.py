@@ -1,0 +1,249 @@
+"""Replays the multi-fidelity searches of benchmarks/equal_compute.py under another promotion rule,
+without training: what would exact-`keep` promotion have spent, and what front would it have found?
+
+Why a replay is exact: one worker runs the searches, and the rung-0 sampler (TPE) learns from
+rung 0 only, so the sequence of rung-0 candidates does not depend on what was promoted. Under any
+promotion rule that promotes a subset of what asynchronous promotion (ASHA's rule, what `nas
+search` does) promotes, every result the replay needs was measured by the real search. The
+replay first re-runs the real rule and checks it reproduces the study's rungs, trial for trial.
+
+Rules:
+- asha:  what `nas search` does (nas.study.promotion): a rung's candidate goes up when it is in the
+         best floor(keep x n) of the n finished so far; never taken back, so while an improving
+         sampler keeps sending better candidates, more than `keep` go up (65% at seed 2).
+- quota: the best candidate not yet promoted goes up only while the rung has promoted fewer than
+         floor(keep x n): exactly `keep` in the end, as synchronous successive halving, still
+         without waiting for a rung to fill. A late, excellent candidate waits at most until the
+         quota next grows (1/keep finished candidates). It promotes a subset of what asha promotes
+         (whatever quota promotes is then in the best floor(keep x n), which asha promotes).
+Both promote the hand placements always, outside the quota.
+
+Judged at the long run as equal_compute.py judges: the top rung's searched front, trained long
+(results/long_runs.json; a front point without a long run is listed and the hypervolume is left
+out), against equal_compute's reference point for the same `--trials`.
+
+    .venv/bin/python benchmarks/promotion_replay.py --data DEST [--trials 40] [--seeds 0 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+from equal_compute import RESULTS, ROOT, fronts, method_config, studies_of, tag
+from long_runs import LongRuns, load_task_study
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+from search_quality import hypervolume_2d
+
+from nas import ArchConfig
+from nas.attrs import TrialAttr
+from nas.fidelity import Fidelity
+from nas.front import non_dominated
+from nas.study.promotion import promotion_order, qualifying
+from nas.train import images_per_epoch
+
+Rule = Callable[[list[FrozenTrial], set[str], int, Sequence[StudyDirection], Fidelity], FrozenTrial | None]
+
+
+def arch(trial: FrozenTrial) -> str:
+    return trial.user_attrs[TrialAttr.ARCH_ID]
+
+
+def firsts(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """A rung's candidates as nas.study.promotion.candidates sees them: the first trial per architecture."""
+    seen: dict[str, FrozenTrial] = {}
+    for t in trials:
+        seen.setdefault(arch(t), t)
+    return list(seen.values())
+
+
+def asha(rung: list[FrozenTrial], taken: set[str], promoted: int, directions: Sequence[StudyDirection],
+         fidelity: Fidelity) -> FrozenTrial | None:
+    return next((t for t in qualifying(firsts(rung), directions, fidelity) if arch(t) not in taken), None)
+
+
+def quota(rung: list[FrozenTrial], taken: set[str], promoted: int, directions: Sequence[StudyDirection],
+          fidelity: Fidelity) -> FrozenTrial | None:
+    candidates = firsts(rung)
+    baseline = next((t for t in candidates if TrialAttr.BASELINE in t.user_attrs and arch(t) not in taken), None)
+    if baseline is not None:
+        return baseline
+    searched = [t for t in candidates if TrialAttr.BASELINE not in t.user_attrs]
+    if promoted >= fidelity.quota(len(searched)):
+        return None
+    return next((t for t in promotion_order(searched, directions) if arch(t) not in taken), None)
+
+
+RULES: dict[str, Rule] = {"asha": asha, "quota": quota}
+
+
+def replay(rungs: list[optuna.Study], fidelity: Fidelity, rule: Rule, trials: int | None = None) -> dict[str, Any]:
+    """One worker's loop (nas.study.asha) under `rule`: promote first, top rungs first, else the
+    next rung-0 trial of the real sequence (its first `trials`, if given: what `--trials` would
+    have run, since the sampler's sequence does not depend on the budget). Returns the order
+    trials ran and each rung's trials."""
+    done = [sorted(s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number)
+            for s in rungs]
+    measured = [{arch(t): t for t in reversed(finished)} for finished in done]  # first trial per architecture
+    done[0] = done[0][:trials]
+    directions = rungs[0].directions
+    ran: list[list[FrozenTrial]] = [[] for _ in rungs]
+    taken: list[set[str]] = [set() for _ in rungs]
+    promoted = [0] * len(rungs)  # searched candidates promoted out of each rung
+    order: list[tuple[int, str]] = []
+    next_r0 = 0
+    missing = []
+    while True:
+        step = None
+        for k in range(fidelity.top - 1, -1, -1):
+            candidate = rule(ran[k], taken[k + 1], promoted[k], directions, fidelity)
+            if candidate is not None:
+                step = (k, candidate)
+                break
+        if step is not None:
+            k, candidate = step
+            taken[k + 1].add(arch(candidate))
+            promoted[k] += TrialAttr.BASELINE not in candidate.user_attrs
+            result = measured[k + 1].get(arch(candidate))
+            if result is None:
+                missing.append((k + 1, arch(candidate)))
+                continue
+            ran[k + 1].append(result)
+            order.append((k + 1, arch(candidate)))
+        elif next_r0 < len(done[0]):
+            ran[0].append(done[0][next_r0])
+            order.append((0, arch(done[0][next_r0])))
+            next_r0 += 1
+        else:
+            break
+    return {"order": order, "rungs": ran, "missing": missing}
+
+
+def real_order(rungs: list[optuna.Study]) -> list[tuple[int, str]]:
+    trials = [(t.datetime_start, k, arch(t)) for k, s in enumerate(rungs)
+              for t in s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    return [(k, a) for _, k, a in sorted(trials)]
+
+
+def searched_front(trials: list[FrozenTrial], long: LongRuns,
+                   reference: tuple[float, float] | None) -> dict[str, Any]:
+    """The searched candidates' Pareto front among `trials` (one fidelity), and its hypervolume at
+    the long run (None while a front point has no long run)."""
+    top = [t for t in firsts(trials) if TrialAttr.BASELINE not in t.user_attrs]
+    front = [top[i] for i in non_dominated([(-t.values[0], t.values[1]) for t in top])]  # accuracy up, MFLOPs down
+    points = []
+    for t in sorted(front, key=lambda t: t.values[1]):
+        truth = long.truth(arch(t))
+        points.append({"arch_id": arch(t), "arch": t.user_attrs[TrialAttr.ARCH], "mflops": t.values[1], "proxy_accuracy": t.values[0],
+                       "long_accuracy": None if truth is None else truth["mean"]})
+    complete = all(p["long_accuracy"] is not None for p in points)
+    hv = hypervolume_2d([(p["long_accuracy"], p["mflops"]) for p in points], reference) \
+        if complete and reference else None
+    return {"searched_front": points, "searched_front_hypervolume": hv}
+
+
+def images(trials: list[FrozenTrial]) -> int:
+    return sum(int(t.user_attrs.get(TrialAttr.IMAGES_SEEN, 0)) for t in trials)
+
+
+def multi_fidelity(result: dict[str, Any], long: LongRuns, reference: tuple[float, float] | None) -> dict[str, Any]:
+    rungs = result["rungs"]
+    return {"images_seen": sum(images(r) for r in rungs), "rung0_trials": len(rungs[0]),
+            "searched_by_rung": [len({arch(t) for t in r if TrialAttr.BASELINE not in t.user_attrs
+                                      and TrialAttr.NOISE_SEED not in t.user_attrs}) for r in rungs],
+            **searched_front(rungs[-1], long, reference)}
+
+
+def prefix_at(trials: list[FrozenTrial], budget: int, per_trial: int) -> list[FrozenTrial]:
+    """The first trials of a single-fidelity study whose images come nearest `budget`: what
+    equal_compute.py would have run at that budget (it stops within half a trial of it), since
+    a sequential study's sampler does not know its budget."""
+    best, spent = 0, 0
+    for n, t in enumerate(trials, 1):
+        spent += int(t.user_attrs.get(TrialAttr.IMAGES_SEEN, 0))
+        if spent > budget + per_trial / 2:
+            break
+        best = n
+    return trials[:best]
+
+
+def single_fidelity(study: optuna.Study, budget: int, per_trial: int, long: LongRuns,
+                    reference: tuple[float, float] | None) -> dict[str, Any]:
+    done = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number)
+    prefix = prefix_at(done, budget, per_trial)
+    if images(prefix) < budget - per_trial / 2:
+        return {"images_seen": images(prefix), "trials": len(prefix), "short": True,
+                "searched_front": [], "searched_front_hypervolume": None}
+    return {"images_seen": images(prefix), "trials": len(prefix), **searched_front(prefix, long, reference)}
+
+
+def line(name: str, s: dict[str, Any]) -> str:
+    hv = s["searched_front_hypervolume"]
+    no_long = [p["arch_id"] for p in s["searched_front"] if p["long_accuracy"] is None]
+    size = f"searched per rung {s['searched_by_rung']}" if "searched_by_rung" in s else f"{s['trials']} trials"
+    return (f"  {name:14s} {s['images_seen']:>9,} images; {size}; searched front {len(s['searched_front'])}, "
+            f"HV at the long run {'-' if hv is None else f'{hv:.4f}'}"
+            + (" (study too short for this budget)" if s.get("short") else "")
+            + (f"; no long run yet: {', '.join(no_long)}" if no_long else ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--study", type=Path, default=ROOT / "studies" / "tiny_imagenet.yaml")
+    parser.add_argument("--data", type=Path, required=True, help="the folder shared/data/stage-datasets.sh filled")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "nas" / "equal_compute")
+    parser.add_argument("--train", action="store_true", help="train the missing long runs (seed 0), ~6 min each")
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    base = load_task_study(parser, args.study)
+    long = LongRuns(args.data, RESULTS, 1)
+    report = json.loads((RESULTS / f"equal_compute{tag(args.trials)}.json").read_text())
+    reference = (report["reference_point"]["accuracy"], report["reference_point"]["mflops"])
+    out: dict[str, Any] = {"benchmark": "promotion_replay", "trials": args.trials, "study": str(args.study),
+                           "reference_point": report["reference_point"], "seeds": {}}
+    for seed in args.seeds:
+        config = method_config(base, "mf", seed, args.trials, args.work)
+        rungs = studies_of(config)
+        assert config.fidelity is not None
+        real = replay(rungs, config.fidelity, asha)
+        if real["order"] != real_order(rungs) or real["missing"]:
+            raise SystemExit(f"seed {seed}: replaying the asha rule does not reproduce the study "
+                             f"(missing {real['missing']}); the replay cannot be trusted for it")
+        rows = {"asha": multi_fidelity(real, long, reference)}
+        _, searched = fronts(config)
+        assert {r.arch_id for r in searched} == {p["arch_id"] for p in rows["asha"]["searched_front"]}
+        rows["quota"] = multi_fidelity(replay(rungs, config.fidelity, quota), long, reference)
+        budget = rows["quota"]["images_seen"]
+        # asha with fewer rung-0 trials, spending what quota spends: is it the rule or the budget?
+        asha_at = [multi_fidelity(replay(rungs, config.fidelity, asha, n), long, reference)
+                   for n in range(config.fidelity.top + 2, args.trials + 1)]
+        rows["asha@quota"] = min(asha_at, key=lambda s: abs(s["images_seen"] - budget))
+        for method in ("tpe", "random"):
+            single = method_config(base, method, seed, args.trials, args.work)
+            per_trial = single.proxy.epochs * images_per_epoch(len(long.data.train), single.proxy.batch_size)
+            rows[f"{method}@quota"] = single_fidelity(studies_of(single)[0], budget, per_trial, long, reference)
+        if args.train:
+            for s in rows.values():
+                for p in s["searched_front"]:
+                    if p["long_accuracy"] is None:
+                        entry = long.train(ArchConfig.from_dict(p["arch"]), 0)
+                        p["long_accuracy"] = long.truth(p["arch_id"])["mean"]
+                        print(f"long seed 0: test {entry['test_accuracy']:.4f}  {p['arch_id']}", flush=True)
+        out["seeds"][str(seed)] = rows
+        print(f"search seed {seed}:")
+        for name, s in rows.items():
+            print(line(name, s))
+    written = RESULTS / f"promotion_replay{tag(args.trials)}.json"
+    written.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"written: {written}")
+
+
+if __name__ == "__main__":
+    main()
