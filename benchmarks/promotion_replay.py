@@ -139,8 +139,8 @@ def searched_front(trials: list[FrozenTrial], long: LongRuns,
     points = []
     for t in sorted(front, key=lambda t: t.values[1]):
         truth = long.truth(arch(t))
-        points.append({"arch_id": arch(t), "arch": t.user_attrs[TrialAttr.ARCH], "mflops": t.values[1], "proxy_accuracy": t.values[0],
-                       "long_accuracy": None if truth is None else truth["mean"]})
+        points.append({"arch_id": arch(t), "arch": t.user_attrs[TrialAttr.ARCH], "mflops": t.values[1],
+                       "proxy_accuracy": t.values[0], "long_accuracy": None if truth is None else truth["mean"]})
     complete = all(p["long_accuracy"] is not None for p in points)
     hv = hypervolume_2d([(p["long_accuracy"], p["mflops"]) for p in points], reference) \
         if complete and reference else None
