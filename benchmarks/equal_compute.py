@@ -75,6 +75,7 @@ from search_quality import hypervolume_2d
 from nas import ArchConfig, ConfigError
 from nas.attrs import TrialAttr
 from nas.export import VERDICTS, pick, versus_line, versus_none
+from nas.fidelity import PROMOTIONS
 from nas.files import temporary_name
 from nas.front import Front, FrontRow, front_of, non_dominated
 from nas.storage import sqlite_path
@@ -90,15 +91,16 @@ TRIALS = 20  # the first budget measured; other --trials values get their own st
 KNEE_SEEDS = 3
 
 
-def tag(trials: int) -> str:
-    """What names the studies and report of a budget other than the first (`-t40`)."""
-    return "" if trials == TRIALS else f"-t{trials}"
+def tag(trials: int, promotion: str = "asha") -> str:
+    """What names the studies and report of a budget other than the first (`-t40`) and of a
+    promotion rule other than asha (`-quota`)."""
+    return ("" if trials == TRIALS else f"-t{trials}") + ("" if promotion == "asha" else f"-{promotion}")
 
 
 def method_config(base: StudyConfig, method: str, seed: int, trials: int, work: Path) -> StudyConfig:
     """The study of one method and search seed, in its own SQLite file under `work`."""
     assert base.fidelity is not None
-    name = f"{base.name}-{method}-s{seed}{tag(trials)}"
+    name = f"{base.name}-{method}-s{seed}{tag(trials, base.fidelity.promotion)}"
     common = {"name": name, "sampler": {"name": "random" if method == "random" else "tpe", "seed": seed},
               "storage": f"sqlite:///{work / name}.db", "trials": trials}
     if method == "mf":
@@ -229,6 +231,9 @@ def main() -> None:
                         help="the studies `--part search` and `--part long` work on (default all; a search "
                              "always runs mf first, as it sets the others' budget, and the best searched "
                              "architecture's extra seeds wait for all three): one process each uses two cores")
+    parser.add_argument("--promotion", choices=PROMOTIONS, default=None,
+                        help="mf's promotion rule, if not the study file's (its studies and report get "
+                             "`-<rule>` in their names; the others' budget follows mf's images)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (default 1)")
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "nas" / "equal_compute",
                         help="where the studies' SQLite files go")
@@ -247,6 +252,9 @@ def main() -> None:
         else:
             base = load_task_study(parser, args.study)
             long = LongRuns(args.data, args.out or RESULTS, args.threads)
+        if args.promotion is not None:
+            assert base.fidelity is not None
+            base = dataclasses.replace(base, fidelity=dataclasses.replace(base.fidelity, promotion=args.promotion))
         out = args.out or RESULTS
         for folder in (out, args.work):
             folder.mkdir(parents=True, exist_ok=True)
@@ -266,7 +274,7 @@ def main() -> None:
             report = build_report(existing(configs), args.seeds, long, proxy_runs, base, args.trials)
             report["wall_seconds_this_invocation"] = time.perf_counter() - started
             report["trained_this_invocation"] = proxy_runs.trained
-            written = out / f"equal_compute{tag(args.trials)}.json"
+            written = out / f"equal_compute{tag(args.trials, base.fidelity.promotion)}.json"
             written.write_text(json.dumps(report, indent=1) + "\n")
             print_report(report)
             plot(report, written.with_suffix(".png"))

@@ -7,16 +7,11 @@ promotion rule that promotes a subset of what asynchronous promotion (ASHA's rul
 search` does) promotes, every result the replay needs was measured by the real search. The
 replay first re-runs the real rule and checks it reproduces the study's rungs, trial for trial.
 
-Rules:
-- asha:  what `nas search` does (nas.study.promotion): a rung's candidate goes up when it is in the
-         best floor(keep x n) of the n finished so far; never taken back, so while an improving
-         sampler keeps sending better candidates, more than `keep` go up (65% at seed 2).
-- quota: the best candidate not yet promoted goes up only while the rung has promoted fewer than
-         floor(keep x n): exactly `keep` in the end, as synchronous successive halving, still
-         without waiting for a rung to fill. A late, excellent candidate waits at most until the
-         quota next grows (1/keep finished candidates). It promotes a subset of what asha promotes
-         (whatever quota promotes is then in the best floor(keep x n), which asha promotes).
-Both promote the hand placements always, outside the quota.
+The two rules of nas.study.promotion (`fidelity.promotion`): asha, what the searches ran
+(a candidate goes up while in the best floor(keep x n) of the n finished so far, never taken
+back: more than `keep` goes up, 65% at seed 2), and quota (the best candidate not yet promoted
+goes up while fewer than floor(keep x n) have: exactly `keep`). quota promotes a subset of what
+asha promotes: whatever it promotes is then in the best floor(keep x n), which asha promotes.
 
 Judged at the long run as equal_compute.py judges: the top rung's searched front, trained long
 (results/long_runs.json; a front point without a long run is listed and the hypervolume is left
@@ -28,15 +23,14 @@ out), against equal_compute's reference point for the same `--trials`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
 from equal_compute import RESULTS, ROOT, fronts, method_config, studies_of, tag
 from long_runs import LongRuns, load_task_study
-from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from search_quality import hypervolume_2d
 
@@ -44,10 +38,8 @@ from nas import ArchConfig
 from nas.attrs import TrialAttr
 from nas.fidelity import Fidelity
 from nas.front import non_dominated
-from nas.study.promotion import promotion_order, qualifying
+from nas.study.promotion import next_promotion
 from nas.train import images_per_epoch
-
-Rule = Callable[[list[FrozenTrial], set[str], int, Sequence[StudyDirection], Fidelity], FrozenTrial | None]
 
 
 def arch(trial: FrozenTrial) -> str:
@@ -62,28 +54,8 @@ def firsts(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     return list(seen.values())
 
 
-def asha(rung: list[FrozenTrial], taken: set[str], promoted: int, directions: Sequence[StudyDirection],
-         fidelity: Fidelity) -> FrozenTrial | None:
-    return next((t for t in qualifying(firsts(rung), directions, fidelity) if arch(t) not in taken), None)
-
-
-def quota(rung: list[FrozenTrial], taken: set[str], promoted: int, directions: Sequence[StudyDirection],
-          fidelity: Fidelity) -> FrozenTrial | None:
-    candidates = firsts(rung)
-    baseline = next((t for t in candidates if TrialAttr.BASELINE in t.user_attrs and arch(t) not in taken), None)
-    if baseline is not None:
-        return baseline
-    searched = [t for t in candidates if TrialAttr.BASELINE not in t.user_attrs]
-    if promoted >= fidelity.quota(len(searched)):
-        return None
-    return next((t for t in promotion_order(searched, directions) if arch(t) not in taken), None)
-
-
-RULES: dict[str, Rule] = {"asha": asha, "quota": quota}
-
-
-def replay(rungs: list[optuna.Study], fidelity: Fidelity, rule: Rule, trials: int | None = None) -> dict[str, Any]:
-    """One worker's loop (nas.study.asha) under `rule`: promote first, top rungs first, else the
+def replay(rungs: list[optuna.Study], fidelity: Fidelity, trials: int | None = None) -> dict[str, Any]:
+    """One worker's loop (nas.study.asha) under `fidelity.promotion`: promote first, top rungs first, else the
     next rung-0 trial of the real sequence (its first `trials`, if given: what `--trials` would
     have run, since the sampler's sequence does not depend on the budget). Returns the order
     trials ran and each rung's trials."""
@@ -94,21 +66,19 @@ def replay(rungs: list[optuna.Study], fidelity: Fidelity, rule: Rule, trials: in
     directions = rungs[0].directions
     ran: list[list[FrozenTrial]] = [[] for _ in rungs]
     taken: list[set[str]] = [set() for _ in rungs]
-    promoted = [0] * len(rungs)  # searched candidates promoted out of each rung
     order: list[tuple[int, str]] = []
     next_r0 = 0
     missing = []
     while True:
         step = None
         for k in range(fidelity.top - 1, -1, -1):
-            candidate = rule(ran[k], taken[k + 1], promoted[k], directions, fidelity)
+            candidate = next_promotion(firsts(ran[k]), taken[k + 1], directions, fidelity)
             if candidate is not None:
                 step = (k, candidate)
                 break
         if step is not None:
             k, candidate = step
             taken[k + 1].add(arch(candidate))
-            promoted[k] += TrialAttr.BASELINE not in candidate.user_attrs
             result = measured[k + 1].get(arch(candidate))
             if result is None:
                 missing.append((k + 1, arch(candidate)))
@@ -212,17 +182,19 @@ def main() -> None:
         config = method_config(base, "mf", seed, args.trials, args.work)
         rungs = studies_of(config)
         assert config.fidelity is not None
-        real = replay(rungs, config.fidelity, asha)
+        asha = dataclasses.replace(config.fidelity, promotion="asha")
+        quota = dataclasses.replace(config.fidelity, promotion="quota")
+        real = replay(rungs, asha)
         if real["order"] != real_order(rungs) or real["missing"]:
             raise SystemExit(f"seed {seed}: replaying the asha rule does not reproduce the study "
                              f"(missing {real['missing']}); the replay cannot be trusted for it")
         rows = {"asha": multi_fidelity(real, long, reference)}
         _, searched = fronts(config)
         assert {r.arch_id for r in searched} == {p["arch_id"] for p in rows["asha"]["searched_front"]}
-        rows["quota"] = multi_fidelity(replay(rungs, config.fidelity, quota), long, reference)
+        rows["quota"] = multi_fidelity(replay(rungs, quota), long, reference)
         budget = rows["quota"]["images_seen"]
         # asha with fewer rung-0 trials, spending what quota spends: is it the rule or the budget?
-        asha_at = [multi_fidelity(replay(rungs, config.fidelity, asha, n), long, reference)
+        asha_at = [multi_fidelity(replay(rungs, asha, n), long, reference)
                    for n in range(config.fidelity.top + 2, args.trials + 1)]
         rows["asha@quota"] = min(asha_at, key=lambda s: abs(s["images_seen"] - budget))
         for method in ("tpe", "random"):

@@ -21,19 +21,23 @@ from collections.abc import Mapping
 from typing import Any
 
 QUOTA_SLACK = 1e-9  # so that keep 1/3 written as 0.3333333333333333 of 9 candidates promotes 3, not 2
+PROMOTIONS = ("asha", "quota")  # nas.study.promotion says what each does
 
 
 @dataclasses.dataclass(frozen=True)
 class Fidelity:
-    """A validated `fidelity` section: `epochs` and `seeds` (a count) per rung, `keep` a fraction."""
+    """A validated `fidelity` section: `epochs` and `seeds` (a count) per rung, `keep` a fraction,
+    `promotion` the rule that applies it (one of PROMOTIONS)."""
 
     epochs: tuple[int, ...]
     keep: float
     seeds: tuple[int, ...]
+    promotion: str = "asha"
 
     @classmethod
-    def from_settings(cls, epochs: list[int], keep: float, seeds: list[int] | None) -> Fidelity:
-        return cls(tuple(epochs), float(keep), tuple(seeds) if seeds is not None else (1,) * len(epochs))
+    def from_settings(cls, epochs: list[int], keep: float, seeds: list[int] | None,
+                      promotion: str = "asha") -> Fidelity:
+        return cls(tuple(epochs), float(keep), tuple(seeds) if seeds is not None else (1,) * len(epochs), promotion)
 
     @property
     def top(self) -> int:
@@ -41,8 +45,13 @@ class Fidelity:
         return len(self.epochs) - 1
 
     def to_dict(self) -> dict[str, Any]:
-        """As the study attribute `fidelity` records it (plain lists, so JSON round-trips compare equal)."""
-        return {"epochs": list(self.epochs), "keep": self.keep, "seeds": list(self.seeds)}
+        """As the study attribute `fidelity` records it (plain lists, so JSON round-trips compare equal).
+        `promotion` only when not asha: studies made before the choice existed recorded none, and
+        they were asha studies, so they resume as such."""
+        recorded: dict[str, Any] = {"epochs": list(self.epochs), "keep": self.keep, "seeds": list(self.seeds)}
+        if self.promotion != "asha":
+            recorded["promotion"] = self.promotion
+        return recorded
 
     def study_name(self, name: str, rung: int) -> str:
         """Rung 0 is the study the file names; rung k >= 1 is `<name>.rung<k>`."""
@@ -60,6 +69,14 @@ class Fidelity:
         of the finished ones is at least one whole candidate)."""
         return math.floor(self.keep * finished + QUOTA_SLACK)
 
+    def rule(self) -> str:
+        """How candidates go up, as `nas check` and a search's first line say it."""
+        if self.promotion == "quota":
+            return (f"exactly the best {self.keep:g} of each rung's finished searched candidates by Pareto rank go up "
+                    "(promotion: quota), the baselines always")
+        return (f"a searched candidate goes up while it is in the best {self.keep:g} of its rung's finished ones "
+                "by Pareto rank (promotion: asha; more than that fraction while a rung is small), the baselines always")
+
     def describe(self, rung: int) -> str:
         """'rung 2 (9 epochs x 2 seeds)', as titles and progress lines say it."""
         e, s = self.epochs[rung], self.seeds[rung]
@@ -67,7 +84,8 @@ class Fidelity:
 
     def projected_candidates(self, trials: int, baselines: int) -> list[int]:
         """Candidates trained per rung when rung 0 finishes `trials`, of which `baselines` are the hand
-        placements (always promoted); duplicates and over-budget samples are not deducted."""
+        placements (always promoted); duplicates and over-budget samples are not deducted. Exact for
+        quota promotion; asha promotion passes on more while rungs are small (nas.study.promotion)."""
         searched = max(trials - baselines, 0)
         counts = [trials]
         for _ in range(self.top):

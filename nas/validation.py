@@ -23,6 +23,7 @@ from pydantic import model_validator as _model_validator
 from pydantic_core import PydanticCustomError
 
 from nas.errors import ConfigError
+from nas.fidelity import PROMOTIONS
 from nas.objectives import ACCURACY, DEFAULT_OBJECTIVES, OBJECTIVE_NAMES
 
 
@@ -148,6 +149,9 @@ class FidelitySettings(_Model):
                          description="a fraction strictly between 0 and 1 (promoted per rung), e.g. 0.34")
     seeds: list[Annotated[StrictInt, Field(ge=1)]] | None = Field(
         None, description="a list of integers >= 1, one per rung (seeds trained per candidate; default 1 each)")
+    promotion: Literal[PROMOTIONS] = Field(  # type: ignore[valid-type]
+        "asha", description="asha (a candidate goes up while in a rung's best keep so far) or quota (exactly keep "
+                            "of each rung goes up, the best first)")
 
     @_model_validator(mode="after")
     def _rungs(self) -> FidelitySettings:

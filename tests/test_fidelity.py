@@ -6,6 +6,7 @@ wherever training is not the point, so each test runs in seconds plus the worker
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import os
@@ -23,8 +24,8 @@ from optuna.trial import TrialState, create_trial
 
 import nas as nas_api
 from nas.errors import ConfigError, StudyError
-from nas.fidelity import Fidelity
-from nas.study.promotion import candidates, claim_promotion, crowding_distances, qualifying
+from nas.fidelity import Fidelity, fidelity_mismatch
+from nas.study.promotion import candidates, claim_promotion, crowding_distances, next_promotion, qualifying
 from nas.study.rungs import open_rungs
 from nas.studyfile import load_study_config
 
@@ -99,8 +100,14 @@ def assert_promotions_sound(studies: list[optuna.Study], fidelity: Fidelity) -> 
             assert source.user_attrs["arch_id"] == trial.user_attrs["arch_id"]
             assert trial.params == source.params
             assert trial.user_attrs["epochs"] == fidelity.epochs[k] and trial.user_attrs["rung"] == k
-        earned = qualifying(candidates(studies[k - 1]), studies[k - 1].directions, fidelity)
-        assert {t.user_attrs["arch_id"] for t in earned} <= set(arch_ids)
+        below_candidates = candidates(studies[k - 1])
+        if fidelity.promotion == "quota":  # exactly keep of the searched candidates below, the best first
+            searched_below = [t for t in below_candidates if "baseline" not in t.user_attrs]
+            searched_here = [t for t in complete if "baseline" not in t.user_attrs]
+            assert len(searched_here) == fidelity.quota(len(searched_below))
+        else:  # every candidate that qualifies at the end was promoted (and maybe more)
+            earned = qualifying(below_candidates, studies[k - 1].directions, fidelity)
+            assert {t.user_attrs["arch_id"] for t in earned} <= set(arch_ids)
 
 
 # --- the study file's fidelity section -------------------------------------------------------------
@@ -116,6 +123,7 @@ def assert_promotions_sound(studies: list[optuna.Study], fidelity: Fidelity) -> 
     ({"epochs": [1, 3], "keep": 0.5, "seeds": [1, 0]}, "fidelity.seeds[1] = 0 is invalid; allowed: a list of"),
     ({"epochs": [1, 3], "keep": 0.5, "rungs": 2}, "fidelity.rungs is not a fidelity setting; allowed: epochs, keep"),
     ("fast", "fidelity = 'fast' is invalid; allowed: a mapping like {epochs: [1, 3, 9]"),
+    ({"epochs": [1, 3], "keep": 0.5, "promotion": "sha"}, "fidelity.promotion = 'sha' is invalid; allowed: asha ("),
 ])
 def test_a_bad_fidelity_section_is_one_line_naming_the_file_and_field(tmp_path, fidelity, message):
     study = write_study(tmp_path, fidelity=fidelity)
@@ -194,6 +202,28 @@ def test_baselines_always_qualify_outside_the_quota():
     study = constructed_rung({**POINTS, "worst": (0.1, 9.0)}, baseline="worst")
     chosen = qualifying(candidates(study), study.directions, Fidelity((1, 3), 0.34, (1, 1)))
     assert [t.user_attrs["arch_id"] for t in chosen] == ["worst", "A", "D", "C"]
+
+
+def test_asha_promotes_whoever_is_in_the_quota_now_quota_stops_at_keep():
+    study = constructed_rung({**POINTS, "worst": (0.1, 9.0)}, baseline="worst")
+    rung = candidates(study)
+    asha, quota = Fidelity((1, 3), 0.34, (1, 1)), Fidelity((1, 3), 0.34, (1, 1), "quota")
+    pick = lambda fidelity, taken: next_promotion(rung, set(taken), study.directions, fidelity)  # noqa: E731
+    arch_id = lambda trial: trial.user_attrs["arch_id"] if trial is not None else None  # noqa: E731
+    # H and F went up while the rung was small; floor(0.34 x 9) = 3 of its 9 searched candidates
+    assert arch_id(pick(asha, {"worst", "H", "F"})) == "A" == arch_id(pick(quota, {"worst", "H", "F"}))
+    assert arch_id(pick(asha, {"worst", "H", "F", "A"})) == "D"  # asha: D is in the best 3 now
+    assert pick(quota, {"worst", "H", "F", "A"}) is None  # quota: 3 went up, that is keep
+    assert arch_id(pick(quota, {"H", "F", "A"})) == "worst"  # a hand placement: always, outside the quota
+
+
+def test_a_study_records_its_promotion_and_is_not_resumed_with_another():
+    asha = Fidelity((1, 3), 0.34, (1, 1))
+    recorded = asha.to_dict()
+    assert "promotion" not in recorded  # as studies made before the choice recorded it: they were asha
+    assert fidelity_mismatch(recorded, asha) is None
+    message = fidelity_mismatch(recorded, Fidelity((1, 3), 0.34, (1, 1), "quota"))
+    assert message is not None and "'promotion': 'quota'" in message and "use another study name" in message
 
 
 def test_claiming_enqueues_each_promotion_once_top_rungs_first(tmp_path):
@@ -295,8 +325,29 @@ def test_front_export_and_check_read_the_top_rung(searched):
     check = nas("check", study_path.name, cwd=folder)
     assert check.returncode == 0, check.stderr
     for line in ("rung 0 (1 epoch x 1 seed)", "rung 1 (2 epochs x 1 seed)", "rung 2 (4 epochs x 2 seeds)",
-                 "one fidelity, 12 trials at 4 epochs", "study 'tiny.rung2'"):
+                 "one fidelity, 12 trials at 4 epochs", "study 'tiny.rung2'", "(exact keep: asha trains more)",
+                 "total at least "):
         assert line in check.stdout, line
+
+
+def test_quota_promotion_trains_exactly_what_nas_check_projects(tmp_path):
+    study_path = write_study(tmp_path, trials=12, fidelity={**FIDELITY, "promotion": "quota"})
+    calls = iter(range(1000))
+
+    def improving(arch, data, proxy, device):  # each rung-0 candidate better than the last, as a learning
+        result = stub_trainer(arch, data, proxy, device)  # sampler's: where asha passes on more than keep
+        return dataclasses.replace(result, accuracy=0.1 + 0.01 * next(calls)) if proxy.epochs == 1 else result
+
+    lines: list[str] = []
+    nas_api.search(study_path, trainer=improving, device="cpu", log=lines.append)
+    studies = rung_studies(study_path, 3)
+    fidelity = Fidelity((1, 2, 4), 0.34, (1, 1, 2), "quota")
+    assert_promotions_sound(studies, fidelity)
+    distinct = len(candidates(studies[0]))  # a reused duplicate is no candidate of its own
+    assert [len(candidates(s)) for s in studies] == fidelity.projected_candidates(distinct, 2)
+    assert "exactly the best 0.34 of each rung's finished searched candidates" in lines[0]
+    check = nas("check", study_path.name, cwd=tmp_path)
+    assert check.returncode == 0 and "training images per epoch (exact):" in check.stdout, check.stderr
 
 
 def test_an_exhausted_space_stops_sampling_and_finishes_the_promotions(tmp_path):
@@ -321,8 +372,9 @@ def test_a_single_fidelity_study_is_not_resumed_with_rungs_nor_the_other_way(tmp
 
 # --- many workers, a killed worker -----------------------------------------------------------------
 
-def test_two_workers_promote_each_candidate_once_and_both_finish(tmp_path):
-    fidelity = {"epochs": [1, 2, 3], "keep": 0.5, "seeds": [1, 1, 2]}
+@pytest.mark.parametrize("promotion", ["asha", "quota"])
+def test_two_workers_promote_each_candidate_once_and_both_finish(tmp_path, promotion):
+    fidelity = {"epochs": [1, 2, 3], "keep": 0.5, "seeds": [1, 1, 2], "promotion": promotion}
     study_path = write_study(tmp_path, trials=10, fidelity=fidelity)
     log = tmp_path / "runs.log"
     workers = [worker(study_path, log) for _ in range(2)]
@@ -331,7 +383,7 @@ def test_two_workers_promote_each_candidate_once_and_both_finish(tmp_path):
         assert w.returncode == 0, err
         assert "Traceback" not in err and "locked" not in err.lower()
     studies = rung_studies(study_path, 3)
-    assert_promotions_sound(studies, Fidelity((1, 2, 3), 0.5, (1, 1, 2)))
+    assert_promotions_sound(studies, Fidelity((1, 2, 3), 0.5, (1, 1, 2), promotion))
     assert not any(t.state == TrialState.FAIL for s in studies for t in s.trials)
     runs = [line.split(" ") for line in log.read_text().split("\n")[:-1]]
     trained = [tuple(run[:3]) for run in runs]  # (arch_id, epochs, seed)

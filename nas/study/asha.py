@@ -81,9 +81,8 @@ def run_multi_fidelity(
     objectives = [RungObjective(rung_config(config, k), data, dev, trainer, rung=k,
                                 seeds=fidelity.seeds_at(k, config.proxy.seed)) for k in range(fidelity.top + 1)]
     log(f"study {config.name!r}: {fidelity.top + 1} rungs, "
-        f"{', '.join(fidelity.describe(k) for k in range(fidelity.top + 1))}; the best {fidelity.keep:g} of each "
-        f"rung by Pareto rank go up; {done}/{target} candidates finished at rung 0, storage {masked(config.storage)}, "
-        f"device {dev}")
+        f"{', '.join(fidelity.describe(k) for k in range(fidelity.top + 1))}; {fidelity.rule()}; "
+        f"{done}/{target} candidates finished at rung 0, storage {masked(config.storage)}, device {dev}")
     log("FLOPs are fvcore counts: one multiply-add = one flop")
     worker = _Worker(config, rungs, objectives, log)
     bar = progress_bar(progress, target, done)
