@@ -13,9 +13,13 @@ back: more than `keep` goes up, 65% at seed 2), and quota (the best candidate no
 goes up while fewer than floor(keep x n) have: exactly `keep`). quota promotes a subset of what
 asha promotes: whatever it promotes is then in the best floor(keep x n), which asha promotes.
 
+Three rows per search seed: asha (the search as it ran), quota (the same rung-0 candidates), and
+asha@quota: asha with fewer rung-0 trials, as many as spend what quota spends (the sampler's
+sequence does not depend on the budget, so this is exact too): is it the rule or the budget?
 Judged at the long run as equal_compute.py judges: the top rung's searched front, trained long
-(results/long_runs.json; a front point without a long run is listed and the hypervolume is left
-out), against equal_compute's reference point for the same `--trials`.
+(results/long_runs.json; a front point without a long run is listed, `--train` trains it), with
+equal_compute's reference point for the same `--trials`. TPE and random search at quota's budget
+are not replayed here: `equal_compute.py --promotion quota` runs all three for real (cached runs).
 
     .venv/bin/python benchmarks/promotion_replay.py --data DEST [--trials 40] [--seeds 0 1 2]
 """
@@ -39,7 +43,6 @@ from nas.attrs import TrialAttr
 from nas.fidelity import Fidelity
 from nas.front import non_dominated
 from nas.study.promotion import next_promotion
-from nas.train import images_per_epoch
 
 
 def arch(trial: FrozenTrial) -> str:
@@ -129,37 +132,12 @@ def multi_fidelity(result: dict[str, Any], long: LongRuns, reference: tuple[floa
             **searched_front(rungs[-1], long, reference)}
 
 
-def prefix_at(trials: list[FrozenTrial], budget: int, per_trial: int) -> list[FrozenTrial]:
-    """The first trials of a single-fidelity study whose images come nearest `budget`: what
-    equal_compute.py would have run at that budget (it stops within half a trial of it), since
-    a sequential study's sampler does not know its budget."""
-    best, spent = 0, 0
-    for n, t in enumerate(trials, 1):
-        spent += int(t.user_attrs.get(TrialAttr.IMAGES_SEEN, 0))
-        if spent > budget + per_trial / 2:
-            break
-        best = n
-    return trials[:best]
-
-
-def single_fidelity(study: optuna.Study, budget: int, per_trial: int, long: LongRuns,
-                    reference: tuple[float, float] | None) -> dict[str, Any]:
-    done = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number)
-    prefix = prefix_at(done, budget, per_trial)
-    if images(prefix) < budget - per_trial / 2:
-        return {"images_seen": images(prefix), "trials": len(prefix), "short": True,
-                "searched_front": [], "searched_front_hypervolume": None}
-    return {"images_seen": images(prefix), "trials": len(prefix), **searched_front(prefix, long, reference)}
-
-
 def line(name: str, s: dict[str, Any]) -> str:
     hv = s["searched_front_hypervolume"]
     no_long = [p["arch_id"] for p in s["searched_front"] if p["long_accuracy"] is None]
-    size = f"searched per rung {s['searched_by_rung']}" if "searched_by_rung" in s else f"{s['trials']} trials"
-    return (f"  {name:14s} {s['images_seen']:>9,} images; {size}; searched front {len(s['searched_front'])}, "
-            f"HV at the long run {'-' if hv is None else f'{hv:.4f}'}"
-            + (" (study too short for this budget)" if s.get("short") else "")
-            + (f"; no long run yet: {', '.join(no_long)}" if no_long else ""))
+    return (f"  {name:11s} {s['rung0_trials']:>3} rung-0 trials, {s['images_seen']:>9,} images; searched per rung "
+            f"{s['searched_by_rung']}; searched front {len(s['searched_front'])}, HV at the long run "
+            f"{'-' if hv is None else f'{hv:.4f}'}" + (f"; no long run yet: {', '.join(no_long)}" if no_long else ""))
 
 
 def main() -> None:
@@ -197,10 +175,6 @@ def main() -> None:
         asha_at = [multi_fidelity(replay(rungs, asha, n), long, reference)
                    for n in range(config.fidelity.top + 2, args.trials + 1)]
         rows["asha@quota"] = min(asha_at, key=lambda s: abs(s["images_seen"] - budget))
-        for method in ("tpe", "random"):
-            single = method_config(base, method, seed, args.trials, args.work)
-            per_trial = single.proxy.epochs * images_per_epoch(len(long.data.train), single.proxy.batch_size)
-            rows[f"{method}@quota"] = single_fidelity(studies_of(single)[0], budget, per_trial, long, reference)
         if args.train:
             for s in rows.values():
                 for p in s["searched_front"]:
