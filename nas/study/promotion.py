@@ -90,8 +90,8 @@ def candidates(study: optuna.Study) -> list[FrozenTrial]:
 def qualifying(
     rung: Sequence[FrozenTrial], directions: Sequence[StudyDirection], fidelity: Fidelity
 ) -> list[FrozenTrial]:
-    """The candidates of one rung that qualify for the next, in the order they are promoted: the
-    baselines, then the best `fidelity.quota(n)` of the n searched candidates (module docstring)."""
+    """The candidates of one rung that qualify for the next under the asha rule, in the order they
+    are promoted: the baselines, then the best `fidelity.quota(n)` of the n searched candidates."""
     baselines = [t for t in rung if TrialAttr.BASELINE in t.user_attrs]
     searched = [t for t in rung if TrialAttr.BASELINE not in t.user_attrs]
     return baselines + promotion_order(searched, directions)[: fidelity.quota(len(searched))]
