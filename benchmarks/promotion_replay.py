@@ -29,12 +29,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import random
+import statistics
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
-from equal_compute import RESULTS, ROOT, fronts, method_config, studies_of, tag
+from equal_compute import RESULTS, ROOT, fronts, kind_of, method_config, studies_of, tag
 from long_runs import LongRuns, load_task_study
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from search_quality import hypervolume_2d
 
@@ -42,19 +46,11 @@ from nas import ArchConfig
 from nas.attrs import TrialAttr
 from nas.fidelity import Fidelity
 from nas.front import non_dominated
-from nas.study.promotion import next_promotion
+from nas.study.promotion import first_per_arch, next_promotion
 
 
 def arch(trial: FrozenTrial) -> str:
     return trial.user_attrs[TrialAttr.ARCH_ID]
-
-
-def firsts(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """A rung's candidates as nas.study.promotion.candidates sees them: the first trial per architecture."""
-    seen: dict[str, FrozenTrial] = {}
-    for t in trials:
-        seen.setdefault(arch(t), t)
-    return list(seen.values())
 
 
 def replay(rungs: list[optuna.Study], fidelity: Fidelity, trials: int | None = None) -> dict[str, Any]:
@@ -75,7 +71,7 @@ def replay(rungs: list[optuna.Study], fidelity: Fidelity, trials: int | None = N
     while True:
         step = None
         for k in range(fidelity.top - 1, -1, -1):
-            candidate = next_promotion(firsts(ran[k]), taken[k + 1], directions, fidelity)
+            candidate = next_promotion(first_per_arch(ran[k]), taken[k + 1], directions, fidelity)
             if candidate is not None:
                 step = (k, candidate)
                 break
@@ -107,7 +103,7 @@ def searched_front(trials: list[FrozenTrial], long: LongRuns,
                    reference: tuple[float, float] | None) -> dict[str, Any]:
     """The searched candidates' Pareto front among `trials` (one fidelity), and its hypervolume at
     the long run (None while a front point has no long run)."""
-    top = [t for t in firsts(trials) if TrialAttr.BASELINE not in t.user_attrs]
+    top = [t for t in first_per_arch(trials) if TrialAttr.BASELINE not in t.user_attrs]
     front = [top[i] for i in non_dominated([(-t.values[0], t.values[1]) for t in top])]  # accuracy up, MFLOPs down
     points = []
     for t in sorted(front, key=lambda t: t.values[1]):
@@ -127,9 +123,27 @@ def images(trials: list[FrozenTrial]) -> int:
 def multi_fidelity(result: dict[str, Any], long: LongRuns, reference: tuple[float, float] | None) -> dict[str, Any]:
     rungs = result["rungs"]
     return {"images_seen": sum(images(r) for r in rungs), "rung0_trials": len(rungs[0]),
-            "searched_by_rung": [len({arch(t) for t in r if TrialAttr.BASELINE not in t.user_attrs
-                                      and TrialAttr.NOISE_SEED not in t.user_attrs}) for r in rungs],
+            "searched_by_rung": [len({arch(t) for t in r if kind_of(t) == "searched"}) for r in rungs],
             **searched_front(rungs[-1], long, reference)}
+
+
+def shuffled_arrivals(rung: list[FrozenTrial], directions: Sequence[StudyDirection], fidelity: Fidelity,
+                      shuffles: int = 200) -> float:
+    """How many of a rung's searched candidates asha passes on when the same results arrive in a
+    random order (mean over `shuffles` orders, seeded): asha's own excess over floor(keep x n), apart
+    from what an improving sampler adds by sending its better candidates late."""
+    searched = [t for t in first_per_arch(rung) if TrialAttr.BASELINE not in t.user_attrs]
+    rng = random.Random(0)
+    counts = []
+    for _ in range(shuffles):
+        arrived: list[FrozenTrial] = []
+        taken: set[str] = set()
+        for trial in rng.sample(searched, len(searched)):
+            arrived.append(trial)
+            while (up := next_promotion(arrived, taken, directions, fidelity)) is not None:
+                taken.add(arch(up))
+        counts.append(len(taken))
+    return statistics.fmean(counts)
 
 
 def line(name: str, s: dict[str, Any]) -> str:
@@ -138,6 +152,19 @@ def line(name: str, s: dict[str, Any]) -> str:
     return (f"  {name:11s} {s['rung0_trials']:>3} rung-0 trials, {s['images_seen']:>9,} images; searched per rung "
             f"{s['searched_by_rung']}; searched front {len(s['searched_front'])}, HV at the long run "
             f"{'-' if hv is None else f'{hv:.4f}'}" + (f"; no long run yet: {', '.join(no_long)}" if no_long else ""))
+
+
+def compare(rungs: list[optuna.Study], real: dict[str, Any], fidelity: Fidelity, trials: int, long: LongRuns,
+            reference: tuple[float, float]) -> dict[str, dict[str, Any]]:
+    """asha as run (`real`, its replay), quota on the same rung-0 candidates, and asha with the
+    rung-0 trials that spend what quota spends (is it the rule or the budget?)."""
+    asha = dataclasses.replace(fidelity, promotion="asha")
+    rows = {"asha": multi_fidelity(real, long, reference),
+            "quota": multi_fidelity(replay(rungs, dataclasses.replace(fidelity, promotion="quota")), long, reference)}
+    budget = rows["quota"]["images_seen"]
+    at_budget = [multi_fidelity(replay(rungs, asha, n), long, reference) for n in range(fidelity.top + 2, trials + 1)]
+    rows["asha@quota"] = min(at_budget, key=lambda s: abs(s["images_seen"] - budget))
+    return rows
 
 
 def main() -> None:
@@ -161,31 +188,35 @@ def main() -> None:
         rungs = studies_of(config)
         assert config.fidelity is not None
         asha = dataclasses.replace(config.fidelity, promotion="asha")
-        quota = dataclasses.replace(config.fidelity, promotion="quota")
         real = replay(rungs, asha)
         if real["order"] != real_order(rungs) or real["missing"]:
             raise SystemExit(f"seed {seed}: replaying the asha rule does not reproduce the study "
                              f"(missing {real['missing']}); the replay cannot be trusted for it")
-        rows = {"asha": multi_fidelity(real, long, reference)}
+        rows = compare(rungs, real, config.fidelity, args.trials, long, reference)
+        missing = {p["arch_id"]: p["arch"] for r in rows.values() for p in r["searched_front"]
+                   if p["long_accuracy"] is None}
+        if args.train and missing:
+            for arch_id, arch_dict in missing.items():
+                entry = long.train(ArchConfig.from_dict(arch_dict), 0)
+                print(f"long seed 0: test {entry['test_accuracy']:.4f}  {arch_id}", flush=True)
+            rows = compare(rungs, real, config.fidelity, args.trials, long, reference)
         _, searched = fronts(config)
         assert {r.arch_id for r in searched} == {p["arch_id"] for p in rows["asha"]["searched_front"]}
-        rows["quota"] = multi_fidelity(replay(rungs, quota), long, reference)
-        budget = rows["quota"]["images_seen"]
-        # asha with fewer rung-0 trials, spending what quota spends: is it the rule or the budget?
-        asha_at = [multi_fidelity(replay(rungs, asha, n), long, reference)
-                   for n in range(config.fidelity.top + 2, args.trials + 1)]
-        rows["asha@quota"] = min(asha_at, key=lambda s: abs(s["images_seen"] - budget))
-        if args.train:
-            for s in rows.values():
-                for p in s["searched_front"]:
-                    if p["long_accuracy"] is None:
-                        entry = long.train(ArchConfig.from_dict(p["arch"]), 0)
-                        p["long_accuracy"] = long.truth(p["arch_id"])["mean"]
-                        print(f"long seed 0: test {entry['test_accuracy']:.4f}  {p['arch_id']}", flush=True)
-        out["seeds"][str(seed)] = rows
+        directions = rungs[0].directions
+        # asha's own excess: the same rung-0 and rung-1 results in random orders (rung 1 as it arrived)
+        arrivals = {f"rung {k}": {"searched": len([t for t in first_per_arch(real["rungs"][k])
+                                                   if TrialAttr.BASELINE not in t.user_attrs]),
+                                  "passed_on": rows["asha"]["searched_by_rung"][k + 1],
+                                  "passed_on_in_random_orders": shuffled_arrivals(real["rungs"][k], directions, asha)}
+                    for k in range(config.fidelity.top)}
+        out["seeds"][str(seed)] = {**rows, "arrival_order": arrivals}
         print(f"search seed {seed}:")
         for name, s in rows.items():
             print(line(name, s))
+        for name, a in arrivals.items():
+            print(f"  asha from {name}: {a['passed_on']} of {a['searched']} searched went up; in random orders of the "
+                  f"same results {a['passed_on_in_random_orders']:.1f}; floor(keep x n) = "
+                  f"{config.fidelity.quota(a['searched'])}")
     written = RESULTS / f"promotion_replay{tag(args.trials)}.json"
     written.write_text(json.dumps(out, indent=1) + "\n")
     print(f"written: {written}")

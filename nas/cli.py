@@ -389,10 +389,10 @@ def _fidelity_lines(config, data) -> list[str]:  # type: ignore[no-untyped-def]
     per_epoch = images_per_epoch(len(data.train), config.proxy.batch_size)
     counts = fidelity.projected_candidates(config.trials, len(config.baselines))
     images = fidelity.projected_images(config.trials, len(config.baselines), per_epoch)
-    at_least = "at least " if fidelity.promotion == "asha" else ""  # asha passes on more than keep: nas.study.promotion
+    exact = fidelity.promotion == "quota"  # asha passes on more than keep: nas.study.promotion
     lines = [f"  fidelity    {fidelity.top + 1} rungs; {fidelity.rule()}; Pareto rank is non-dominated sorting, then "
              f"crowding distance; projected for {config.trials} trials at rung 0, {per_epoch:,} training images per "
-             f"epoch ({'exact keep: asha trains more' if at_least else 'exact'}):"]
+             f"epoch ({'exact' if exact else 'exact keep: asha trains more'}):"]
     width = max(len(fidelity.describe(k)) for k in range(fidelity.top + 1))
     for k in range(fidelity.top + 1):
         lines.append(f"    {fidelity.describe(k):<{width}}  {counts[k]:>5} candidates  {images[k]:>13,} images  "
@@ -400,8 +400,8 @@ def _fidelity_lines(config, data) -> list[str]:  # type: ignore[no-untyped-def]
     total, top_seeds = sum(images), fidelity.seeds[-1]
     single = [(s, config.trials * fidelity.epochs[-1] * s * per_epoch) for s in sorted({1, top_seeds})]
     shown = ", ".join(f"{n:,} at {s} seed{'s' if s > 1 else ''} ({total / n:.2f}x that)" for s, n in single)
-    lines.append(f"    total {at_least}{total:,} training images; one fidelity, {config.trials} trials at "
-                 f"{fidelity.epochs[-1]} epochs: {shown}")
+    lines.append(f"    total {'' if exact else 'at least '}{total:,} training images; one fidelity, "
+                 f"{config.trials} trials at {fidelity.epochs[-1]} epochs: {shown}")
     return lines
 
 

@@ -81,9 +81,15 @@ def promotion_order(trials: Sequence[FrozenTrial], directions: Sequence[StudyDir
 
 def candidates(study: optuna.Study) -> list[FrozenTrial]:
     """A rung's finished candidates: the first COMPLETE trial of each architecture."""
+    return first_per_arch(sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                                 key=lambda t: t.number))
+
+
+def first_per_arch(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The first of `trials` of each architecture (a reused duplicate is the same result)."""
     first: dict[str, FrozenTrial] = {}
-    for trial in sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
-        first.setdefault(trial.user_attrs.get(TrialAttr.ARCH_ID, f"#{trial.number}"), trial)
+    for trial in trials:
+        first.setdefault(_arch(trial) or f"#{trial.number}", trial)
     return list(first.values())
 
 
@@ -127,7 +133,7 @@ def claim_promotion(
         upper = rungs[rung + 1]
         taken, interrupted = set(), {}
         for trial in upper.get_trials(deepcopy=False):
-            arch_id = trial.user_attrs.get(TrialAttr.ARCH_ID)
+            arch_id = _arch(trial)
             if trial.state == TrialState.FAIL and trial.user_attrs.get(TrialAttr.FAIL_REASON) in INTERRUPTED:
                 interrupted[arch_id] = trial.user_attrs.get(TrialAttr.RUNS, [])
             else:
