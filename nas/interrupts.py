@@ -6,12 +6,19 @@ exits 130 or 143. A second signal while that clean-up is writing to the storage 
 Python's default would raise again in the middle of it and end the process with a traceback.
 A third one ends the process at once (exit 130 or 143, nothing more written); the trial it
 leaves RUNNING is failed and retried by the next worker (`nas.study.workers` reaps dead workers).
+
+A first signal can land while Python runs a finaliser (a `__del__`, a weakref callback: SQLAlchemy
+runs some at every garbage collection). Python prints "Exception ignored in ..." and drops what the
+handler raised there, and the stop would be lost; `_dropped`, the `sys.unraisablehook`, sees that
+and delivers the signal again, to be raised in ordinary code.
 """
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
+import sys
 import threading
 from types import FrameType
 
@@ -23,14 +30,52 @@ EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal number, as 
 class _Handler:
     def __init__(self) -> None:
         self.received = 0
+        self.raised: tuple[int, BaseException] | None = None  # the first signal and what it raised
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if _inside_the_hook(frame):  # raised here, it would be dropped too
+            _deliver_again(signum)
+            return
         self.received += 1
         if self.received == 1:
-            raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+            interrupt = Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+            self.raised = (signum, interrupt)
+            raise interrupt
         if self.received == 2:
             return
         os._exit(EXIT.get(signum, 130))
+
+
+_handler: _Handler | None = None
+_previous_hook = sys.unraisablehook  # what reports everything else (Python's own, or a test runner's)
+
+
+def _dropped(unraisable: sys.UnraisableHookArgs) -> None:
+    """A finaliser dropped an exception: when it is the one our handler raised, undo that signal
+    and deliver it again, until it lands in ordinary code."""
+    if _handler is None or _handler.raised is None or unraisable.exc_value is not _handler.raised[1]:
+        _previous_hook(unraisable)
+        return
+    signum = _handler.raised[0]
+    _handler.raised, _handler.received = None, 0
+    _deliver_again(signum)
+
+
+def _deliver_again(signum: int) -> None:
+    """Run the handler for `signum` again shortly, from another thread: delivered from here, it
+    would run at the next check, still inside the hook. Landing in a finaliser or the hook again
+    only delivers it once more, so the timing decides how many tries, never whether it lands."""
+    timer = threading.Timer(0.01, _thread.interrupt_main, (signum,))
+    timer.daemon = True
+    timer.start()
+
+
+def _inside_the_hook(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code is _dropped.__code__:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def ignore_further() -> None:
@@ -46,6 +91,9 @@ def install() -> None:
     """Route SIGINT and SIGTERM through one handler for the rest of the process (main thread)."""
     if threading.current_thread() is not threading.main_thread():
         return  # signal handlers can only be set from the main thread (e.g. main() run by a test thread)
-    handler = _Handler()
+    global _handler, _previous_hook
+    _handler = _Handler()
     for signum in EXIT:
-        signal.signal(signum, handler)
+        signal.signal(signum, _handler)
+    if sys.unraisablehook is not _dropped:
+        _previous_hook, sys.unraisablehook = sys.unraisablehook, _dropped

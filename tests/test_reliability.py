@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -169,6 +171,45 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, delay):
     finally:
         worker.kill()
     ended_in_one_line(worker, err, 130)
+
+
+# A signal that lands in a finaliser (here a weakref callback, as SQLAlchemy runs at every garbage
+# collection): Python drops what the handler raises there, and without nas.interrupts' hook the
+# process ran on and exited 0 (seen once in CI: `nas search` ignored a SIGTERM).
+FINALISER = """
+import signal, sys, time, weakref
+from nas import interrupts
+from nas.errors import Terminated
+interrupts.install()
+class Thing: pass
+def finaliser(_ref):
+    signal.raise_signal(signal.SIG{name})  # the handler runs here, inside the finaliser
+thing = Thing()
+ref = weakref.ref(thing, finaliser)
+def unrelated(_ref):
+    raise ValueError("an unrelated error in a finaliser")
+other = Thing()
+other_ref = weakref.ref(other, unrelated)
+del other  # still reported by Python's own hook
+try:
+    del thing
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+except KeyboardInterrupt as interrupt:
+    print(type(interrupt).__name__)
+    sys.exit(1)
+print("lost")
+"""
+
+
+@pytest.mark.parametrize(("name", "raised"), [("TERM", "Terminated"), ("INT", "KeyboardInterrupt")])
+def test_a_signal_landing_in_a_finaliser_is_not_lost(name, raised):
+    done = subprocess.run([sys.executable, "-c", FINALISER.format(name=name)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == [raised], done.stdout + done.stderr
+    assert "an unrelated error in a finaliser" in done.stderr  # other finalisers' errors still shown
+    assert raised not in done.stderr, done.stderr  # ours was not reported as ignored
 
 
 def test_a_closed_pipe_ends_the_search_quietly_and_keeps_the_study_consistent(tmp_path):
