@@ -43,6 +43,7 @@ class TrialAttr:
     ACCURACIES: Final = "accuracies"  # one per seed, in SEEDS' order; the objective is their mean
     ACCURACY_STD: Final = "accuracy_std"  # sample std over the seeds, with 2 or more
     RUNS: Final = "runs"  # each finished seed's whole result, saved as it finishes
+    MODEL_RUNG: Final = "model_rung"  # sampled at rung 0 under `fidelity.model: highest`: what its sampler read
     # a refined trial (in the companion study `nas refine` writes)
     SOURCE_TRIAL: Final = "source_trial"
     PROXY_ACCURACY: Final = "proxy_accuracy"

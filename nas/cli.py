@@ -381,6 +381,7 @@ def _check(args: argparse.Namespace) -> int:
 def _fidelity_lines(config, data) -> list[str]:  # type: ignore[no-untyped-def]
     """A multi-fidelity study's rungs and the training they are projected to cost, against one
     fidelity at the top rung's epochs; nothing for a single-fidelity study."""
+    from nas.fidelity import min_model_trials
     from nas.train import images_per_epoch
 
     fidelity = config.fidelity
@@ -390,9 +391,10 @@ def _fidelity_lines(config, data) -> list[str]:  # type: ignore[no-untyped-def]
     counts = fidelity.projected_candidates(config.trials, len(config.baselines))
     images = fidelity.projected_images(config.trials, len(config.baselines), per_epoch)
     exact = fidelity.promotion == "quota"  # asha passes on more than keep: nas.study.promotion
-    lines = [f"  fidelity    {fidelity.top + 1} rungs; {fidelity.rule()}; Pareto rank is non-dominated sorting, then "
-             f"crowding distance; projected for {config.trials} trials at rung 0, {per_epoch:,} training images per "
-             f"epoch ({'exact' if exact else 'exact keep: asha trains more'}):"]
+    learns = fidelity.learns_from(min_model_trials(config.sampler))
+    lines = [f"  fidelity    {fidelity.top + 1} rungs; {fidelity.rule()}; {learns}; Pareto rank is non-dominated "
+             f"sorting, then crowding distance; projected for {config.trials} trials at rung 0, {per_epoch:,} training "
+             f"images per epoch ({'exact' if exact else 'exact keep: asha trains more'}):"]
     width = max(len(fidelity.describe(k)) for k in range(fidelity.top + 1))
     for k in range(fidelity.top + 1):
         lines.append(f"    {fidelity.describe(k):<{width}}  {counts[k]:>5} candidates  {images[k]:>13,} images  "

@@ -6,9 +6,12 @@ Every candidate is trained at rung 0 (1 epoch, 1 seed); at each rung the best `k
 finished candidates by Pareto rank go up to the next (`nas.study.promotion`), and the front is
 read at the top rung (9 epochs, each candidate trained at 2 seeds, their mean reported).
 
-One Optuna study per rung keeps the sampler honest: the study the file names is rung 0, and
-only its trials (all at `epochs[0]`) are what TPE learns from; rung k >= 1 is the study
-`<name>.rung<k>` in the same storage, holding only promotions (`nas.study.rungs`).
+One Optuna study per rung keeps the sampler honest: the study the file names is rung 0, where
+candidates are proposed; rung k >= 1 is the study `<name>.rung<k>` in the same storage, holding
+only promotions (`nas.study.rungs`). Which one rung's results the sampler's model learns from is
+`model`: rung0 (the default: the cheapest, least faithful results, of every candidate) or highest
+(BOHB's rule: the highest rung with enough finished trials, `nas.study.sampler.HighestRungModel`).
+Either way the model sees one fidelity, never a mix.
 
 Torch- and Optuna-free, so study files validate without loading either.
 """
@@ -22,22 +25,27 @@ from typing import Any
 
 QUOTA_SLACK = 1e-9  # so that keep 1/3 written as 0.3333333333333333 of 9 candidates promotes 3, not 2
 PROMOTIONS = ("asha", "quota")  # nas.study.promotion says what each does
+MODELS = ("rung0", "highest")  # which rung the sampler learns from (module docstring)
+TPE_STARTUP_TRIALS = 10  # TPESampler's n_startup_trials default: with fewer results it samples at random
 
 
 @dataclasses.dataclass(frozen=True)
 class Fidelity:
     """A validated `fidelity` section: `epochs` and `seeds` (a count) per rung, `keep` a fraction,
-    `promotion` the rule that applies it (one of PROMOTIONS)."""
+    `promotion` the rule that applies it (one of PROMOTIONS), `model` the rung the sampler learns
+    from (one of MODELS)."""
 
     epochs: tuple[int, ...]
     keep: float
     seeds: tuple[int, ...]
     promotion: str = "asha"
+    model: str = "rung0"
 
     @classmethod
     def from_settings(cls, epochs: list[int], keep: float, seeds: list[int] | None,
-                      promotion: str = "asha") -> Fidelity:
-        return cls(tuple(epochs), float(keep), tuple(seeds) if seeds is not None else (1,) * len(epochs), promotion)
+                      promotion: str = "asha", model: str = "rung0") -> Fidelity:
+        return cls(tuple(epochs), float(keep), tuple(seeds) if seeds is not None else (1,) * len(epochs),
+                   promotion, model)
 
     @property
     def top(self) -> int:
@@ -46,11 +54,13 @@ class Fidelity:
 
     def to_dict(self) -> dict[str, Any]:
         """As the study attribute `fidelity` records it (plain lists, so JSON round-trips compare equal).
-        `promotion` only when not asha: studies made before the choice existed recorded none, and
-        they were asha studies, so they resume as such."""
+        `promotion` and `model` only when not the defaults: studies made before those choices existed
+        recorded neither, and they were asha and rung0 studies, so they resume as such."""
         recorded: dict[str, Any] = {"epochs": list(self.epochs), "keep": self.keep, "seeds": list(self.seeds)}
         if self.promotion != "asha":
             recorded["promotion"] = self.promotion
+        if self.model != "rung0":
+            recorded["model"] = self.model
         return recorded
 
     def study_name(self, name: str, rung: int) -> str:
@@ -77,6 +87,13 @@ class Fidelity:
         return (f"a searched candidate goes up while it is in the best {self.keep:g} of its rung's finished ones "
                 "by Pareto rank (promotion: asha; more than that fraction while a rung is small), the baselines always")
 
+    def learns_from(self, min_trials: int) -> str:
+        """Which results the sampler's model learns from, as `nas check` and a search's first line say it."""
+        if self.model == "highest":
+            return (f"the sampler learns from the highest rung with {min_trials} or more finished trials "
+                    "(model: highest, BOHB's rule), rung 0 until one has")
+        return "the sampler learns from rung 0 (model: rung0)"
+
     def describe(self, rung: int) -> str:
         """'rung 2 (9 epochs x 2 seeds)', as titles and progress lines say it."""
         e, s = self.epochs[rung], self.seeds[rung]
@@ -97,6 +114,12 @@ class Fidelity:
         """Training images per rung: candidates x epochs x seeds x images per epoch."""
         counts = self.projected_candidates(trials, baselines)
         return [n * e * s * images_per_epoch for n, e, s in zip(counts, self.epochs, self.seeds, strict=True)]
+
+
+def min_model_trials(sampler: Mapping[str, Any]) -> int:
+    """How many finished trials a rung needs before `model: highest` learns from it: as many as TPE
+    needs before it models at all (the study's `sampler.n_startup_trials`)."""
+    return int(sampler.get("n_startup_trials") or TPE_STARTUP_TRIALS)
 
 
 def fidelity_mismatch(recorded: Mapping[str, Any] | None, fidelity: Fidelity | None) -> str | None:

@@ -23,7 +23,7 @@ from pydantic import model_validator as _model_validator
 from pydantic_core import PydanticCustomError
 
 from nas.errors import ConfigError
-from nas.fidelity import PROMOTIONS
+from nas.fidelity import MODELS, PROMOTIONS
 from nas.objectives import ACCURACY, DEFAULT_OBJECTIVES, OBJECTIVE_NAMES
 
 
@@ -152,6 +152,9 @@ class FidelitySettings(_Model):
     promotion: Literal[PROMOTIONS] = Field(  # type: ignore[valid-type]
         "asha", description="asha (a candidate goes up while in a rung's best keep so far) or quota (exactly keep "
                             "of each rung goes up, the best first)")
+    model: Literal[MODELS] = Field(  # type: ignore[valid-type]
+        "rung0", description="rung0 (the sampler learns from rung 0's results) or highest (from the highest rung "
+                             "with enough finished trials, BOHB's rule; needs sampler tpe)")
 
     @_model_validator(mode="after")
     def _rungs(self) -> FidelitySettings:
@@ -207,6 +210,14 @@ class StudyFile(_Model):
     def _objectives(self) -> StudyFile:
         if len(set(self.objectives)) != len(self.objectives) or ACCURACY.name not in self.objectives:
             raise _sentence(f"objectives = {self.objectives} must include {ACCURACY.name} and list each objective once")
+        return self
+
+    @_model_validator(mode="after")
+    def _model_needs_tpe(self) -> StudyFile:
+        if self.fidelity is not None and self.fidelity.model == "highest" and self.sampler.name != "tpe":
+            raise _sentence(f"fidelity.model = 'highest' needs sampler.name = 'tpe', not {self.sampler.name!r} "
+                            "(only TPE's model can be fitted on another rung's trials); allowed: sampler tpe, "
+                            "or fidelity.model rung0")
         return self
 
 

@@ -27,6 +27,7 @@ from nas.errors import ConfigError, StudyError
 from nas.fidelity import Fidelity, fidelity_mismatch
 from nas.study.promotion import candidates, claim_promotion, crowding_distances, next_promotion, qualifying
 from nas.study.rungs import open_rungs
+from nas.study.sampler import HighestRungModel
 from nas.studyfile import load_study_config
 
 FIDELITY = {"epochs": [1, 2, 4], "keep": 0.34, "seeds": [1, 1, 2]}
@@ -124,6 +125,7 @@ def assert_promotions_sound(studies: list[optuna.Study], fidelity: Fidelity) -> 
     ({"epochs": [1, 3], "keep": 0.5, "rungs": 2}, "fidelity.rungs is not a fidelity setting; allowed: epochs, keep"),
     ("fast", "fidelity = 'fast' is invalid; allowed: a mapping like {epochs: [1, 3, 9]"),
     ({"epochs": [1, 3], "keep": 0.5, "promotion": "sha"}, "fidelity.promotion = 'sha' is invalid; allowed: asha ("),
+    ({"epochs": [1, 3], "keep": 0.5, "model": "top"}, "fidelity.model = 'top' is invalid; allowed: rung0 (the"),
 ])
 def test_a_bad_fidelity_section_is_one_line_naming_the_file_and_field(tmp_path, fidelity, message):
     study = write_study(tmp_path, fidelity=fidelity)
@@ -150,6 +152,16 @@ def test_a_valid_section_sets_rung_zeros_proxy_and_defaults_one_seed_per_rung(tm
                                                                                             "keep": 0.5}))
     assert config.fidelity == Fidelity((2, 5), 0.5, (1, 1)) and config.proxy.epochs == 2
     assert load_study_config(write_study(tmp_path, fidelity=None)).fidelity is None
+
+
+def test_model_highest_needs_tpe_one_line_exit_2_nothing_written(tmp_path):
+    study = write_study(tmp_path, sampler={"name": "random", "seed": 0},
+                        fidelity={"epochs": [1, 3], "keep": 0.5, "model": "highest"})
+    result = nas("search", study.name, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert ("fidelity.model = 'highest' needs sampler.name = 'tpe', not 'random'" in result.stderr
+            and "allowed: sampler tpe, or fidelity.model rung0" in result.stderr), result.stderr
+    assert not list(tmp_path.glob("*.db*"))
 
 
 def test_the_shipped_example_validates():
@@ -434,3 +446,53 @@ def test_kill_9_during_a_promotion_trains_it_once_afterwards_and_loses_nothing(t
     mine = [(epochs, seed) for arch_id, epochs, seed, _ in runs if arch_id == killed.user_attrs["arch_id"]]
     assert sorted(mine) == [("1", "0"), ("2", "0"), ("2", "1")]
     assert_promotions_sound(studies, Fidelity((1, 2), 0.5, (1, 2)))
+
+
+# --- fidelity.model: highest (BOHB's rule) ---------------------------------------------------------
+
+def one_parameter_rung(best: str, storage: optuna.storages.BaseStorage) -> optuna.Study:
+    """12 finished trials of one categorical parameter, where x = `best` scores highest."""
+    dist = CategoricalDistribution(["a", "b", "c", "d"])
+    study = optuna.create_study(directions=["maximize", "minimize"], storage=storage)
+    for i in range(12):
+        x = "abcd"[i % 4]
+        study.add_trial(create_trial(params={"x": x}, distributions={"x": dist},
+                                     values=[0.9 if x == best else 0.1 * (i % 4), 1.0]))
+    return study
+
+
+@pytest.mark.parametrize(("min_trials", "learns_from", "proposes"), [(12, 1, "d"), (13, 0, "a")])
+def test_the_model_learns_from_the_highest_rung_with_enough_trials(min_trials, learns_from, proposes):
+    storage = optuna.storages.InMemoryStorage()  # one storage for the rungs, as in a search
+    rung0, rung1 = one_parameter_rung("a", storage), one_parameter_rung("d", storage)
+    inner = optuna.samplers.TPESampler(seed=0, multivariate=True, group=True, constant_liar=True)
+    rung0.sampler = sampler = HighestRungModel(inner, lambda: [rung1], min_trials)
+    proposals = []
+    for _ in range(20):
+        trial = rung0.ask()
+        proposals.append(trial.suggest_categorical("x", ["a", "b", "c", "d"]))
+        assert sampler.model_rung == learns_from
+        rung0.tell(trial, state=TrialState.FAIL)  # out of every later history
+    assert proposals.count(proposes) >= 15, proposals
+    assert len(rung1.trials) == 12  # the proposals are rung 0's trials, never the model's rung's
+
+
+def test_a_search_with_model_highest_samples_from_rung_one_once_it_has_enough(tmp_path):
+    study_path = write_study(tmp_path, trials=14, sampler={"name": "tpe", "seed": 0, "n_startup_trials": 3},
+                             fidelity={"epochs": [1, 2], "keep": 0.5, "model": "highest"})
+    lines: list[str] = []
+    nas_api.search(study_path, trainer=stub_trainer, device="cpu", log=lines.append)
+    assert "the sampler learns from the highest rung with 3 or more finished trials (model: highest" in lines[0]
+    rung0, rung1 = rung_studies(study_path, 2)
+    assert rung0.user_attrs["fidelity"]["model"] == "highest"
+    assert_promotions_sound([rung0, rung1], Fidelity((1, 2), 0.5, (1, 1), model="highest"))
+    sampled = [t for t in rung0.trials if "baseline" not in t.user_attrs]
+    assert all("model_rung" not in t.user_attrs for t in rung0.trials if "baseline" in t.user_attrs)
+    learned = [t.user_attrs["model_rung"] for t in sampled]
+    assert learned[0] == 0 and learned[-1] == 1 and learned == sorted(learned), learned  # one worker: rung 1 only grows
+    for trial in sampled:  # rung 1 had 3 finished trials when (and only when) a proposal learned from it
+        finished = [t for t in rung1.get_trials(states=(TrialState.COMPLETE,))
+                    if t.datetime_complete < trial.datetime_start]
+        assert (len(finished) >= 3) == (trial.user_attrs["model_rung"] == 1)
+    check = nas("check", study_path.name, cwd=tmp_path)
+    assert check.returncode == 0 and "(model: highest, BOHB's rule)" in check.stdout, check.stderr

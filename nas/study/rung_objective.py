@@ -10,7 +10,8 @@ The price: a candidate's seeds run one after another in one worker.
 
 User attrs, besides the single-fidelity ones (`nas.study.objective`): `rung`, `epochs`, `seeds`
 (the seeds used), `accuracies` (one per seed, in that order; the objective value is their mean),
-`accuracy_std` (sample std over the seeds, with 2 or more) and `runs` (each seed's full result).
+`accuracy_std` (sample std over the seeds, with 2 or more) and `runs` (each seed's full result);
+a sampled rung-0 trial under `fidelity.model: highest`, `model_rung` (what its sampler learned from).
 `seconds` and `images_seen` are the sums over the seeds.
 """
 
@@ -29,6 +30,7 @@ from nas.attrs import TrialAttr
 from nas.data import Dataset
 from nas.errors import StudyError
 from nas.study.objective import Objective, Trainer, train_architecture
+from nas.study.sampler import HighestRungModel
 from nas.studyfile import StudyConfig
 from nas.train import ProxyConfig, ProxyResult, estimated_images
 
@@ -59,6 +61,10 @@ class RungObjective(Objective):
         if self.rung > 0 and TrialAttr.PROMOTED_FROM not in trial.user_attrs:
             raise StudyError(f"rung {self.rung} runs only promotions, and trial #{trial.number} is none")
         trial.set_user_attr(TrialAttr.RUNG, self.rung)
+        sampler = trial.study.sampler
+        if (isinstance(sampler, HighestRungModel) and TrialAttr.ARCH not in trial.user_attrs
+                and TrialAttr.MODEL_RUNG not in trial.user_attrs):  # sampled now, not queued nor a retry
+            trial.set_user_attr(TrialAttr.MODEL_RUNG, sampler.model_rung)
         return super().architecture(trial)
 
     def _train_seeds(self, arch: ArchConfig, data: Dataset, proxy: ProxyConfig, device: torch.device) -> ProxyResult:

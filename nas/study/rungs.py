@@ -20,7 +20,9 @@ from optuna.storages import BaseStorage
 
 from nas.attrs import StudyAttr
 from nas.data import Dataset
+from nas.fidelity import min_model_trials
 from nas.study.creation import open_study
+from nas.study.sampler import HighestRungModel
 from nas.studyfile import StudyConfig
 
 
@@ -45,6 +47,12 @@ def open_rungs(
         upper = rung_config(config, rung)
         open_study(upper, create=create)  # creates it, or refuses a foreign or different study of that name
         rungs.append(optuna.load_study(study_name=upper.name, storage=storage, sampler=RandomSampler(seed=0)))
+    if config.fidelity.model == "highest":
+        names = [study.study_name for study in rungs[1:]]
+        first.sampler = HighestRungModel(
+            first.sampler, lambda: [optuna.load_study(study_name=n, storage=storage, sampler=RandomSampler(seed=0))
+                                    for n in names],
+            min_model_trials(config.sampler))
     if create:
         for rung, study in enumerate(rungs):
             if study.user_attrs.get(StudyAttr.RUNG) != rung:
