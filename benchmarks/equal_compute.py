@@ -36,6 +36,10 @@ Bar (the issue's): mf's mean searched-front hypervolume beats both others', and 
     $B --data /work/data --part report                 # tables, JSON, PNG from what is there
     $B --quick                                         # generated data, ~2 min: checks the script
 
+`--promotion quota` and `--model highest` run mf with that `fidelity.promotion` / `fidelity.model`
+(its sampler learning from the highest rung with enough results, BOHB's rule), each in studies and a
+report of their own (`-t40-highest`); TPE and random follow that mf's images (their runs cached).
+
 Resumable: every training result is cached at once (results/proxy_runs.json, shared with
 rung_fidelity.py, and results/long_runs.json), and after every trial each study's SQLite file
 (`--work`, default ~/.cache/nas/equal_compute) is copied to results/equal_compute_studies/ (a
@@ -75,7 +79,7 @@ from search_quality import hypervolume_2d
 from nas import ArchConfig, ConfigError
 from nas.attrs import TrialAttr
 from nas.export import VERDICTS, pick, versus_line, versus_none
-from nas.fidelity import PROMOTIONS
+from nas.fidelity import MODELS, PROMOTIONS, Fidelity
 from nas.files import temporary_name
 from nas.front import Front, FrontRow, front_of, non_dominated
 from nas.storage import sqlite_path
@@ -91,16 +95,18 @@ TRIALS = 20  # the first budget measured; other --trials values get their own st
 KNEE_SEEDS = 3
 
 
-def tag(trials: int, promotion: str = "asha") -> str:
-    """What names the studies and report of a budget other than the first (`-t40`) and of a
-    promotion rule other than asha (`-quota`)."""
-    return ("" if trials == TRIALS else f"-t{trials}") + ("" if promotion == "asha" else f"-{promotion}")
+def tag(trials: int, fidelity: Fidelity | None = None) -> str:
+    """What names the studies and report of a budget other than the first (`-t40`), of a promotion
+    rule other than asha (`-quota`) and of a sampler model other than rung 0's (`-highest`)."""
+    promotion, model = (fidelity.promotion, fidelity.model) if fidelity is not None else ("asha", "rung0")
+    return (("" if trials == TRIALS else f"-t{trials}") + ("" if promotion == "asha" else f"-{promotion}")
+            + ("" if model == "rung0" else f"-{model}"))
 
 
 def method_config(base: StudyConfig, method: str, seed: int, trials: int, work: Path) -> StudyConfig:
     """The study of one method and search seed, in its own SQLite file under `work`."""
     assert base.fidelity is not None
-    name = f"{base.name}-{method}-s{seed}{tag(trials, base.fidelity.promotion)}"
+    name = f"{base.name}-{method}-s{seed}{tag(trials, base.fidelity)}"
     common = {"name": name, "sampler": {"name": "random" if method == "random" else "tpe", "seed": seed},
               "storage": f"sqlite:///{work / name}.db", "trials": trials}
     if method == "mf":
@@ -234,6 +240,9 @@ def main() -> None:
     parser.add_argument("--promotion", choices=PROMOTIONS, default=None,
                         help="mf's promotion rule, if not the study file's (its studies and report get "
                              "`-<rule>` in their names; the others' budget follows mf's images)")
+    parser.add_argument("--model", choices=MODELS, default=None,
+                        help="what mf's sampler learns from (fidelity.model), if not the study file's (its studies "
+                             "and report get `-<model>` in their names; the others' budget follows mf's images)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (default 1)")
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "nas" / "equal_compute",
                         help="where the studies' SQLite files go")
@@ -252,9 +261,10 @@ def main() -> None:
         else:
             base = load_task_study(parser, args.study)
             long = LongRuns(args.data, args.out or RESULTS, args.threads)
-        if args.promotion is not None:
+        chosen = {key: getattr(args, key) for key in ("promotion", "model") if getattr(args, key) is not None}
+        if chosen:
             assert base.fidelity is not None
-            base = dataclasses.replace(base, fidelity=dataclasses.replace(base.fidelity, promotion=args.promotion))
+            base = dataclasses.replace(base, fidelity=dataclasses.replace(base.fidelity, **chosen))
         out = args.out or RESULTS
         for folder in (out, args.work):
             folder.mkdir(parents=True, exist_ok=True)
@@ -274,7 +284,7 @@ def main() -> None:
             report = build_report(existing(configs), args.seeds, long, proxy_runs, base, args.trials)
             report["wall_seconds_this_invocation"] = time.perf_counter() - started
             report["trained_this_invocation"] = proxy_runs.trained
-            written = out / f"equal_compute{tag(args.trials, base.fidelity.promotion)}.json"
+            written = out / f"equal_compute{tag(args.trials, base.fidelity)}.json"
             written.write_text(json.dumps(report, indent=1) + "\n")
             print_report(report)
             plot(report, written.with_suffix(".png"))
