@@ -74,8 +74,9 @@ class HighestRungModel(BaseSampler):
     the cheapest and least faithful (benchmarks/rung_fidelity.py), and the model still sees one
     fidelity at a time, never a mix. The proposal is rung 0's trial as always; only the history
     TPE reads is another rung study's, whose trials carry the same parameters (promotions are
-    queued with them), in the same storage. Rung studies are loaded afresh per trial: Optuna caches a Study object's
-    trials until that object itself asks for a trial, which a rung-k object here never does.
+    queued with them), in the same storage. Rung studies are loaded afresh per trial: Optuna
+    caches a Study object's trials until that object itself asks for a trial, which a rung-k
+    object here never does.
     """
 
     def __init__(self, inner: BaseSampler, upper_rungs: Callable[[], Sequence[optuna.Study]], min_trials: int) -> None:
