@@ -229,13 +229,16 @@ def test_asha_promotes_whoever_is_in_the_quota_now_quota_stops_at_keep():
     assert arch_id(pick(quota, {"H", "F", "A"})) == "worst"  # a hand placement: always, outside the quota
 
 
-def test_a_study_records_its_promotion_and_is_not_resumed_with_another():
+def test_a_study_records_its_promotion_and_model_and_is_not_resumed_with_others():
     asha = Fidelity((1, 3), 0.34, (1, 1))
     recorded = asha.to_dict()
     assert "promotion" not in recorded  # as studies made before the choice recorded it: they were asha
     assert fidelity_mismatch(recorded, asha) is None
     message = fidelity_mismatch(recorded, Fidelity((1, 3), 0.34, (1, 1), "quota"))
     assert message is not None and "'promotion': 'quota'" in message and "use another study name" in message
+    assert "model" not in recorded  # nor its model: they learned from rung 0
+    message = fidelity_mismatch(recorded, Fidelity((1, 3), 0.34, (1, 1), model="highest"))
+    assert message is not None and "'model': 'highest'" in message
 
 
 def test_claiming_enqueues_each_promotion_once_top_rungs_first(tmp_path):
