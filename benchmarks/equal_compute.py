@@ -413,6 +413,8 @@ def build_report(configs: dict, seeds: list[int], long: LongRuns, proxy_runs: Pr
                      "searched_by_rung": searched_by_rung(studies),
                      "searched_images_seen": sum(k["searched"] for k in by_kind), "training_seconds": seconds,
                      "front": at_long(front.rows), "searched_front": at_long(searched)}
+            if method == "mf" and config.fidelity is not None and config.fidelity.model != "rung0":
+                entry["proposals"] = proposals_after_the_switch(config, studies[0])
             runs[method].append(entry)
             if method == "mf" and front.knee is not None:
                 chosen = pick(front, "knee")
@@ -482,6 +484,29 @@ def build_report(configs: dict, seeds: list[int], long: LongRuns, proxy_runs: Pr
     }
 
 
+def proposals_after_the_switch(config: StudyConfig, rung0: optuna.Study) -> dict[str, Any] | None:
+    """Under `fidelity.model: highest`: from which rung-0 trial on the sampler read a higher rung,
+    and the mean rung-0 accuracy of the searched candidates it proposed from then on, beside the
+    same trial numbers of the study with the same seed whose sampler read rung 0 (if it exists)."""
+    def searched(study: optuna.Study, first: int) -> list[float]:
+        return [t.values[0] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if t.number >= first and kind_of(t) == "searched"]
+
+    switched = [t.number for t in rung0.get_trials(deepcopy=False) if t.user_attrs.get(TrialAttr.MODEL_RUNG, 0) > 0]
+    if not switched:
+        return None
+    first = min(switched)
+    assert config.fidelity is not None
+    plain = dataclasses.replace(config, name=config.name.removesuffix(f"-{config.fidelity.model}"),
+                                fidelity=dataclasses.replace(config.fidelity, model="rung0"))
+    plain = dataclasses.replace(plain, storage=config.storage.replace(config.name, plain.name))
+    mine = searched(rung0, first)
+    theirs = searched(studies_of(plain)[0], first) if study_file(plain).exists() else []
+    return {"switch_trial": first, "n": len(mine), "mean_rung0_accuracy": statistics.fmean(mine) if mine else None,
+            "model_rung0_study": plain.name, "model_rung0_mean_rung0_accuracy":
+            statistics.fmean(theirs) if theirs else None}
+
+
 def proxy_runs_used(studies: list[optuna.Study]) -> set[tuple[str, int, int]]:
     """(arch_id, epochs, seed) of every proxy run behind a study's finished trials."""
     used = set()
@@ -545,6 +570,13 @@ def print_report(report: dict[str, Any]) -> None:
         counts = entry["searched_by_rung"]
         print(f"mf seed {entry['seed']}: searched architectures per rung {' / '.join(map(str, counts))} (passed on: "
               + ", ".join(f"{b / a:.0%}" for a, b in zip(counts, counts[1:], strict=False) if a) + ")")
+        if entry.get("proposals"):
+            p = entry["proposals"]
+            theirs = p["model_rung0_mean_rung0_accuracy"]
+            print(f"mf seed {entry['seed']}: the sampler read a higher rung from rung-0 trial {p['switch_trial']} on; "
+                  f"its {p['n']} searched proposals since: mean rung-0 accuracy {p['mean_rung0_accuracy']:.4f}"
+                  + ("" if theirs is None else f" (the same trials learning from rung 0, {p['model_rung0_study']}: "
+                                               f"{theirs:.4f})"))
     for knee in report["knees"]:
         long = knee["long"]
         print(f"mf seed {knee['seed']} knee {knee['arch_id']}: export said '{knee['export_line']}'; long "
