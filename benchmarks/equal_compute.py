@@ -414,7 +414,9 @@ def build_report(configs: dict, seeds: list[int], long: LongRuns, proxy_runs: Pr
                      "searched_images_seen": sum(k["searched"] for k in by_kind), "training_seconds": seconds,
                      "front": at_long(front.rows), "searched_front": at_long(searched)}
             if method == "mf" and config.fidelity is not None and config.fidelity.model != "rung0":
-                entry["proposals"] = proposals_after_the_switch(config, studies[0])
+                plain = dataclasses.replace(base, fidelity=dataclasses.replace(config.fidelity, model="rung0"))
+                entry["proposals"] = proposals_after_the_switch(
+                    studies[0], method_config(plain, "mf", seed, trials, study_file(config).parent))
             runs[method].append(entry)
             if method == "mf" and front.knee is not None:
                 chosen = pick(front, "knee")
@@ -484,10 +486,10 @@ def build_report(configs: dict, seeds: list[int], long: LongRuns, proxy_runs: Pr
     }
 
 
-def proposals_after_the_switch(config: StudyConfig, rung0: optuna.Study) -> dict[str, Any] | None:
+def proposals_after_the_switch(rung0: optuna.Study, plain: StudyConfig) -> dict[str, Any] | None:
     """Under `fidelity.model: highest`: from which rung-0 trial on the sampler read a higher rung,
     and the mean rung-0 accuracy of the searched candidates it proposed from then on, beside the
-    same trial numbers of the study with the same seed whose sampler read rung 0 (if it exists)."""
+    same trial numbers of `plain`, the study with the same seed whose sampler read rung 0 (if run)."""
     def searched(study: optuna.Study, first: int) -> list[float]:
         return [t.values[0] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                 if t.number >= first and kind_of(t) == "searched"]
@@ -496,10 +498,6 @@ def proposals_after_the_switch(config: StudyConfig, rung0: optuna.Study) -> dict
     if not switched:
         return None
     first = min(switched)
-    assert config.fidelity is not None
-    plain = dataclasses.replace(config, name=config.name.removesuffix(f"-{config.fidelity.model}"),
-                                fidelity=dataclasses.replace(config.fidelity, model="rung0"))
-    plain = dataclasses.replace(plain, storage=config.storage.replace(config.name, plain.name))
     mine = searched(rung0, first)
     theirs = searched(studies_of(plain)[0], first) if study_file(plain).exists() else []
     return {"switch_trial": first, "n": len(mine), "mean_rung0_accuracy": statistics.fmean(mine) if mine else None,

@@ -381,7 +381,6 @@ def _check(args: argparse.Namespace) -> int:
 def _fidelity_lines(config, data) -> list[str]:  # type: ignore[no-untyped-def]
     """A multi-fidelity study's rungs and the training they are projected to cost, against one
     fidelity at the top rung's epochs; nothing for a single-fidelity study."""
-    from nas.fidelity import min_model_trials
     from nas.train import images_per_epoch
 
     fidelity = config.fidelity
@@ -391,7 +390,7 @@ def _fidelity_lines(config, data) -> list[str]:  # type: ignore[no-untyped-def]
     counts = fidelity.projected_candidates(config.trials, len(config.baselines))
     images = fidelity.projected_images(config.trials, len(config.baselines), per_epoch)
     exact = fidelity.promotion == "quota"  # asha passes on more than keep: nas.study.promotion
-    learns = fidelity.learns_from(min_model_trials(config.sampler))
+    learns = fidelity.learns_from(config.sampler)
     lines = [f"  fidelity    {fidelity.top + 1} rungs; {fidelity.rule()}; {learns}; Pareto rank is non-dominated "
              f"sorting, then crowding distance; projected for {config.trials} trials at rung 0, {per_epoch:,} training "
              f"images per epoch ({'exact' if exact else 'exact keep: asha trains more'}):"]

@@ -87,11 +87,11 @@ class Fidelity:
         return (f"a searched candidate goes up while it is in the best {self.keep:g} of its rung's finished ones "
                 "by Pareto rank (promotion: asha; more than that fraction while a rung is small), the baselines always")
 
-    def learns_from(self, min_trials: int) -> str:
-        """Which results the sampler's model learns from, as `nas check` and a search's first line say it."""
+    def learns_from(self, sampler: Mapping[str, Any]) -> str:
+        """Which results the study's `sampler` learns from, as `nas check` and a search's first line say it."""
         if self.model == "highest":
-            return (f"the sampler learns from the highest rung with {min_trials} or more finished trials "
-                    "(model: highest, BOHB's rule), rung 0 until one has")
+            return (f"the sampler learns from the highest rung with {min_model_trials(sampler)} or more finished "
+                    "trials (model: highest, BOHB's rule), rung 0 until one has")
         return "the sampler learns from rung 0 (model: rung0)"
 
     def describe(self, rung: int) -> str:

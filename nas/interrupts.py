@@ -30,7 +30,7 @@ EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal number, as 
 class _Handler:
     def __init__(self) -> None:
         self.received = 0
-        self.raised: tuple[int, BaseException] | None = None  # the first signal and what it raised
+        self.raised: KeyboardInterrupt | None = None  # what the first signal raised
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         if _inside_the_hook(frame):  # raised here, it would be dropped too
@@ -38,9 +38,8 @@ class _Handler:
             return
         self.received += 1
         if self.received == 1:
-            interrupt = Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-            self.raised = (signum, interrupt)
-            raise interrupt
+            self.raised = Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+            raise self.raised
         if self.received == 2:
             return
         os._exit(EXIT.get(signum, 130))
@@ -53,10 +52,10 @@ _previous_hook = sys.unraisablehook  # what reports everything else (Python's ow
 def _dropped(unraisable: sys.UnraisableHookArgs) -> None:
     """A finaliser dropped an exception: when it is the one our handler raised, undo that signal
     and deliver it again, until it lands in ordinary code."""
-    if _handler is None or _handler.raised is None or unraisable.exc_value is not _handler.raised[1]:
+    if _handler is None or _handler.raised is None or unraisable.exc_value is not _handler.raised:
         _previous_hook(unraisable)
         return
-    signum = _handler.raised[0]
+    signum = signal.SIGTERM if isinstance(_handler.raised, Terminated) else signal.SIGINT
     _handler.raised, _handler.received = None, 0
     _deliver_again(signum)
 

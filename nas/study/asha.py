@@ -32,7 +32,6 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.attrs import TrialAttr
 from nas.data import Dataset
 from nas.errors import StudyError
-from nas.fidelity import min_model_trials
 from nas.storage import creation_lock, masked, quiet_experimental
 from nas.study.creation import requeue_lost_baselines
 from nas.study.loop import count_evaluated
@@ -83,7 +82,7 @@ def run_multi_fidelity(
                                 seeds=fidelity.seeds_at(k, config.proxy.seed)) for k in range(fidelity.top + 1)]
     log(f"study {config.name!r}: {fidelity.top + 1} rungs, "
         f"{', '.join(fidelity.describe(k) for k in range(fidelity.top + 1))}; {fidelity.rule()}; "
-        f"{fidelity.learns_from(min_model_trials(config.sampler))}; "
+        f"{fidelity.learns_from(config.sampler)}; "
         f"{done}/{target} candidates finished at rung 0, storage {masked(config.storage)}, device {dev}")
     log("FLOPs are fvcore counts: one multiply-add = one flop")
     worker = _Worker(config, rungs, objectives, log)
