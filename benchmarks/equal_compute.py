@@ -39,6 +39,8 @@ Bar (the issue's): mf's mean searched-front hypervolume beats both others', and 
 `--promotion quota` and `--model highest` run mf with that `fidelity.promotion` / `fidelity.model`
 (its sampler learning from the highest rung with enough results, BOHB's rule), each in studies and a
 report of their own (`-t40-highest`); TPE and random follow that mf's images (their runs cached).
+`--epochs` and `--seeds-per-rung` change mf's rungs the same way (`-t40-e1-4-seeds1-1`); TPE and
+random then train the new top rung's epochs.
 
 Resumable: every training result is cached at once (results/proxy_runs.json, shared with
 rung_fidelity.py, and results/long_runs.json), and after every trial each study's SQLite file
@@ -86,6 +88,7 @@ from nas.storage import sqlite_path
 from nas.study import run_search
 from nas.study.rungs import open_rungs
 from nas.studyfile import StudyConfig, load_study_config
+from nas.validation import FidelitySettings, validate
 from nas.train import images_per_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,18 +98,28 @@ TRIALS = 20  # the first budget measured; other --trials values get their own st
 KNEE_SEEDS = 3
 
 
-def tag(trials: int, fidelity: Fidelity | None = None) -> str:
+def tag(trials: int, fidelity: Fidelity | None = None, shipped: Fidelity | None = None) -> str:
     """What names the studies and report of a budget other than the first (`-t40`), of a promotion
-    rule other than asha (`-quota`) and of a sampler model other than rung 0's (`-highest`)."""
-    promotion, model = (fidelity.promotion, fidelity.model) if fidelity is not None else ("asha", "rung0")
-    return (("" if trials == TRIALS else f"-t{trials}") + ("" if promotion == "asha" else f"-{promotion}")
-            + ("" if model == "rung0" else f"-{model}"))
+    rule other than asha (`-quota`), of a sampler model other than rung 0's (`-highest`) and of rungs
+    other than the study file's (`shipped`; `-e1-4` for epochs [1, 4], `-seeds1-1` for seeds [1, 1])."""
+    name = "" if trials == TRIALS else f"-t{trials}"
+    if fidelity is None:
+        return name
+    name += ("" if fidelity.promotion == "asha" else f"-{fidelity.promotion}") + (
+        "" if fidelity.model == "rung0" else f"-{fidelity.model}")
+    if shipped is not None and fidelity.epochs != shipped.epochs:
+        name += "-e" + "-".join(map(str, fidelity.epochs))
+    if shipped is not None and fidelity.seeds != shipped.seeds:
+        name += "-seeds" + "-".join(map(str, fidelity.seeds))
+    return name
 
 
-def method_config(base: StudyConfig, method: str, seed: int, trials: int, work: Path) -> StudyConfig:
-    """The study of one method and search seed, in its own SQLite file under `work`."""
+def method_config(base: StudyConfig, method: str, seed: int, trials: int, work: Path,
+                  shipped: Fidelity | None = None) -> StudyConfig:
+    """The study of one method and search seed, in its own SQLite file under `work`; `shipped` is the
+    study file's fidelity when `base`'s rungs were changed from it (they then name the studies)."""
     assert base.fidelity is not None
-    name = f"{base.name}-{method}-s{seed}{tag(trials, base.fidelity)}"
+    name = f"{base.name}-{method}-s{seed}{tag(trials, base.fidelity, shipped)}"
     common = {"name": name, "sampler": {"name": "random" if method == "random" else "tpe", "seed": seed},
               "storage": f"sqlite:///{work / name}.db", "trials": trials}
     if method == "mf":
@@ -243,6 +256,11 @@ def main() -> None:
     parser.add_argument("--model", choices=MODELS, default=None,
                         help="what mf's sampler learns from (fidelity.model), if not the study file's (its studies "
                              "and report get `-<model>` in their names; the others' budget follows mf's images)")
+    parser.add_argument("--epochs", type=int, nargs="+", default=None,
+                        help="mf's rungs' epochs (fidelity.epochs), if not the study file's; TPE and random train "
+                             "the last (studies and report get `-e<epochs>` in their names)")
+    parser.add_argument("--seeds-per-rung", type=int, nargs="+", default=None,
+                        help="mf's seeds per rung (fidelity.seeds), if not the study file's (`-seeds<counts>`)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (default 1)")
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "nas" / "equal_compute",
                         help="where the studies' SQLite files go")
@@ -261,17 +279,24 @@ def main() -> None:
         else:
             base = load_task_study(parser, args.study)
             long = LongRuns(args.data, args.out or RESULTS, args.threads)
-        chosen = {key: getattr(args, key) for key in ("promotion", "model") if getattr(args, key) is not None}
+        shipped = base.fidelity
+        assert shipped is not None
+        given = {"promotion": args.promotion, "model": args.model, "epochs": args.epochs, "seeds": args.seeds_per_rung}
+        chosen = {key: value for key, value in given.items() if value is not None}
         if chosen:
-            assert base.fidelity is not None
-            base = dataclasses.replace(base, fidelity=dataclasses.replace(base.fidelity, **chosen))
+            try:  # the study file's own rules (one line, exit 2), as if the section had been written so
+                settings = validate(FidelitySettings, {**shipped.to_dict(), **chosen}, "fidelity.")
+            except ConfigError as error:
+                parser.error(str(error))
+            base = dataclasses.replace(base, fidelity=Fidelity.from_settings(**settings.model_dump()))
         out = args.out or RESULTS
         for folder in (out, args.work):
             folder.mkdir(parents=True, exist_ok=True)
         proxy_runs = ProxyRuns(out / "proxy_runs.json", long.prefix, args.threads)
         print(f"{describe('cpu')}; load average {os.getloadavg()[0]:.1f}; seeds {args.seeds}; "
               f"{args.trials} multi-fidelity trials at rung 0", flush=True)
-        configs = {(m, s): method_config(base, m, s, args.trials, args.work) for s in args.seeds for m in METHODS}
+        configs = {(m, s): method_config(base, m, s, args.trials, args.work, shipped)
+                   for s in args.seeds for m in METHODS}
         started = time.perf_counter()
         snapshots = out / "equal_compute_studies"
         for config in configs.values():
@@ -281,10 +306,10 @@ def main() -> None:
         if args.part in ("all", "long"):
             train_long(existing(configs), args.seeds, args.methods, long)
         if args.part in ("all", "report"):
-            report = build_report(existing(configs), args.seeds, long, proxy_runs, base, args.trials)
+            report = build_report(existing(configs), args.seeds, long, proxy_runs, base, args.trials, shipped)
             report["wall_seconds_this_invocation"] = time.perf_counter() - started
             report["trained_this_invocation"] = proxy_runs.trained
-            written = out / f"equal_compute{tag(args.trials, base.fidelity)}.json"
+            written = out / f"equal_compute{tag(args.trials, base.fidelity, shipped)}.json"
             written.write_text(json.dumps(report, indent=1) + "\n")
             print_report(report)
             plot(report, written.with_suffix(".png"))
@@ -377,7 +402,7 @@ def best_searched(searched_fronts: dict[tuple[str, int], list[FrontRow]],
 
 
 def build_report(configs: dict, seeds: list[int], long: LongRuns, proxy_runs: ProxyRuns, base: StudyConfig,
-                 trials: int) -> dict[str, Any]:
+                 trials: int, shipped: Fidelity) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
     measured: list[tuple[float, float]] = []
     knees = []
@@ -416,7 +441,7 @@ def build_report(configs: dict, seeds: list[int], long: LongRuns, proxy_runs: Pr
             if method == "mf" and config.fidelity is not None and config.fidelity.model != "rung0":
                 plain = dataclasses.replace(base, fidelity=dataclasses.replace(config.fidelity, model="rung0"))
                 entry["proposals"] = proposals_after_the_switch(
-                    studies[0], method_config(plain, "mf", seed, trials, study_file(config).parent))
+                    studies[0], method_config(plain, "mf", seed, trials, study_file(config).parent, shipped))
             runs[method].append(entry)
             if method == "mf" and front.knee is not None:
                 chosen = pick(front, "knee")
