@@ -88,8 +88,8 @@ from nas.storage import sqlite_path
 from nas.study import run_search
 from nas.study.rungs import open_rungs
 from nas.studyfile import StudyConfig, load_study_config
-from nas.validation import FidelitySettings, validate
 from nas.train import images_per_epoch
+from nas.validation import FidelitySettings, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -99,25 +99,23 @@ KNEE_SEEDS = 3
 
 
 def tag(trials: int, fidelity: Fidelity | None = None, shipped: Fidelity | None = None) -> str:
-    """What names the studies and report of a budget other than the first (`-t40`), of a promotion
-    rule other than asha (`-quota`), of a sampler model other than rung 0's (`-highest`) and of rungs
-    other than the study file's (`shipped`; `-e1-4` for epochs [1, 4], `-seeds1-1` for seeds [1, 1])."""
+    """What names the studies and report of a budget other than the first (`-t40`) and of mf's rungs
+    where they differ from the study file's (`shipped`): its promotion rule (`-quota`), what its
+    sampler learns from (`-highest`), its epochs (`-e1-4` for [1, 4]) and seeds (`-seeds1-1`)."""
     name = "" if trials == TRIALS else f"-t{trials}"
-    if fidelity is None:
+    if fidelity is None or shipped is None:
         return name
-    name += ("" if fidelity.promotion == "asha" else f"-{fidelity.promotion}") + (
-        "" if fidelity.model == "rung0" else f"-{fidelity.model}")
-    if shipped is not None and fidelity.epochs != shipped.epochs:
-        name += "-e" + "-".join(map(str, fidelity.epochs))
-    if shipped is not None and fidelity.seeds != shipped.seeds:
-        name += "-seeds" + "-".join(map(str, fidelity.seeds))
+    for value, was, prefix in ((fidelity.promotion, shipped.promotion, "-"), (fidelity.model, shipped.model, "-"),
+                               (fidelity.epochs, shipped.epochs, "-e"), (fidelity.seeds, shipped.seeds, "-seeds")):
+        if value != was:
+            name += prefix + (value if isinstance(value, str) else "-".join(map(str, value)))
     return name
 
 
 def method_config(base: StudyConfig, method: str, seed: int, trials: int, work: Path,
-                  shipped: Fidelity | None = None) -> StudyConfig:
-    """The study of one method and search seed, in its own SQLite file under `work`; `shipped` is the
-    study file's fidelity when `base`'s rungs were changed from it (they then name the studies)."""
+                  shipped: Fidelity) -> StudyConfig:
+    """The study of one method and search seed, in its own SQLite file under `work`, named by how
+    `base`'s rungs differ from the study file's (`shipped`)."""
     assert base.fidelity is not None
     name = f"{base.name}-{method}-s{seed}{tag(trials, base.fidelity, shipped)}"
     common = {"name": name, "sampler": {"name": "random" if method == "random" else "tpe", "seed": seed},
@@ -249,7 +247,8 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
                         help="the studies `--part search` and `--part long` work on (default all; a search "
                              "always runs mf first, as it sets the others' budget, and the best searched "
-                             "architecture's extra seeds wait for all three): one process each uses two cores")
+                             "architecture's extra seeds wait for all three and go to the best over the `--seeds` "
+                             "given: run the last long part with every seed): one process each uses two cores")
     parser.add_argument("--promotion", choices=PROMOTIONS, default=None,
                         help="mf's promotion rule, if not the study file's (its studies and report get "
                              "`-<rule>` in their names; the others' budget follows mf's images)")
@@ -499,7 +498,8 @@ def build_report(configs: dict, seeds: list[int], long: LongRuns, proxy_runs: Pr
     return {
         "benchmark": "equal_compute", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": describe("cpu"), "torch": torch.__version__, "study": str(base.path),
-        "multi_fidelity_candidates": trials, "seeds": seeds, "task": long.task.name,
+        "multi_fidelity_candidates": trials, "fidelity": base.fidelity.to_dict() if base.fidelity else None,
+        "seeds": seeds, "task": long.task.name,
         "long": f"{long.epochs} epochs, 4-pixel crops, test accuracy (mean over the seeds trained)",
         "reference_point": None if reference is None else {"accuracy": reference[0], "mflops": reference[1],
                                                            "rule": "worst long-run accuracy, largest MFLOPs measured"},

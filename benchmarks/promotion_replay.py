@@ -178,13 +178,14 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     base = load_task_study(parser, args.study)
+    assert base.fidelity is not None  # load_task_study refuses a study without rungs
     long = LongRuns(args.data, RESULTS, 1)
     report = json.loads((RESULTS / f"equal_compute{tag(args.trials)}.json").read_text())
     reference = (report["reference_point"]["accuracy"], report["reference_point"]["mflops"])
     out: dict[str, Any] = {"benchmark": "promotion_replay", "trials": args.trials, "study": str(args.study),
                            "reference_point": report["reference_point"], "seeds": {}}
     for seed in args.seeds:
-        config = method_config(base, "mf", seed, args.trials, args.work)
+        config = method_config(base, "mf", seed, args.trials, args.work, base.fidelity)
         rungs = studies_of(config)
         assert config.fidelity is not None
         asha = dataclasses.replace(config.fidelity, promotion="asha")
