@@ -486,6 +486,13 @@ def build_report(configs: dict, seeds: list[int], long: LongRuns, proxy_runs: Pr
                       "unselected_seeds": truth["values"][1:], "best_hand_placement": top_kind,
                       "versus_none": _versus_long(truth, none),
                       "versus_best_hand_placement": _versus_long(truth, hands[top_kind])}
+    for method in ("tpe", "random"):  # paired by search seed: the seeds share the hand placements and cache
+        mine, theirs = summary["mf"]["searched_front"]["values"], summary[method]["searched_front"]["values"]
+        differences = _mean_std([None if a is None or b is None else a - b
+                                 for a, b in zip(mine, theirs, strict=False)]) if len(mine) == len(theirs) else None
+        if differences is not None and differences["std"]:
+            differences["paired_t"] = differences["mean"] / (differences["std"] / math.sqrt(len(mine)))
+        summary["mf"][f"searched_front_minus_{method}"] = differences
     hv = {m: summary[m]["searched_front"]["mean"] for m in METHODS}
     hv_offset = {m: summary[m]["searched_front_offset"]["mean"] for m in METHODS}
     verdict = {"mf_beats_tpe_and_random_on_mean_searched_hypervolume":
@@ -589,6 +596,11 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"{method:>7} {text(s['searched_front']):>22} {text(s['searched_front_offset']):>22} "
               f"{text(s['front']):>22} {s['images_seen']['mean'] or 0:12,.0f} "
               f"{s['searched_images_seen']['mean'] or 0:12,.0f} {s['training_seconds']['mean'] or 0:8.0f}")
+    for method in ("tpe", "random"):
+        d = report["methods"]["mf"].get(f"searched_front_minus_{method}")
+        if d and d["mean"] is not None:
+            print(f"mf - {method}, searched HV per seed: {' / '.join(f'{v:+.4f}' for v in d['values'])}; "
+                  f"mean {d['mean']:+.4f} ± {d['std'] or 0:.4f}, paired t {d.get('paired_t', float('nan')):.1f}")
     for entry in report["runs"]["mf"]:
         counts = entry["searched_by_rung"]
         print(f"mf seed {entry['seed']}: searched architectures per rung {' / '.join(map(str, counts))} (passed on: "
