@@ -28,7 +28,9 @@ _LAZY = {
     "arch_cost": "nas.cost",
     "count_flops": "nas.cost",
     "count_params": "nas.cost",
-    "measure_latency": "nas.cost",
+    "measure_latency": "nas.latency.builder",
+    "LatencyConditions": "nas.latency.conditions",
+    "load_table": "nas.latency.table",
     "Dataset": "nas.data",
     "Split": "nas.data",
     "load_dataset": "nas.data",
@@ -44,8 +46,11 @@ if TYPE_CHECKING:
     from nas.arch import ArchConfig, load_arch
     from nas.blocks import BlockSpec, make_block, reduced_width
     from nas.build import build_model
-    from nas.cost import arch_cost, count_flops, count_params, measure_latency
+    from nas.cost import arch_cost, count_flops, count_params
     from nas.data import Dataset, Split, load_dataset
+    from nas.latency.builder import measure_latency
+    from nas.latency.conditions import LatencyConditions
+    from nas.latency.table import load_table
     from nas.study.loop import search
     from nas.train import ProxyConfig, ProxyResult, evaluate, resolve_device, train_proxy
 
@@ -55,6 +60,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "Dataset",
+    "LatencyConditions",
     "NasError",
     "ProxyConfig",
     "ProxyResult",
@@ -68,6 +74,7 @@ __all__ = [
     "evaluate",
     "load_arch",
     "load_dataset",
+    "load_table",
     "make_block",
     "measure_latency",
     "reduced_width",

@@ -44,6 +44,13 @@ class TrialAttr:
     ACCURACY_STD: Final = "accuracy_std"  # sample std over the seeds, with 2 or more
     RUNS: Final = "runs"  # each finished seed's whole result, saved as it finishes
     MODEL_RUNG: Final = "model_rung"  # sampled at rung 0 under `fidelity.model: highest`: what its sampler read
+    # its latency, predicted from the study's latency table (nas.latency), never timed in the trial
+    LATENCY_MS: Final = "latency_ms"
+    LATENCY_CI_MS: Final = "latency_ci_ms"  # 95 % half-width
+    LATENCY_RATIO: Final = "latency_ratio"  # to the `none` architecture under the same conditions
+    LATENCY_RATIO_CI: Final = "latency_ratio_ci"
+    LATENCY_CONDITIONS: Final = "latency_conditions"  # e.g. "onnxruntime, batch 1, 1 thread, cpu"
+    LATENCY_DEVICE: Final = "latency_device"  # the table's device signature id
     # a refined trial (in the companion study `nas refine` writes)
     SOURCE_TRIAL: Final = "source_trial"
     PROXY_ACCURACY: Final = "proxy_accuracy"
@@ -74,6 +81,7 @@ class StudyAttr:
     NOISE: Final = "noise"  # the study's measured noise, as nas.noise.noise_record writes it
     VAL_SIZE: Final = "val_size"  # validation images behind every accuracy of the study
     FIDELITY: Final = "fidelity"  # the study file's fidelity section (null: a single-fidelity study)
+    LATENCY_TABLE: Final = "latency_table"  # the whole table latency is predicted from
     # a rung study of a multi-fidelity study
     RUNG: Final = "rung"
     RUNG_OF: Final = "rung_of"  # the name of its rung-0 study

@@ -108,6 +108,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="print the front as JSON (accuracy, accuracy_std, n_evals, mflops, params, knee, tie, ...) "
                         "instead of a table")
     p.add_argument("--refined", action="store_true", help="the front of refined results (after nas refine)")
+    p.add_argument("--latency", type=Path, metavar="TABLE.json",
+                   help="add each row's latency predicted by this table (nas latency-table) to a study without the "
+                        "latency objective (default: the study file's latency.table, where it names one)")
+    p.add_argument("--measure", action="store_true",
+                   help="also time the front's rows directly against none and flag a prediction the measurement "
+                        "disagrees with beyond noise (needs an idle machine)")
     p.set_defaults(run=_front)
 
     p = command("export", "write the chosen architecture as an ArchConfig YAML",
@@ -121,6 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--refined", action="store_true", help="pick from the refined results (after nas refine)")
     p.add_argument("--storage", help=STORAGE_HELP)
     p.add_argument("-o", "--output", type=Path, required=True, help="output YAML file (its folder must exist)")
+    p.add_argument("--latency", type=Path, metavar="TABLE.json",
+                   help="report the pick's latency predicted by this table, for a study without the latency objective")
     p.set_defaults(run=_export)
 
     p = command("check", "validate a study file and show what would run (space, baselines' cost); writes nothing",
@@ -128,6 +136,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("study", type=Path, help=STUDY_HELP)
     p.add_argument("--storage", help=STORAGE_HELP)
     p.set_defaults(run=_check)
+
+    p = command("latency", "time architectures interleaved with none under the study's latency conditions",
+                "  nas latency studies/demo.yaml\n  nas latency studies/demo.yaml best.yaml --json")
+    p.add_argument("study", type=Path, help=STUDY_HELP)
+    p.add_argument("archs", type=Path, nargs="*", metavar="ARCH.yaml",
+                   help="architecture files (nas export); default: the study's baselines")
+    p.add_argument("--json", action="store_true", help="print JSON rows (arch_id, measured_ms, measured_ratio, "
+                                                      "ratio_ci, predicted_ms, predicted_ratio, ...) instead")
+    p.add_argument("--storage", help=STORAGE_HELP)
+    p.set_defaults(run=_latency)
+
+    p = command("latency-table", "measure the latency table of the study's space on this machine (resumable)",
+                "  nas latency-table studies/demo.yaml\n"
+                "  nas latency-table studies/demo.yaml -o edge-box.latency.json   # then latency: {table: ...}")
+    p.add_argument("study", type=Path, help=STUDY_HELP)
+    p.add_argument("-o", "--output", type=Path,
+                   help="table file (default: the study file's latency.table, else <name>.latency.json beside it)")
+    p.add_argument("--storage", help=STORAGE_HELP)
+    p.set_defaults(run=_latency_table)
 
     p = command("train", "train an architecture at full length; report validation and test accuracy",
                 "  nas train best.yaml --dataset fashion-mnist --epochs 30 --save best.pt\n"
@@ -274,7 +301,8 @@ def _front(args: argparse.Namespace) -> int:
     if args.plot is not None:
         check_plot_path(args.plot)
     config, study = _existing(args)
-    front = _results(config, study, args.refined)
+    front = _with_table(_results(config, study, args.refined), config, args.latency)
+    measured = _measure_front(args, front) if args.measure else None
     if args.json:
         print(json.dumps(to_json(front), indent=1))
     elif not front.rows:
@@ -284,6 +312,8 @@ def _front(args: argparse.Namespace) -> int:
         at = "" if args.refined else _at_rung(config)
         print(f"{kind} of study {config.name!r}{at} ({len(front.rows)} architectures; {FLOPS_NOTE}):")
         print(format_table(front))
+    if measured:
+        print("\n".join(measured))
     warning = near_chance(front.rows)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
@@ -294,6 +324,128 @@ def _front(args: argparse.Namespace) -> int:
             print(f"plot written to {args.plot}", file=notes)
         else:
             print(f"no plot written: {front.name} has no finished trial", file=notes)
+    return 0
+
+
+def _with_table(front, ref, given: Path | None):  # type: ignore[no-untyped-def]
+    """The front with latencies from `--latency` (or the study file's `latency.table`) where its
+    rows have none of their own."""
+    from nas.front import with_latency
+    from nas.latency.table import load_table
+
+    if given is None and (ref.latency_table is None or any(r.latency is not None for r in front.rows)):
+        return front
+    path = given if given is not None else ref.latency_table
+    table = load_table(path, "--latency " + str(path) if given is not None else f"{ref.path}: latency.table")
+    return with_latency(front, table)
+
+
+def _measure_front(args: argparse.Namespace, front) -> list[str]:  # type: ignore[no-untyped-def]
+    """`nas front --measure`: the front's rows timed directly, against their predictions."""
+    from nas.arch import ArchConfig
+    from nas.latency.builder import measure_architectures
+
+    config = _config(args)
+    data = config.load_data()
+    target = config.latency_target(data)
+    from nas.latency.builder import check_conditions
+
+    check_conditions(target.conditions)
+    archs = [ArchConfig.from_dict(r.arch) for r in front.rows]
+    results = measure_architectures(target, archs, config.latency.target, config.latency.max_seconds)
+    lines = [f"measured now ({target.conditions.describe()}; 95% intervals; ratio to none timed interleaved):"]
+    for r, arch in zip(front.rows, archs, strict=True):
+        m = results[arch.arch_id]
+        line = f"  #{r.number:<5} measured {m.ms:.3f} ± {m.ms_ci:.3f} ms, x{m.ratio:.3f} ± {m.ratio_ci:.3f}"
+        if r.latency is not None:
+            gap = m.ratio - r.latency.ratio
+            agree = abs(gap) <= (m.ratio_ci ** 2 + r.latency.ratio_ci ** 2) ** 0.5
+            line += (f"; predicted x{r.latency.ratio:.3f} ± {r.latency.ratio_ci:.3f}: "
+                     + ("agrees" if agree else f"DISAGREES beyond noise ({gap:+.3f})"))
+        if not m.converged:
+            line += f"; not converged to ±{100 * config.latency.target:g} % (machine busy?)"
+        lines.append(line)
+    return lines
+
+
+def _latency(args: argparse.Namespace) -> int:
+    """`nas latency`: each architecture timed against none; with the study's table, its prediction beside."""
+    from nas.arch import load_arch
+    from nas.latency.builder import check_conditions, measure_architectures
+    from nas.latency.conditions import describe_signature, device_signature
+    from nas.study.latency import existing_table
+
+    config = _config(args)
+    for path in args.archs:
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such architecture file")
+    check_conditions(config.latency_conditions)
+    data = config.load_data()
+    target = config.latency_target(data)
+    if args.archs:
+        archs = []
+        template = target.template()
+        for path in args.archs:
+            arch = load_arch(path)
+            for field in ("backbone", "num_classes", "in_chans"):
+                if getattr(arch, field) != getattr(template, field):
+                    raise ConfigError(f"{path}: {field} = {getattr(arch, field)!r}, but the study's network has "
+                                      f"{getattr(template, field)!r}; allowed: an architecture of this study")
+            if dict(arch.backbone_args) != dict(template.backbone_args):
+                raise ConfigError(f"{path}: backbone_args = {dict(arch.backbone_args)}, but the study's are "
+                                  f"{dict(template.backbone_args)}; allowed: an architecture of this study")
+            archs.append((str(path), arch))
+    else:
+        archs = [(label, config.baseline_arch(spec, data.num_classes, data.in_chans))
+                 for label, spec in config.baselines]
+    log = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    table = existing_table(config, data, log=log)
+    results = measure_architectures(target, [a for _, a in archs], config.latency.target, config.latency.max_seconds)
+    rows = []
+    for label, arch in archs:
+        m = results[arch.arch_id]
+        item = {"label": label, "arch_id": arch.arch_id, "measured_ms": m.ms, "measured_ms_ci": m.ms_ci,
+                "measured_ratio": m.ratio, "ratio_ci": m.ratio_ci, "none_ms": m.reference_ms,
+                "converged": m.converged, "rounds": m.rounds}
+        if table is not None:
+            p = table.predict(arch.arch_id)
+            item.update(predicted_ms=p.ms, predicted_ms_ci=p.ms_ci, predicted_ratio=p.ratio,
+                        predicted_ratio_ci=p.ratio_ci)
+        rows.append(item)
+    unconverged = [r["label"] for r in rows if not r["converged"]]
+    if args.json:
+        print(json.dumps({"conditions": config.latency_conditions.to_dict(),
+                          "signature": device_signature(config.latency_conditions), "rows": rows}, indent=1))
+    else:
+        print(f"latency of study {config.name!r}'s {'architectures' if args.archs else 'baselines'} at "
+              f"{data.image_size[0]}x{data.image_size[1]}: {config.latency_conditions.describe()} on "
+              f"{describe_signature(device_signature(config.latency_conditions))}")
+        print("  each timed interleaved with none until the ratio's 95% interval is within "
+              f"±{100 * config.latency.target:g} % (or {config.latency.max_seconds:g} s per group)")
+        width = max(len(r["label"]) for r in rows)
+        for r in rows:
+            line = (f"  {r['label']:<{width}}  {r['measured_ms']:.3f} ± {r['measured_ms_ci']:.3f} ms  "
+                    f"x{r['measured_ratio']:.3f} ± {r['ratio_ci']:.3f} vs none")
+            if "predicted_ms" in r:
+                line += f"   table predicts {r['predicted_ms']:.3f} ms, x{r['predicted_ratio']:.3f}"
+            print(line + ("" if r["converged"] else "   (not converged)"))
+    if unconverged:
+        print(f"warning: {', '.join(unconverged)} did not reach ±{100 * config.latency.target:g} % in "
+              f"{config.latency.max_seconds:g} s: this machine is too loaded for a latency to be trusted; run it "
+              "again on an idle machine", file=sys.stderr)
+    return 0
+
+
+def _latency_table(args: argparse.Namespace) -> int:
+    from nas.study.latency import new_table
+
+    config = _config(args)
+    if args.output is not None:
+        if not args.output.parent.is_dir():
+            raise ConfigError(f"-o {args.output}: the folder {args.output.parent} does not exist")
+        config = dataclasses.replace(config, latency_table=args.output)
+    new_table(config, config.load_data())
+    print(f"latency table written to {config.latency_table_path}")
     return 0
 
 
@@ -317,20 +469,24 @@ def _refine(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from nas.export import export_document, pick, versus_line, versus_none, write_export
+    from nas.export import export_document, latency_line, pick, versus_line, versus_none, write_export
 
     if not args.output.parent.is_dir():
         raise ConfigError(f"-o {args.output}: the folder {args.output.parent} does not exist")
     config, study = _existing(args)
-    front = _results(config, study, args.refined)
+    front = _with_table(_results(config, study, args.refined), config, args.latency)
     chosen = pick(front, args.pick, args.max_mflops, args.min_accuracy)
     comparison = versus_none(front, chosen, refined=args.refined)
-    write_export(export_document(study, chosen, args.pick, config.storage, comparison), args.output)
+    write_export(export_document(study, chosen, args.pick, config.storage, comparison, front.latency_conditions),
+                 args.output)
     at = "" if args.refined else _at_rung(config)
     print(f"exported trial #{chosen.number}{at} ({args.pick}{', refined' if args.refined else ''}): accuracy "
           f"{chosen.accuracy_text()}, {chosen.mflops:.2f} MFLOPs, {chosen.params:,} params\n  {chosen.arch_id}\n"
           f"  -> {args.output}")
     print(versus_line(comparison))
+    latency = latency_line(front, chosen)
+    if latency:
+        print(latency)
     return 0
 
 
@@ -348,6 +504,7 @@ def _check(args: argparse.Namespace) -> int:
         arch = config.baseline_arch(spec, data.num_classes, data.in_chans)
         baselines.append((label, arch, _cost(config, f"baselines: {label}", arch, data)))
     warnings = _budget_warnings(config, floor, baselines)
+    latency_lines = _latency_lines(config, data, warnings)
     n = len(template.stages)
     print(f"study {config.name!r} ({config.path})")
     print(f"  storage     {masked(config.storage)}")
@@ -368,6 +525,8 @@ def _check(args: argparse.Namespace) -> int:
           f"{' finished at rung 0' if config.fidelity is not None else ''}")
     limits = {k: v for k, v in (("max_mflops", config.max_mflops), ("max_params", config.max_params)) if v}
     print(f"  constraints {limits or 'none'}")
+    for line in latency_lines:
+        print(line)
     print(f"  baselines ({FLOPS_NOTE}, at {data.image_size[0]}x{data.image_size[1]}):")
     for label, arch, cost in baselines:
         in_space = "in space" if config.space.params_for(arch) is not None else "outside the space"
@@ -376,6 +535,28 @@ def _check(args: argparse.Namespace) -> int:
         print(f"warning: {warning}")
     print("ok: nothing was written")
     return 0
+
+
+def _latency_lines(config, data, warnings: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+    """The latency conditions, this machine's signature and the table the study would use."""
+    from nas.latency.builder import check_conditions
+    from nas.latency.conditions import describe_signature, device_signature
+    from nas.objectives import LATENCY
+    from nas.study.latency import existing_table, table_summary
+
+    conditions = config.latency_conditions
+    lines = [f"  latency     {conditions.describe()}; this machine: {describe_signature(device_signature(conditions))}"]
+    table = existing_table(config, data, log=lambda line: warnings.append(line.removeprefix("warning: ")))
+    if table is not None:
+        lines += [f"    {line.strip()}" for line in table_summary(table).splitlines()]
+        lines.append(f"    table file {config.latency_table_path}")
+    elif LATENCY.name in config.objectives:
+        check_conditions(conditions)
+        choices = len(config.latency_target(data).choices())
+        lines.append(f"    no table yet: nas search measures {choices} stage choices + {config.latency.check} "
+                     f"random architectures into {config.latency_table_path} before any training "
+                     "(or run nas latency-table)")
+    return lines
 
 
 def _fidelity_lines(config, data) -> list[str]:  # type: ignore[no-untyped-def]

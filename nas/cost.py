@@ -1,4 +1,4 @@
-"""Cost of a model: FLOPs (fvcore, with the attention ops counted), parameters, and latency.
+"""Cost of a model: FLOPs (fvcore, with the attention ops counted) and parameters (latency: `nas.latency`).
 
 Convention: one multiply-add counts as one flop, as fvcore counts (torch's `FlopCounterMode`
 counts two). fvcore skips elementwise and pooling ops by default; attention blocks are mostly
@@ -12,8 +12,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import statistics
-import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -98,28 +96,3 @@ def arch_cost(arch: ArchConfig, image_size: int | Sequence[int]) -> Cost:
     h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     model = build_model(arch)
     return Cost(count_flops(model, (1, arch.in_chans, h, w)), count_params(model))
-
-
-def measure_latency(
-    model: nn.Module,
-    input_shape: Sequence[int],
-    device: str | torch.device = "cpu",
-    warmup: int = 3,
-    repeats: int = 20,
-) -> float:
-    """Median seconds of one inference forward at `input_shape`, after `warmup` untimed runs."""
-    device = torch.device(device)
-    probe = copy.deepcopy(model).to(device).eval()
-    x = torch.randn(*input_shape, device=device)
-    times = []
-    with torch.inference_mode():
-        for i in range(warmup + repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            start = time.perf_counter()
-            probe(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-    return statistics.median(times)

@@ -113,9 +113,20 @@ def versus_line(comparison: dict[str, Any]) -> str:
             f"{comparison['verdict']}")
 
 
+def latency_line(front: Front, chosen: FrontRow) -> str | None:
+    """The pick's latency against `none` under the table's conditions (None without a latency)."""
+    p = chosen.latency
+    if p is None:
+        return None
+    verdict = ("the same as none within noise" if abs(p.ratio - 1) <= p.ratio_ci else
+               f"{'slower' if p.ratio > 1 else 'faster'} than none beyond noise")
+    return (f"latency: {p.ms:.3f} ± {p.ms_ci:.3f} ms, x{p.ratio:.3f} ± {p.ratio_ci:.3f} vs none ({verdict}; 95% "
+            f"intervals; {front.latency_conditions or 'conditions unknown'})")
+
+
 def versions() -> dict[str, str]:
     out = {}
-    for package in ("nas", "torch", "torchvision", "timm", "optuna", "fvcore"):
+    for package in ("nas", "torch", "torchvision", "timm", "optuna", "fvcore", "onnxruntime"):
         try:
             out[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -124,7 +135,8 @@ def versions() -> dict[str, str]:
 
 
 def export_document(
-    study: optuna.Study, chosen: FrontRow, rule: str, storage: str, vs_none: dict[str, Any] | None = None
+    study: optuna.Study, chosen: FrontRow, rule: str, storage: str, vs_none: dict[str, Any] | None = None,
+    latency_conditions: str | None = None,
 ) -> dict[str, Any]:
     """The YAML document: the ArchConfig's keys, then a `provenance` section (with `vs_none`, the
     pick against the `none` baseline, when given)."""
@@ -136,6 +148,9 @@ def export_document(
                 TrialAttr.REFINED_EPOCHS):
         if key in chosen.user_attrs:
             metrics[key] = chosen.user_attrs[key]
+    if chosen.latency is not None:
+        metrics["latency"] = {**dataclasses.asdict(chosen.latency), "conditions": latency_conditions,
+                              "interval": "95% half-widths; ratio is to the none architecture"}
     provenance = {
         "study": study.study_name,
         "study_file": study.user_attrs.get(StudyAttr.STUDY_FILE),

@@ -33,6 +33,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.attrs import StudyAttr, TrialAttr
 from nas.errors import ConfigError
+from nas.latency.table import LatencyTable, Prediction
 from nas.noise import (
     BINOMIAL,
     NOISE,
@@ -45,7 +46,7 @@ from nas.noise import (
     ties,
     val_size_of,
 )
-from nas.objectives import ACCURACY, COSTS, DEFAULT_OBJECTIVES, FLOPS, OBJECTIVES, PARAMS
+from nas.objectives import ACCURACY, COSTS, DEFAULT_OBJECTIVES, FLOPS, LATENCY, OBJECTIVES, PARAMS
 
 ALWAYS_SHOWN = (ACCURACY.name, FLOPS.name, PARAMS.name)  # every row has these; other objectives are extra columns
 
@@ -74,6 +75,7 @@ class FrontRow:
     epochs: int | None = None
     std_source: str = UNKNOWN
     trials: tuple[int, ...] = ()
+    latency: Prediction | None = None  # predicted by the study's latency table (or `nas front --latency`)
 
     @property
     def accuracy(self) -> float:
@@ -105,7 +107,33 @@ def row(trial: FrozenTrial, objectives: Sequence[str]) -> FrontRow:
         baseline=attrs.get(TrialAttr.BASELINE),
         user_attrs=dict(attrs),
         trials=(trial.number,),
+        latency=stored_latency(attrs),
     )
+
+
+def stored_latency(attrs: Mapping[str, Any]) -> Prediction | None:
+    """The latency a trial recorded (a study with the latency objective), else None."""
+    if TrialAttr.LATENCY_MS not in attrs:
+        return None
+    return Prediction(attrs[TrialAttr.LATENCY_MS], attrs[TrialAttr.LATENCY_CI_MS], attrs[TrialAttr.LATENCY_RATIO],
+                      attrs[TrialAttr.LATENCY_RATIO_CI])
+
+
+def latency_ties(a: FrontRow, b: FrontRow) -> bool | None:
+    """Whether two rows' latencies are within noise: |Δ| no more than the 95 % half-width of the
+    difference, sqrt(ci_a² + ci_b²). None when a row has no latency."""
+    if a.latency is None or b.latency is None:
+        return None
+    return abs(a.latency.ms - b.latency.ms) <= math.hypot(a.latency.ms_ci, b.latency.ms_ci)
+
+
+def with_latency(front: Front, table: LatencyTable) -> Front:
+    """The front with every row's latency predicted by `table` (`nas front --latency`)."""
+    def add(rows: Sequence[FrontRow]) -> list[FrontRow]:
+        return [dataclasses.replace(r, latency=table.predict(r.arch_id)) for r in rows]
+
+    return dataclasses.replace(front, architectures=add(front.architectures), rows=add(front.rows),
+                               latency_conditions=table.describe())
 
 
 def evaluations(trial: FrozenTrial, accuracy: float) -> list[tuple[Any, float]]:
@@ -198,6 +226,7 @@ class Front:
     accuracy_label: str = "proxy validation accuracy"
     finished: int = 0  # finished trials behind the rows
     noise: dict[str, Any] | None = None  # the study's measured noise (nas.noise), if any
+    latency_conditions: str | None = None  # what the rows' latencies are: runtime, batch, threads, device, machine
 
     @functools.cached_property
     def knee(self) -> FrontRow | None:
@@ -215,11 +244,14 @@ def front_of(study: optuna.Study, name: str | None = None,
     objectives = objectives_of(study)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     feasible = [t for t in complete if all(c <= 0 for c in t.constraints.values())]
+    table = study.user_attrs.get(StudyAttr.LATENCY_TABLE)
+    conditions = (LatencyTable.from_dict(table, f"study {study.study_name!r}'s latency table").describe()
+                  if table else None)
     return Front(
         name or f"study {study.study_name!r}",
         pooled_rows(complete, objectives, study.user_attrs),
         pareto_front(pooled_rows(feasible, objectives, study.user_attrs), objectives, study.directions),
-        accuracy_label, finished=len(complete), noise=read_noise(study.user_attrs),
+        accuracy_label, finished=len(complete), noise=read_noise(study.user_attrs), latency_conditions=conditions,
     )
 
 
@@ -268,15 +300,24 @@ def geometric_knee(rows: Sequence[FrontRow]) -> FrontRow:
 
 
 def knee(rows: Sequence[FrontRow]) -> FrontRow:
-    """The geometric knee, moved down the front to the cheapest point it ties with, transitively."""
+    """The geometric knee, moved down the front to the cheapest point it ties with, transitively;
+    then, where latency is the cost, up to the most accurate dearer point whose latency it ties
+    with (the same cost within noise is no trade-off) and whose accuracy is beyond noise better."""
     chosen = geometric_knee(rows)
     ordered = by_cost(rows)
     while True:
         cheaper = ordered[: next(i for i, r in enumerate(ordered) if r is chosen)]
         tied = [r for r in cheaper if ties(r, chosen)]
         if not tied:
-            return chosen
+            break
         chosen = tied[0]
+    if cost_objective(rows) == LATENCY.name:
+        dearer = ordered[next(i for i, r in enumerate(ordered) if r is chosen) + 1:]
+        same_cost = [r for r in dearer if latency_ties(r, chosen) and ties(r, chosen) is False
+                     and r.accuracy > chosen.accuracy]
+        if same_cost:
+            chosen = max(same_cost, key=lambda r: r.accuracy)
+    return chosen
 
 
 def cheaper_tie(rows: Sequence[FrontRow], i: int) -> bool | None:
@@ -290,15 +331,20 @@ def format_table(front: Front) -> str:
     objectives), baseline or knee mark, tie with the cheaper neighbour, arch_id — and footer
     lines saying what ± and a tie mean."""
     rows, knee_row = front.rows, front.knee
-    extra = [k for k in (rows[0].values if rows else {}) if k not in ALWAYS_SHOWN]
-    header = ["trial", "accuracy ± std (n)", "MFLOPs", "params", *extra, "baseline/knee", "vs cheaper", "arch_id"]
+    latency = any(r.latency is not None for r in rows)
+    shown = (*ALWAYS_SHOWN, LATENCY.name) if latency else ALWAYS_SHOWN
+    extra = [k for k in (rows[0].values if rows else {}) if k not in shown]
+    latency_header = ["latency ms ± 95%", "x none ± 95%", "latency vs cheaper"] if latency else []
+    header = ["trial", "accuracy ± std (n)", "MFLOPs", "params", *extra, *latency_header, "baseline/knee",
+              "vs cheaper", "arch_id"]
     lines = []
     for i, r in enumerate(rows):
         mark = "knee" if knee_row is not None and r.number == knee_row.number else ""
         tie = cheaper_tie(rows, i)
         versus = "" if i == 0 else "?" if tie is None else f"tie #{rows[i - 1].number}" if tie else "beyond noise"
         cells = [f"#{r.number}", r.accuracy_text(), f"{r.mflops:.2f}", f"{r.params:,}",
-                 *(f"{r.values[k]:.3f}" for k in extra), " ".join(filter(None, (r.baseline, mark))), versus, r.arch_id]
+                 *(f"{r.values[k]:.3f}" for k in extra), *(_latency_cells(rows, i) if latency else []),
+                 " ".join(filter(None, (r.baseline, mark))), versus, r.arch_id]
         lines.append(cells)
     widths = [max(len(h), *(len(c[i]) for c in lines)) if lines else len(h) for i, h in enumerate(header)]
     out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
@@ -306,10 +352,24 @@ def format_table(front: Front) -> str:
     return "\n".join(out + footer(front))
 
 
+def _latency_cells(rows: Sequence[FrontRow], i: int) -> list[str]:
+    p = rows[i].latency
+    if p is None:
+        return ["?", "?", ""]
+    tie = latency_ties(rows[i], rows[i - 1]) if i else None
+    versus = "" if i == 0 or tie is None else "same (within noise)" if tie else "higher beyond noise"
+    return [f"{p.ms:.3f} ± {p.ms_ci:.3f}", f"{p.ratio:.3f} ± {p.ratio_ci:.3f}", versus]
+
+
 def footer(front: Front) -> list[str]:
     """What the table's ± and ties mean for this front, and a knee moved by a tie."""
     sources = {r.std_source for r in front.rows}
     lines = ["±: the std of one evaluation; (n): the evaluations (seeds) behind the mean"]
+    if any(r.latency is not None for r in front.rows):
+        lines.append(f"latency: predicted by the latency table ({front.latency_conditions or 'conditions unknown'}); "
+                     "± 95%: the table's entries in quadrature or its 95th-percentile error on random architectures, "
+                     "the larger; same (within noise): the two latencies cannot be told apart, so that pair is no "
+                     "cost trade-off")
     if SEEDS in sources:
         lines.append("  n >= 2: the sample std of that architecture's own evaluations")
     if NOISE in sources and front.noise is not None:
@@ -359,6 +419,10 @@ def to_json(front: Front) -> list[dict[str, Any]]:
             item["seeds"] = r.user_attrs[TrialAttr.REFINED_SEEDS]
         item.update({FLOPS.key: r.mflops, "params": r.params})
         item.update({OBJECTIVES[name].key: value for name, value in r.values.items() if name not in ALWAYS_SHOWN})
+        if r.latency is not None:
+            item.update(latency_ms=r.latency.ms, latency_ci_ms=r.latency.ms_ci, latency_ratio=r.latency.ratio,
+                        latency_ratio_ci=r.latency.ratio_ci,
+                        latency_tie=latency_ties(r, front.rows[i - 1]) if i else False)
         tie = cheaper_tie(front.rows, i)
         item.update(arch_id=r.arch_id, baseline=r.baseline, knee=knee_row is not None and r.number == knee_row.number,
                     tie=tie, tie_with=front.rows[i - 1].number if tie else None, trials=list(r.trials))

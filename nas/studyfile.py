@@ -20,10 +20,11 @@ from nas.data import DATASETS, Dataset, load_dataset
 from nas.errors import ConfigError, with_source
 from nas.fidelity import Fidelity
 from nas.files import read_document
+from nas.latency.conditions import LatencyConditions
 from nas.space import SearchSpace, load_space
 from nas.studyref import StudyRef, study_ref
 from nas.train import ProxyConfig
-from nas.validation import DatasetSettings, StudyFile, validate
+from nas.validation import DatasetSettings, LatencySettings, StudyFile, validate
 
 DEFAULT_BASELINES = list(KINDS)
 
@@ -49,6 +50,26 @@ class StudyConfig:
     description: str = ""
     noise_seeds: int = 3  # the `none` baseline trained at this many seeds measures the study's noise
     fidelity: Fidelity | None = None  # None: one fidelity, the proxy's
+    latency: LatencySettings = dataclasses.field(default_factory=LatencySettings)
+    latency_table: Path | None = None  # resolved `latency.table`; None: the default, see `latency_table_path`
+
+    @property
+    def latency_conditions(self) -> LatencyConditions:
+        s = self.latency
+        return LatencyConditions(s.runtime, s.batch_size, s.threads, s.device)
+
+    @property
+    def latency_table_path(self) -> Path:
+        """The table given in the study file, else `<name>.latency.json` beside the study file."""
+        return self.latency_table if self.latency_table is not None else self.path.parent / f"{self.name}.latency.json"
+
+    def latency_target(self, data: Dataset):  # type: ignore[no-untyped-def]
+        """What the study's latency table is for (`nas.latency.builder.LatencyTarget`)."""
+        from nas.latency.builder import LatencyTarget
+
+        return LatencyTarget(self.backbone, dict(self.backbone_args), self.space, tuple(data.image_size),
+                             data.in_chans, data.num_classes, self.latency_conditions,
+                             extra=tuple(spec for _, spec in self.baselines))
 
     @property
     def ref(self) -> StudyRef:
@@ -141,6 +162,7 @@ def _parse(data: Any, path: Path, storage_override: str | None) -> StudyConfig:
         objectives=tuple(study.objectives), sampler=study.sampler.options(), trials=study.trials,
         baselines=baselines, max_mflops=study.constraints.max_mflops, max_params=study.constraints.max_params,
         noise_seeds=study.noise_seeds, description=study.description, fidelity=fidelity,
+        latency=study.latency, latency_table=ref.latency_table,
     )
 
 

@@ -33,6 +33,7 @@ class StudyRef:
     storage: str
     objectives: tuple[str, ...]
     fidelity: Fidelity | None = None  # a multi-fidelity study's rungs (nas.fidelity); None: one fidelity
+    latency_table: Path | None = None  # the study file's `latency.table`, resolved; None when it names none
 
     @property
     def directions(self) -> list[str]:
@@ -66,8 +67,12 @@ def study_ref(study: StudyFile, path: Path, storage_override: str | None) -> Stu
     storage = resolve_url(storage, Path.cwd() if storage_override is not None else base)
     check_url(storage, where)
     fidelity = None if study.fidelity is None else Fidelity.from_settings(**study.fidelity.model_dump())
+    table = study.latency.table
+    table_path = None if table is None else Path(table).expanduser()
+    if table_path is not None and not table_path.is_absolute():
+        table_path = base / table_path
     return StudyRef(path=path.resolve(), name=study.name, storage=storage, objectives=tuple(study.objectives),
-                    fidelity=fidelity)
+                    fidelity=fidelity, latency_table=table_path)
 
 
 def open_existing(ref: StudyRef) -> optuna.Study:

@@ -166,6 +166,28 @@ class FidelitySettings(_Model):
         return self
 
 
+class LatencySettings(_Model):
+    """The conditions latency is measured and predicted under, and the table that predicts it
+    (`nas.latency`). Checked against this machine (threads, CUDA) by `nas.studyfile`."""
+
+    noun: ClassVar[str] = "latency setting"
+
+    runtime: Literal["onnxruntime", "eager"] = Field(
+        "onnxruntime", description="onnxruntime (what ships; the default) or eager (PyTorch)")
+    batch_size: StrictInt = Field(1, ge=1, description="an integer >= 1 (images per forward)")
+    threads: StrictInt = Field(1, ge=1, description="an integer >= 1, at most this machine's cores")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="cpu, or cuda where a CUDA device is present")
+    table: str | None = Field(None, description="a latency table file (nas latency-table -o FILE.json), relative to "
+                                                "the study file; null: <study name>.latency.json beside it, built "
+                                                "when the study is created")
+    check: StrictInt = Field(30, ge=0, description="an integer >= 0 (random architectures a new table is "
+                                                      "checked on; 0: none)")
+    target: Number = Field(0.02, gt=0, lt=0.5, description="a number in (0, 0.5): the 95 % interval of a ratio to "
+                                                           "none, relative, that a measurement stops at")
+    max_seconds: Number = Field(20, gt=0, allow_inf_nan=False,
+                                description="a number > 0: seconds a group of measurements may take")
+
+
 class StudyFile(_Model):
     """The shape of a study file. `nas.studyfile` adds what needs the backbone, the space and the
     storage, and resolves paths."""
@@ -191,6 +213,8 @@ class StudyFile(_Model):
                                    "the study's noise; 1: do not measure)")
     fidelity: FidelitySettings | None = Field(
         None, description="a mapping like {epochs: [1, 3, 9], keep: 0.34, seeds: [1, 1, 2]}, or null for one fidelity")
+    latency: LatencySettings = Field(default_factory=LatencySettings,
+                                     description="a mapping like {runtime: onnxruntime, batch_size: 1, threads: 1}")
 
     @_model_validator(mode="before")
     @classmethod
@@ -201,7 +225,7 @@ class StudyFile(_Model):
         data = dict(data)
         if isinstance(data.get("dataset"), str):
             data["dataset"] = {"name": data["dataset"]}
-        for key in ("proxy", "sampler", "constraints", "backbone_args", "fidelity"):
+        for key in ("proxy", "sampler", "constraints", "backbone_args", "fidelity", "latency"):
             if key in data and data[key] is None:
                 del data[key]
         return data

@@ -34,6 +34,7 @@ from nas.data import Dataset
 from nas.errors import StudyError
 from nas.storage import creation_lock, masked, quiet_experimental
 from nas.study.creation import requeue_lost_baselines
+from nas.study.latency import table_of
 from nas.study.loop import count_evaluated
 from nas.study.noise_seeds import noise_line, record_noise
 from nas.study.objective import Trainer
@@ -80,6 +81,8 @@ def run_multi_fidelity(
     target = max(target, done + _count(rungs[0], TrialState.WAITING))
     objectives = [RungObjective(rung_config(config, k), data, dev, trainer, rung=k,
                                 seeds=fidelity.seeds_at(k, config.proxy.seed)) for k in range(fidelity.top + 1)]
+    for objective in objectives:  # every rung predicts from the table stored in rung 0's study
+        objective.table = table_of(rungs[0])
     log(f"study {config.name!r}: {fidelity.top + 1} rungs, "
         f"{', '.join(fidelity.describe(k) for k in range(fidelity.top + 1))}; {fidelity.rule()}; "
         f"{fidelity.learns_from(config.sampler)}; "

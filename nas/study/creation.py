@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from nas.attrs import StudyAttr, TrialAttr
 from nas.data import Dataset
 from nas.storage import creation_lock, open_storage, quiet_experimental
+from nas.study import latency
 from nas.study.noise_seeds import queue_noise_seeds
 from nas.study.sampler import make_sampler
 from nas.studyfile import StudyConfig
@@ -36,6 +37,8 @@ def open_study(
 
     A study of that name that nas did not create, or that has other objectives, is refused
     before a byte is written to it (`check_ours`)."""
+    measure = create and data is not None and latency.needs_table(config)
+    table = latency.existing_table(config, data) if measure else None  # a bad table is refused before any write
     storage = open_storage(config.storage, create=create)
     with creation_lock(config.storage), quiet_experimental():
         try:
@@ -43,6 +46,8 @@ def open_study(
         except KeyError:
             if not create:
                 raise missing(config.ref) from None
+            if measure and table is None:  # under the lock, before the study (and any worker's training) exists
+                table = latency.new_table(config, data)
             study = optuna.create_study(
                 study_name=config.name, storage=storage, directions=config.directions,
                 sampler=make_sampler(config),
@@ -53,6 +58,8 @@ def open_study(
                 study.set_user_attr(StudyAttr.MARKER, {"format": 1})
             if study.metric_names is None:
                 study.set_metric_names(config.metric_names)
+            if measure and StudyAttr.LATENCY_TABLE not in study.user_attrs:
+                latency.store(study, table or latency.new_table(config, data))
             if StudyAttr.STUDY_FILE not in study.user_attrs:
                 _describe(study, config)
             if data is not None and not study.user_attrs.get(StudyAttr.BASELINES_QUEUED):

@@ -16,6 +16,7 @@ from nas.data import Dataset
 from nas.errors import ConfigError, StudyError
 from nas.storage import masked, quiet_experimental, storage_errors
 from nas.study.creation import open_study, requeue_lost_baselines
+from nas.study.latency import table_of
 from nas.study.noise_seeds import noise_line, record_noise
 from nas.study.objective import Objective, Trainer
 from nas.study.progress import format_report, progress_bar, trial_report, write_line
@@ -94,6 +95,7 @@ def _run(
         return study
     space_size = config.space_size()
     objective = Objective(config, data, dev, trainer)
+    objective.table = table_of(study)
     log(f"study {config.name!r}: {done}/{target} finished trials, storage {masked(config.storage)}, device {dev}")
     log("FLOPs are fvcore counts: one multiply-add = one flop")
     bar = progress_bar(progress, target, done)

@@ -24,11 +24,13 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.arch import ArchConfig
 from nas.attrs import TrialAttr
 from nas.build import build_model
-from nas.cost import arch_cost, measure_latency
+from nas.cost import arch_cost
 from nas.data import Dataset
 from nas.errors import TrainingDiverged, interrupt_reason
+from nas.latency.table import LatencyTable
 from nas.objectives import ACCURACY, FLOPS, LATENCY, PARAMS
 from nas.study.creation import proxy_key
+from nas.study.latency import require
 from nas.study.progress import TrialReport
 from nas.study.workers import WORKER
 from nas.studyfile import StudyConfig
@@ -54,7 +56,7 @@ class Objective:
         self.template = config.template(data.num_classes, data.in_chans)
         self.proxy_key = proxy_key(config)
         self.costs: dict[str, tuple[int, int]] = {}
-        self.latencies: dict[str, float] = {}
+        self.table: LatencyTable | None = None  # the study's (nas.study.latency), when latency is an objective
         self.last: TrialReport | None = None
 
     def architecture(self, trial: optuna.Trial) -> ArchConfig:
@@ -113,6 +115,8 @@ class Objective:
         mflops = flops / 1e6
         trial.set_user_attr(TrialAttr.MFLOPS, mflops)
         trial.set_user_attr(TrialAttr.PARAMS, params)
+        if self.table is not None:
+            self._record_latency(trial, arch_id)
         self.last.mflops = mflops
         over = self._constrain(trial, mflops, params)
         if over:
@@ -180,14 +184,23 @@ class Objective:
     def _values(self, arch: ArchConfig, accuracy: float, mflops: float, params: int) -> list[float]:
         """The study's objectives in its order, each measured as `nas.objectives` says, in its unit."""
         measure = {ACCURACY.name: lambda: accuracy, FLOPS.name: lambda: mflops, PARAMS.name: lambda: params / 1e6,
-                   LATENCY.name: lambda: self._latency_ms(arch)}
+                   LATENCY.name: lambda: latency_table(self).predict(arch.arch_id).ms}
         return [measure[name]() for name in self.config.objectives]
 
-    def _latency_ms(self, arch: ArchConfig) -> float:
-        if arch.arch_id not in self.latencies:
-            shape = (1, arch.in_chans, *self.data.image_size)
-            self.latencies[arch.arch_id] = 1e3 * measure_latency(build_model(arch), shape, self.device)
-        return self.latencies[arch.arch_id]
+    def _record_latency(self, trial: optuna.Trial, arch_id: str) -> None:
+        """The latency the table predicts (no timing here: nothing is timed beside training)."""
+        table = latency_table(self)
+        prediction = table.predict(arch_id)
+        for key, value in ((TrialAttr.LATENCY_MS, prediction.ms), (TrialAttr.LATENCY_CI_MS, prediction.ms_ci),
+                           (TrialAttr.LATENCY_RATIO, prediction.ratio),
+                           (TrialAttr.LATENCY_RATIO_CI, prediction.ratio_ci),
+                           (TrialAttr.LATENCY_CONDITIONS, table.conditions.describe()),
+                           (TrialAttr.LATENCY_DEVICE, table.signature.get("id"))):
+            trial.set_user_attr(key, value)
+
+
+def latency_table(objective: Objective) -> LatencyTable:
+    return require(objective.table, objective.config)
 
 
 def failure_reason(error: BaseException, step: str) -> str:

@@ -26,6 +26,7 @@ class TrialReport:
     seconds: float
     note: str = ""
     on_front: bool = False
+    latency_ms: float | None = None  # predicted by the study's latency table, when it has one
 
 
 def trial_report(study: optuna.Study, trial: FrozenTrial, last: TrialReport | None) -> TrialReport:
@@ -37,6 +38,7 @@ def trial_report(study: optuna.Study, trial: FrozenTrial, last: TrialReport | No
                                  seconds)
     report.state = trial.state.name
     report.seconds = seconds
+    report.latency_ms = attrs.get(TrialAttr.LATENCY_MS)
     if trial.state == TrialState.COMPLETE:
         report.on_front = trial.number in {t.number for t in study.best_trials}
         if TrialAttr.BASELINE in attrs:
@@ -50,7 +52,8 @@ def format_report(r: TrialReport) -> str:
     acc = f"acc {r.accuracy:.4f}" if r.accuracy is not None else f"{r.state.lower():>10}"
     mf = f"{r.mflops:8.2f} MFLOPs" if r.mflops is not None else " " * 15
     star = "*" if r.on_front else " "
-    return f"#{r.number:<4d} {star} {acc}  {mf}  {r.seconds:6.1f} s  {r.arch_id}  {r.note}".rstrip()
+    ms = f"  {r.latency_ms:7.3f} ms" if r.latency_ms is not None else ""
+    return f"#{r.number:<4d} {star} {acc}  {mf}{ms}  {r.seconds:6.1f} s  {r.arch_id}  {r.note}".rstrip()
 
 
 def progress_bar(progress: bool | None, total: int, initial: int) -> Any:
