@@ -51,6 +51,7 @@ bench: setup system-demo
 	$(BIN)/python benchmarks/search_quality.py
 	$(BIN)/python benchmarks/proxy_fidelity.py
 	$(BIN)/python benchmarks/cli_startup.py
+	$(BIN)/python benchmarks/latency_table.py
 
 # Issue 8's evidence on real data (hours of CPU; every script resumes where it stopped): the
 # folder DATA holds what shared/data/stage-datasets.sh DATA MIRRORS tiny-imagenet built.
@@ -59,6 +60,7 @@ bench-evidence: setup
 	$(BIN)/python benchmarks/attention_signal.py --data $(DATA) --tasks tin100 --threads 1
 	$(BIN)/python benchmarks/rung_fidelity.py --data $(DATA)
 	$(BIN)/python benchmarks/equal_compute.py --data $(DATA)
+	$(BIN)/python benchmarks/latency_front.py --data $(DATA)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -42,8 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM as Terminated, at any moment
         interrupts.ignore_further()
         what = "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted"
-        print(f"\n{command}: {what}; finished trials are kept and a running one is marked failed. "
-              "Run the same command again to resume.", file=sys.stderr)
+        kept = ("what was measured is kept in the table's .partial file, no table is written"
+                if command == "nas latency-table" else "finished trials are kept and a running one is marked failed")
+        print(f"\n{command}: {what}; {kept}. Run the same command again to resume.", file=sys.stderr)
         return interrupts.EXIT[signal.SIGTERM] if isinstance(interrupt, Terminated) else interrupts.EXIT[signal.SIGINT]
     except BrokenPipeError:  # `nas search ... | head`: the reader left; stop quietly, as `yes | head` does
         devnull = os.open(os.devnull, os.O_WRONLY)

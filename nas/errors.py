@@ -31,6 +31,11 @@ class StudyError(NasError):
     """A study cannot run or make progress (storage unreachable, no feasible candidate, ...)."""
 
 
+class MachineBusy(NasError):
+    """A latency could not be measured to its interval in the time allowed: the machine is too
+    loaded for a figure to be trusted, so none is stored."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (`kill`, systemd, Slurm, Kubernetes) arrived: handled exactly like Ctrl-C — the
     running trial is marked failed with its reason — but the command exits 143, not 130.

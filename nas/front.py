@@ -460,6 +460,16 @@ def _std(rows: Sequence[FrontRow]) -> list[float] | None:
     return None if all(s is None for s in stds) else [s or 0.0 for s in stds]
 
 
+def _axis(front: Front) -> tuple[Any, Any, str]:
+    """The plot's cost axis: predicted latency (with its 95 % interval) where the rows have one,
+    else MFLOPs. Returns (x of a row, x error of a row, label)."""
+    if front.architectures and all(r.latency is not None for r in front.architectures):
+        conditions = (front.latency_conditions or "").split(" on ")[0]
+        return (lambda r: r.latency.ms), (lambda r: r.latency.ms_ci), \
+            f"predicted latency, ms ± 95% ({conditions}; table measured once)"
+    return (lambda r: r.mflops), (lambda r: 0.0), "MFLOPs (fvcore: 1 multiply-add = 1 flop)"
+
+
 def _title(front: Front) -> str:
     return f"{front.name}: {front.finished} finished trials, {len(front.architectures)} architectures"
 
@@ -471,21 +481,22 @@ def _plot_png(front: Front, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     trials, rows = front.architectures, front.rows
+    x, xerr, label = _axis(front)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    ax.errorbar([r.mflops for r in trials], [r.accuracy for r in trials], yerr=_std(trials), fmt="o", ms=4,
-                c="0.7", ecolor="0.8", label="architectures")
-    ax.errorbar([r.mflops for r in rows], [r.accuracy for r in rows], yerr=_std(rows), fmt="-o", ms=5,
-                c="tab:blue", capsize=2, label="Pareto front")
+    ax.errorbar([x(r) for r in trials], [r.accuracy for r in trials], yerr=_std(trials),
+                xerr=[xerr(r) for r in trials], fmt="o", ms=4, c="0.7", ecolor="0.8", label="architectures")
+    ax.errorbar([x(r) for r in rows], [r.accuracy for r in rows], yerr=_std(rows), xerr=[xerr(r) for r in rows],
+                fmt="-o", ms=5, c="tab:blue", capsize=2, label="Pareto front")
     for r in trials:
         if r.baseline:
-            ax.scatter([r.mflops], [r.accuracy], marker="s", s=40, facecolors="none", edgecolors="tab:red")
-            ax.annotate(r.baseline, (r.mflops, r.accuracy), textcoords="offset points", xytext=(4, 4),
+            ax.scatter([x(r)], [r.accuracy], marker="s", s=40, facecolors="none", edgecolors="tab:red")
+            ax.annotate(r.baseline, (x(r), r.accuracy), textcoords="offset points", xytext=(4, 4),
                         fontsize=8, color="tab:red")
     k = front.knee
     if k is not None:
-        ax.scatter([k.mflops], [k.accuracy], marker="*", s=160, c="tab:orange", zorder=5, label=f"knee #{k.number}")
+        ax.scatter([x(k)], [k.accuracy], marker="*", s=160, c="tab:orange", zorder=5, label=f"knee #{k.number}")
     ax.scatter([], [], marker="s", facecolors="none", edgecolors="tab:red", label="uniform baselines")
-    ax.set_xlabel("MFLOPs (fvcore: 1 multiply-add = 1 flop)")
+    ax.set_xlabel(label)
     ax.set_ylabel(f"{front.accuracy_label} (± std of one evaluation)")
     ax.set_title(_title(front))
     ax.grid(alpha=0.3)
@@ -498,14 +509,18 @@ def _plot_png(front: Front, path: Path) -> None:
 def _plot_html(front: Front, path: Path) -> None:
     import plotly.graph_objects as go
 
+    x, xerr, label = _axis(front)
+    unit = "MFLOPs" if label.startswith("MFLOPs") else "ms"
+
     def trace(rows: Sequence[FrontRow], name: str, **style: Any) -> Any:
         std = _std(rows)
         return go.Scatter(
-            x=[r.mflops for r in rows], y=[r.accuracy for r in rows], name=name,
+            x=[x(r) for r in rows], y=[r.accuracy for r in rows], name=name,
             error_y=None if std is None else {"type": "data", "array": std},
+            error_x={"type": "data", "array": [xerr(r) for r in rows]} if unit == "ms" else None,
             text=[f"#{r.number} {r.arch_id}" + (f" (baseline {r.baseline})" if r.baseline else "") for r in rows],
             customdata=[r.accuracy_text() for r in rows],
-            hovertemplate="%{text}<br>accuracy %{customdata}<br>%{x:.3f} MFLOPs<extra></extra>", **style,
+            hovertemplate=f"%{{text}}<br>accuracy %{{customdata}}<br>%{{x:.3f}} {unit}<extra></extra>", **style,
         )
 
     fig = go.Figure([
@@ -518,6 +533,6 @@ def _plot_html(front: Front, path: Path) -> None:
     if k is not None:
         fig.add_trace(trace([k], f"knee #{k.number}", mode="markers",
                             marker={"symbol": "star", "color": "orange", "size": 16}))
-    fig.update_layout(title=_title(front), xaxis_title="MFLOPs (fvcore: 1 multiply-add = 1 flop)",
+    fig.update_layout(title=_title(front), xaxis_title=label,
                       yaxis_title=f"{front.accuracy_label} (± std of one evaluation)")
     fig.write_html(str(path), include_plotlyjs=True)

@@ -182,6 +182,8 @@ class LatencySettings(_Model):
                                                 "when the study is created")
     check: StrictInt = Field(30, ge=0, description="an integer >= 0 (random architectures a new table is "
                                                       "checked on; 0: none)")
+    passes: StrictInt = Field(2, ge=1, description="an integer >= 1 (times a new table measures each choice, minutes "
+                                                   "apart: their spread is part of its interval)")
     target: Number = Field(0.02, gt=0, lt=0.5, description="a number in (0, 0.5): the 95 % interval of a ratio to "
                                                            "none, relative, that a measurement stops at")
     max_seconds: Number = Field(20, gt=0, allow_inf_nan=False,

@@ -16,7 +16,8 @@ def test_version_and_help_list_every_command_with_examples():
     assert version.returncode == 0 and version.stdout.strip() == "nas 0.1.0"
     top = nas("--help")
     assert top.returncode == 0
-    for command in ("search", "front", "export", "check", "train", "refine", "dashboard"):
+    for command in ("search", "front", "export", "check", "train", "refine", "dashboard", "latency",
+                    "latency-table"):
         assert f"    {command}" in top.stdout, command
         sub = nas(command, "--help")
         assert sub.returncode == 0 and "example:\n  nas " + command in sub.stdout, command

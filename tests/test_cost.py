@@ -12,7 +12,17 @@ import torch
 import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
-from nas import ArchConfig, BlockSpec, arch_cost, build_model, count_flops, count_params, make_block, measure_latency
+from nas import (
+    ArchConfig,
+    BlockSpec,
+    ConfigError,
+    arch_cost,
+    build_model,
+    count_flops,
+    count_params,
+    make_block,
+    measure_latency,
+)
 from nas.blocks import KINDS
 from nas.cost import EXTRA_HANDLES, FlopCountAnalysis
 
@@ -149,8 +159,15 @@ def test_flops_scale_with_batch_and_resolution():
 
 
 def test_params_and_latency():
+    """`nas.measure_latency`: architectures timed against `none` under named conditions (ONNX
+    Runtime, batch 1, 1 thread by default); CBAM everywhere is far slower than none (x2-3)."""
     model = build_model(ArchConfig.uniform("cifar_resnet", BlockSpec("se"), {"depth": 8}))
     assert count_params(model) == sum(p.numel() for p in model.parameters()) > 0
-    latency = measure_latency(model, (1, 3, 32, 32), "cpu", warmup=1, repeats=3)
-    assert 0 < latency < 5
-    assert model.training  # measured on a copy
+    archs = [ArchConfig.uniform("cifar_resnet", BlockSpec.paper_default(k), {"depth": 8, "width": 4}) for k in
+             ("none", "cbam")]
+    measured = measure_latency(archs, 16, target=0.25, max_seconds=5)
+    assert set(measured) == {a.arch_id for a in archs}
+    cbam = measured[archs[1].arch_id]
+    assert cbam.ratio > 1.2 and 0 < cbam.reference_ms < cbam.ms and cbam.ratio_ci > 0
+    with pytest.raises(ConfigError, match="another network"):
+        measure_latency([archs[0], ArchConfig.uniform("cifar_resnet", BlockSpec("none"), {"depth": 14})], 16)

@@ -140,7 +140,8 @@ def test_a_study_at_chance_accuracy_is_flagged_by_search_and_front(tmp_path, ref
 def test_every_objective_is_measured_in_its_unit_and_written_under_its_key(tmp_path):
     """A study of accuracy, params and latency (a stub trainer): the values are stored in the units
     `nas.objectives` names, and `--json` rows and an export carry them under its keys."""
-    study_file = write_study(tmp_path, objectives=["accuracy", "params", "latency"], baselines=["none"], trials=2)
+    study_file = write_study(tmp_path, objectives=["accuracy", "params", "latency"], baselines=["none"], trials=2,
+                             latency={"target": 0.25, "check": 0, "max_seconds": 5})
 
     def stub(arch, data, proxy, device):
         return ProxyResult(accuracy=0.5, loss=1.0, train_loss=1.0, seconds=0.01, train_seconds=0.01,
@@ -153,7 +154,8 @@ def test_every_objective_is_measured_in_its_unit_and_written_under_its_key(tmp_p
         assert accuracy == 0.5 and params == trial.user_attrs["params"] / 1e6 and 0 < latency < 1e3
     rows = json.loads(nas("front", study_file.name, "--json", cwd=tmp_path).stdout)
     assert rows and all(set(r) == {"trial", "accuracy", "accuracy_std", "n_evals", "std_source", "epochs", "mflops",
-                                   "params", "latency_ms", "arch_id", "baseline", "knee", "tie", "tie_with",
+                                   "params", "latency_ms", "latency_ci_ms", "latency_ratio", "latency_ratio_ci",
+                                   "latency_tie", "arch_id", "baseline", "knee", "tie", "tie_with",
                                    "trials"} for r in rows)
     assert nas("export", study_file.name, "-o", "best.yaml", cwd=tmp_path).returncode == 0
     metrics = yaml.safe_load((tmp_path / "best.yaml").read_text())["provenance"]["metrics"]

@@ -11,7 +11,8 @@ import nas
 
 PUBLIC = [
     "BlockSpec", "make_block", "ArchConfig", "load_arch", "build_model", "count_flops", "count_params",
-    "measure_latency", "LatencyConditions", "load_table", "arch_cost", "reduced_width", "load_dataset", "Dataset", "Split", "ProxyConfig",
+    "measure_latency", "LatencyConditions", "load_table", "arch_cost", "reduced_width",
+    "load_dataset", "Dataset", "Split", "ProxyConfig",
     "train_proxy", "ProxyResult", "TrainingDiverged", "evaluate", "resolve_device", "NasError", "ConfigError",
     "DataError", "StudyError", "search",
 ]

@@ -69,7 +69,7 @@ def run_multi_fidelity(
     assert fidelity is not None, "a single-fidelity study runs in nas.study.loop"
     target = trials if trials is not None else config.trials
     dev = resolve_device(device)
-    rungs, storage = open_rungs(config, create=True, data=data)
+    rungs, storage = open_rungs(config, create=True, data=data, log=log)
     for rung, study in enumerate(rungs):
         for number in reap_dead_local_trials(study, storage):
             log(f"r{rung} trial #{number} was left running by a worker that died; marked failed and queued again")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import optuna
@@ -30,7 +31,7 @@ def proxy_key(config: StudyConfig) -> str:
 
 
 def open_study(
-    config: StudyConfig, *, create: bool, data: Dataset | None = None
+    config: StudyConfig, *, create: bool, data: Dataset | None = None, log: Callable[[str], None] = print
 ) -> tuple[optuna.Study, BaseStorage]:
     """Load the study, or with `create` make it (directions, metric names, study attributes,
     baselines queued first) — once, under the storage's creation lock, however many workers.
@@ -38,7 +39,9 @@ def open_study(
     A study of that name that nas did not create, or that has other objectives, is refused
     before a byte is written to it (`check_ours`)."""
     measure = create and data is not None and latency.needs_table(config)
-    table = latency.existing_table(config, data) if measure else None  # a bad table is refused before any write
+    table = latency.existing_table(config, data, log) if measure else None  # a bad table is refused before any write
+    if measure and table is None:
+        latency.check_conditions(config.latency_conditions)  # conditions this machine cannot measure: likewise
     storage = open_storage(config.storage, create=create)
     with creation_lock(config.storage), quiet_experimental():
         try:
@@ -47,7 +50,7 @@ def open_study(
             if not create:
                 raise missing(config.ref) from None
             if measure and table is None:  # under the lock, before the study (and any worker's training) exists
-                table = latency.new_table(config, data)
+                table = latency.new_table(config, data, log)
             study = optuna.create_study(
                 study_name=config.name, storage=storage, directions=config.directions,
                 sampler=make_sampler(config),
@@ -59,7 +62,7 @@ def open_study(
             if study.metric_names is None:
                 study.set_metric_names(config.metric_names)
             if measure and StudyAttr.LATENCY_TABLE not in study.user_attrs:
-                latency.store(study, table or latency.new_table(config, data))
+                latency.store(study, table or latency.new_table(config, data, log))
             if StudyAttr.STUDY_FILE not in study.user_attrs:
                 _describe(study, config)
             if data is not None and not study.user_attrs.get(StudyAttr.BASELINES_QUEUED):

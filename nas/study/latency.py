@@ -58,8 +58,9 @@ def new_table(config: StudyConfig, data: Dataset, log: Callable[[str], None] = p
     target = config.latency_target(data)
     path = config.latency_table_path
     total = len(target.choices())
-    log(f"measuring the latency table ({total} stage choices + {config.latency.check} random architectures to "
-        f"check it; {config.latency_conditions.describe()}) into {path}; interrupted, it resumes")
+    log(f"measuring the latency table ({total} stage choices, then 2 x {config.latency.check} random architectures "
+        f"to calibrate and check it, {config.latency.passes} passes; {config.latency_conditions.describe()}) into "
+        f"{path}; interrupted, it resumes")
     from tqdm import tqdm
 
     bars: dict[str, Any] = {}
@@ -72,7 +73,8 @@ def new_table(config: StudyConfig, data: Dataset, log: Callable[[str], None] = p
 
     try:
         table = build_table(target, path, check=config.latency.check, target_ci=config.latency.target,
-                            max_seconds=config.latency.max_seconds, progress=progress, log=log)
+                            max_seconds=config.latency.max_seconds, progress=progress, log=log,
+                            passes=config.latency.passes)
     finally:
         for bar in bars.values():
             bar.close()
@@ -85,6 +87,9 @@ def table_summary(table: LatencyTable) -> str:
     built = table.built
     head = (f"latency table: {len(table.entries)} stage choices, none {table.none_ms:.3f} ± {table.none_ms_ci:.3f} ms; "
             f"{table.describe()}; built in {built.get('seconds', 0):.0f} s")
+    if table.calibration:
+        head += (f"\n  prediction: the stages' summed excess over none x {table.scale:.3f} (fitted on "
+                 f"{table.calibration['n']} random architectures with 1..n attention stages)")
     v = table.validation
     if not v:
         return head + "\n  not validated on random architectures (latency.check: 0)"

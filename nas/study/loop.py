@@ -81,7 +81,7 @@ def _run(
 ) -> optuna.Study:
     target = trials if trials is not None else config.trials
     dev = resolve_device(device)
-    study, storage = open_study(config, create=True, data=data)
+    study, storage = open_study(config, create=True, data=data, log=log)
     for number in reap_dead_local_trials(study, storage):
         log(f"trial #{number} was left running by a worker that died; marked failed and queued again")
     lost = requeue_lost_baselines(study, config, data)

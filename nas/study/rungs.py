@@ -13,6 +13,7 @@ description with the rung's proxy), so a foreign study of such a name is refused
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import optuna
 from optuna.samplers import RandomSampler
@@ -36,12 +37,12 @@ def rung_config(config: StudyConfig, rung: int) -> StudyConfig:
 
 
 def open_rungs(
-    config: StudyConfig, *, create: bool, data: Dataset | None = None
+    config: StudyConfig, *, create: bool, data: Dataset | None = None, log: Callable[[str], None] = print
 ) -> tuple[list[optuna.Study], BaseStorage]:
     """The rung studies, rung 0 first (with the study's sampler; with `data`, the baselines queued
     at creation) — created when `create`, else they must exist (`open_study` says which is missing)."""
     assert config.fidelity is not None, "a single-fidelity study has no rungs"
-    first, storage = open_study(config, create=create, data=data)
+    first, storage = open_study(config, create=create, data=data, log=log)
     rungs = [first]
     for rung in range(1, config.fidelity.top + 1):
         upper = rung_config(config, rung)
