@@ -58,9 +58,10 @@ def new_table(config: StudyConfig, data: Dataset, log: Callable[[str], None] = p
     target = config.latency_target(data)
     path = config.latency_table_path
     total = len(target.choices())
+    passes = f"{config.latency.passes} pass{'es' if config.latency.passes > 1 else ''}"
     log(f"measuring the latency table ({total} stage choices, then 2 x {config.latency.check} random architectures "
-        f"to calibrate and check it, {config.latency.passes} passes; {config.latency_conditions.describe()}) into "
-        f"{path}; interrupted, it resumes")
+        f"to calibrate and check it, {passes}; {config.latency_conditions.describe()}) into {path}; interrupted, "
+        "it resumes")
     from tqdm import tqdm
 
     bars: dict[str, Any] = {}
