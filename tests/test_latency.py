@@ -370,3 +370,28 @@ def test_onnx_runtime_matches_eager_or_is_refused_naming_the_op(monkeypatch):
 def test_threads_are_checked_against_this_machine():
     with pytest.raises(ConfigError, match=f"latency.threads = 999 is more than this machine's {os.cpu_count()} cores"):
         builder.check_conditions(LatencyConditions(threads=999))
+
+
+def test_front_measure_checks_the_predictions_by_direct_timing(searched):
+    folder, study_file, _, _ = searched
+    rows = json.loads(nas("front", study_file.name, "--json", cwd=folder).stdout)
+    result = nas("front", study_file.name, "--measure", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.strip().startswith("#") and "measured " in line]
+    assert len(lines) == len(rows) and "measured now (onnxruntime, batch 1, 1 thread, cpu" in result.stdout
+    assert all(("agrees" in line) or ("DISAGREES beyond noise" in line) for line in lines)
+
+
+def test_nas_latency_takes_exported_architectures_and_refuses_another_network(searched, tmp_path):
+    folder, study_file, _, _ = searched
+    assert nas("export", study_file.name, "--pick", "accuracy", "-o", str(tmp_path / "best.yaml"),
+               cwd=folder).returncode == 0
+    result = nas("latency", study_file.name, str(tmp_path / "best.yaml"), "--json", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(result.stdout)["rows"]
+    assert row["label"] == str(tmp_path / "best.yaml") and row["predicted_ratio"] > 1
+    other = ArchConfig.uniform("cifar_resnet", BlockSpec("se"), {"depth": 14, "width": 4})
+    (tmp_path / "other.yaml").write_text(other.to_yaml())
+    refused = nas("latency", study_file.name, str(tmp_path / "other.yaml"), cwd=folder)
+    assert refused.returncode == 2 and "backbone_args" in refused.stderr and "other.yaml" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
