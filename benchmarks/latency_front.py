@@ -142,7 +142,9 @@ def report(config: StudyConfig, long: LongRuns) -> dict[str, Any]:
         for r in searched:
             spread = math.sqrt(r["accuracy_std"] ** 2 / r["n"] + best_hand["accuracy_std"] ** 2 / best_hand["n"])
             matches = r["accuracy"] >= best_hand["accuracy"] - TIE_FACTOR * spread
-            cheaper = r["ratio"] + r["ratio_ci"] <= (1 - LOWER) * (best_hand["ratio"] - best_hand["ratio_ci"])
+            # >= 10 % lower by the predictions, and lower beyond both intervals
+            cheaper = (r["ratio"] <= (1 - LOWER) * best_hand["ratio"]
+                       and best_hand["ratio"] - r["ratio"] > math.hypot(r["ratio_ci"], best_hand["ratio_ci"]))
             wins.append({"arch_id": r["arch_id"], "matches_accuracy": matches, "ten_percent_cheaper": cheaper,
                          "difference": r["accuracy"] - best_hand["accuracy"], "difference_std": spread})
         out.update(
