@@ -344,13 +344,11 @@ def _with_table(front, ref, given: Path | None):  # type: ignore[no-untyped-def]
 def _measure_front(args: argparse.Namespace, front) -> list[str]:  # type: ignore[no-untyped-def]
     """`nas front --measure`: the front's rows timed directly, against their predictions."""
     from nas.arch import ArchConfig
-    from nas.latency.builder import measure_architectures
+    from nas.latency.builder import check_conditions, measure_architectures
 
     config = _config(args)
     data = config.load_data()
     target = config.latency_target(data)
-    from nas.latency.builder import check_conditions
-
     check_conditions(target.conditions)
     archs = [ArchConfig.from_dict(r.arch) for r in front.rows]
     results = measure_architectures(target, archs, config.latency.target, config.latency.max_seconds)
