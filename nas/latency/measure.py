@@ -71,6 +71,12 @@ def _timer(run: Callable[[], object], threads: int) -> Any:
     return Timer(stmt="run()", globals={"run": run}, num_threads=threads)
 
 
+def _round_calls(timer: Any, round_seconds: float) -> int:
+    """Warm the timed call up (first calls allocate), then how many calls last `round_seconds`."""
+    timer.timeit(3)
+    return max(1, round(round_seconds / max(timer.timeit(5).mean, 1e-7)))
+
+
 def measure_ratios(
     reference: Runner,
     candidates: Mapping[str, Runner],
@@ -86,11 +92,7 @@ def measure_ratios(
     timed for `min_rounds` rounds."""
     threads = reference.conditions.threads
     timers = {"": _timer(reference.run, threads), **{k: _timer(r.run, threads) for k, r in candidates.items()}}
-    calls = {}
-    for key, timer in timers.items():  # warm up (first calls allocate), then size a round
-        timer.timeit(3)
-        single = timer.timeit(5).mean
-        calls[key] = max(1, round(round_seconds / max(single, 1e-7)))
+    calls = {key: _round_calls(timer, round_seconds) for key, timer in timers.items()}
     times: dict[str, list[float]] = {key: [] for key in timers}
     logs: dict[str, list[float]] = {key: [] for key in candidates}
     active = list(candidates)
@@ -125,7 +127,6 @@ def measure_ratios(
 def measure_reference(reference: Runner, rounds: int = 30, round_seconds: float = 0.02) -> tuple[float, float]:
     """The reference's milliseconds per forward and 95 % half-width over `rounds` rounds."""
     timer = _timer(reference.run, reference.conditions.threads)
-    timer.timeit(3)
-    calls = max(1, round(round_seconds / max(timer.timeit(5).mean, 1e-7)))
+    calls = _round_calls(timer, round_seconds)
     ms, ci = mean_ci([timer.timeit(calls).mean for _ in range(rounds)])
     return 1e3 * ms, 1e3 * ci
