@@ -87,6 +87,8 @@ def test_three_workers_on_one_new_sqlite_study(tmp_path):
     for worker, (_out, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err
         assert "locked" not in err.lower() and "Traceback" not in err
+    firsts = [next(line for line in out.splitlines() if line.startswith("study 'tiny': ")) for out, _ in outputs]
+    assert {line.split(" finished trials")[0].rpartition("/")[2] for line in firsts} == {"9"}, firsts  # one target
     study = load(study_path)
     states = [t.state for t in study.trials]
     assert TrialState.FAIL not in states and TrialState.RUNNING not in states

@@ -9,11 +9,14 @@ import optuna
 import pytest
 import yaml
 from conftest import nas, write_study
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from nas import BlockSpec, ProxyResult, build_model, load_arch, search
 from nas.data import load_dataset
+from nas.storage import quiet_experimental
 from nas.study import open_study
+from nas.study.progress import study_target
 from nas.studyfile import load_study_config
 
 
@@ -216,3 +219,37 @@ def test_a_trial_queued_with_epochs_and_a_seed_is_trained_with_them_and_reuses_o
     assert [(t.user_attrs["epochs"], t.user_attrs["seed"]) for t in trials] == [(1, 0), (3, 7), (3, 7)]
     assert "duplicate_of" not in trials[1].user_attrs and trials[1].values[0] == pytest.approx(0.57)
     assert trials[2].user_attrs["duplicate_of"] == 1 and trials[2].values == trials[1].values
+
+
+def test_every_worker_states_the_same_target_and_why(tmp_path):
+    """Issue 24, item 6: with `trials: 6`, five baselines and three seeds of `none`, the 7 queued
+    trials raise the target to 7, for a worker starting first and for one starting after others
+    have taken, finished, or lost (and re-queued) queued trials; the first line says why."""
+    config = load_study_config(write_study(tmp_path, trials=6, baselines=["none", "se", "eca", "cbam", "ge"],
+                                           noise_seeds=3))
+    data = load_dataset(**config.dataset)
+    study, storage = open_study(config, create=True, data=data)
+    why = "trials: 6, raised to the 7 queued trials (5 baselines, 2 extra seeds of `none`), which are all trained"
+    first = study_target(study, 6)
+    assert (first.count, first.why()) == (7, why)
+    # other workers: one finished a queued trial, one holds another, one died in a third (retried)
+    study.tell(study.ask(), [0.5, 1.0])
+    study.ask()
+    dead = study.ask()
+    storage.set_trial_state_values(dead._trial_id, state=TrialState.FAIL)
+    with quiet_experimental():
+        RetryHeartbeatStaleTrialCallback(max_retry=3)(study, storage.get_trial(dead._trial_id))
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 5  # 4 never taken + the retry
+    assert study_target(study, 6) == first
+    assert study_target(study, 9).why() == "trials: 9" and study_target(study, 9).count == 9
+
+    def stub(arch, data, proxy, device):
+        return ProxyResult(accuracy=0.5, loss=1.0, train_loss=1.0, seconds=0.01, train_seconds=0.01,
+                           images_per_second=1.0, epochs_done=proxy.epochs, stopped_early=False, device=str(device))
+
+    lines: list[str] = []
+    search(config, trainer=stub, data=data, device="cpu", log=lines.append)
+    assert lines[0].startswith(f"study 'tiny': 1/7 finished trials ({why}), storage ")
+    study = load(tmp_path / "tiny.yaml")
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 7 and not study.get_trials(
+        states=(TrialState.WAITING,))

@@ -38,7 +38,7 @@ from nas.study.latency import table_of
 from nas.study.loop import count_evaluated
 from nas.study.noise_seeds import noise_line, record_noise
 from nas.study.objective import Trainer
-from nas.study.progress import TrialReport, format_report, progress_bar, trial_report, write_line
+from nas.study.progress import TrialReport, format_report, progress_bar, study_target, trial_report, write_line
 from nas.study.promotion import claim_promotion
 from nas.study.rung_objective import RungObjective
 from nas.study.rungs import open_rungs, rung_config
@@ -67,7 +67,6 @@ def run_multi_fidelity(
     `best_trials` is the front. Stops cleanly after `timeout` seconds (no new trial is started)."""
     fidelity = config.fidelity
     assert fidelity is not None, "a single-fidelity study runs in nas.study.loop"
-    target = trials if trials is not None else config.trials
     dev = resolve_device(device)
     rungs, storage = open_rungs(config, create=True, data=data, log=log)
     for rung, study in enumerate(rungs):
@@ -77,8 +76,10 @@ def run_multi_fidelity(
     if lost:
         log(f"baseline(s) {', '.join(lost)} never finished (their workers died); queued again")
     done = _count(rungs[0], TrialState.COMPLETE)
-    # queued baselines are trained even past the target: a front needs its hand placements
-    target = max(target, done + _count(rungs[0], TrialState.WAITING))
+    # queued trials are trained even past the target (a front needs its hand placements): the
+    # target counts them all, and a trial queued again (a retry, a lost baseline) runs past it
+    goal = study_target(rungs[0], trials if trials is not None else config.trials)
+    target = goal.count
     objectives = [RungObjective(rung_config(config, k), data, dev, trainer, rung=k,
                                 seeds=fidelity.seeds_at(k, config.proxy.seed)) for k in range(fidelity.top + 1)]
     for objective in objectives:  # every rung predicts from the table stored in rung 0's study
@@ -86,7 +87,7 @@ def run_multi_fidelity(
     log(f"study {config.name!r}: {fidelity.top + 1} rungs, "
         f"{', '.join(fidelity.describe(k) for k in range(fidelity.top + 1))}; {fidelity.rule()}; "
         f"{fidelity.learns_from(config.sampler)}; "
-        f"{done}/{target} candidates finished at rung 0, storage {masked(config.storage)}, device {dev}")
+        f"{done}/{target} candidates finished at rung 0 ({goal.why()}), storage {masked(config.storage)}, device {dev}")
     log("FLOPs are fvcore counts: one multiply-add = one flop")
     worker = _Worker(config, rungs, objectives, log)
     bar = progress_bar(progress, target, done)
@@ -102,10 +103,11 @@ def run_multi_fidelity(
                 break
             for study in rungs:
                 reap_dead_local_trials(study, storage)
-            if sampling and done < target and worker.exhausted(done, target):
+            wanted = done < target or _count(rungs[0], TrialState.WAITING) > 0
+            if sampling and wanted and worker.exhausted(done, target):
                 sampling = False
             ran = worker.promote()
-            if ran is None and sampling and done < target:
+            if ran is None and sampling and wanted:
                 ran = worker.run(0)
             if ran is None:
                 if not worker.others_below_top():

@@ -19,7 +19,7 @@ from nas.study.creation import open_study, requeue_lost_baselines
 from nas.study.latency import table_of
 from nas.study.noise_seeds import noise_line, record_noise
 from nas.study.objective import Objective, Trainer
-from nas.study.progress import format_report, progress_bar, trial_report, write_line
+from nas.study.progress import format_report, progress_bar, study_target, trial_report, write_line
 from nas.study.workers import reap_dead_local_trials
 from nas.studyfile import StudyConfig, load_study_config
 from nas.train import resolve_device
@@ -43,6 +43,10 @@ def count_evaluated(study: optuna.Study, proxy: str) -> int:
 
 def count_complete(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def count_waiting(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
 def run_search(
@@ -79,7 +83,6 @@ def _run(
     config: StudyConfig, data: Dataset, device: str, trials: int | None, timeout: float | None,
     log: Callable[[str], None], progress: bool | None, trainer: Trainer | None,
 ) -> optuna.Study:
-    target = trials if trials is not None else config.trials
     dev = resolve_device(device)
     study, storage = open_study(config, create=True, data=data, log=log)
     for number in reap_dead_local_trials(study, storage):
@@ -88,21 +91,25 @@ def _run(
     if lost:
         log(f"baseline(s) {', '.join(lost)} never finished (their workers died); queued again")
     done = count_complete(study)
-    # queued baselines are trained even past the target: a front needs its hand placements
-    target = max(target, done + len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))))
-    if done >= target:
-        log(f"study {config.name!r} already has {done} finished trials (target {target}); nothing to do")
+    # queued trials are trained even past the target (a front needs its hand placements): the
+    # target counts them all, and a trial queued again (a retry, a lost baseline) runs past it
+    goal = study_target(study, trials if trials is not None else config.trials)
+    target = goal.count
+    if done >= target and not count_waiting(study):
+        log(f"study {config.name!r} already has {done} finished trials (target {target}; {goal.why()}); "
+            "nothing to do")
         return study
     space_size = config.space_size()
     objective = Objective(config, data, dev, trainer)
     objective.table = table_of(study)
-    log(f"study {config.name!r}: {done}/{target} finished trials, storage {masked(config.storage)}, device {dev}")
+    log(f"study {config.name!r}: {done}/{target} finished trials ({goal.why()}), storage {masked(config.storage)}, "
+        f"device {dev}")
     log("FLOPs are fvcore counts: one multiply-add = one flop")
     bar = progress_bar(progress, target, done)
     started = time.monotonic()
     failures = infeasible = 0
     try:
-        while done < target:
+        while done < target or count_waiting(study):
             if timeout is not None and time.monotonic() - started > timeout:
                 log(f"timeout: {timeout:g} s passed; stopping with {done}/{target} finished trials")
                 break
