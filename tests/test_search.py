@@ -16,7 +16,7 @@ from nas import BlockSpec, ProxyResult, build_model, load_arch, search
 from nas.data import load_dataset
 from nas.storage import quiet_experimental
 from nas.study import open_study
-from nas.study.progress import study_target
+from nas.study.counts import study_target
 from nas.studyfile import load_study_config
 
 

@@ -4,6 +4,7 @@
 - `creation`: creating or opening the study (refusing a foreign one), queueing the baselines;
 - `workers`: naming each trial's worker, failing and re-queueing the trials of a dead one;
 - `objective`: one trial (sample, cost, budget, reuse or train, objective values);
+- `counts`: how far a study is (trials by state, distinct architectures evaluated, its target);
 - `progress`: one line per finished trial;
 - `loop`: a worker's loop until the study reaches its target (`run_search`, `search`);
 
@@ -18,8 +19,9 @@ Code inside nas imports from the module that defines a name; this package re-exp
 names for users (`from nas.study import open_study, run_search`).
 """
 
+from nas.study.counts import count_complete, count_evaluated
 from nas.study.creation import check_ours, open_study, proxy_key, requeue_lost_baselines
-from nas.study.loop import count_complete, count_evaluated, run_search, search
+from nas.study.loop import run_search, search
 from nas.study.objective import Objective, Trainer, failure_reason, train_architecture
 from nas.study.progress import TrialReport
 from nas.study.sampler import TrialSeededSampler, make_sampler

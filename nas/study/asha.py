@@ -33,12 +33,12 @@ from nas.attrs import TrialAttr
 from nas.data import Dataset
 from nas.errors import StudyError
 from nas.storage import creation_lock, masked, quiet_experimental
+from nas.study.counts import count, count_evaluated, study_target
 from nas.study.creation import requeue_lost_baselines
 from nas.study.latency import table_of
-from nas.study.loop import count_evaluated
 from nas.study.noise_seeds import noise_line, record_noise
 from nas.study.objective import Trainer
-from nas.study.progress import TrialReport, format_report, progress_bar, study_target, trial_report, write_line
+from nas.study.progress import TrialReport, format_report, progress_bar, trial_report, write_line
 from nas.study.promotion import claim_promotion
 from nas.study.rung_objective import RungObjective
 from nas.study.rungs import open_rungs, rung_config
@@ -75,7 +75,7 @@ def run_multi_fidelity(
     lost = requeue_lost_baselines(rungs[0], config, data)
     if lost:
         log(f"baseline(s) {', '.join(lost)} never finished (their workers died); queued again")
-    done = _count(rungs[0], TrialState.COMPLETE)
+    done = count(rungs[0], TrialState.COMPLETE)
     # queued trials are trained even past the target (a front needs its hand placements): the
     # target counts them all, and a trial queued again (a retry, a lost baseline) runs past it
     goal = study_target(rungs[0], trials if trials is not None else config.trials)
@@ -103,7 +103,7 @@ def run_multi_fidelity(
                 break
             for study in rungs:
                 reap_dead_local_trials(study, storage)
-            wanted = done < target or _count(rungs[0], TrialState.WAITING) > 0
+            wanted = done < target or count(rungs[0], TrialState.WAITING) > 0
             if sampling and wanted and worker.exhausted(done, target):
                 sampling = False
             ran = worker.promote()
@@ -120,14 +120,14 @@ def run_multi_fidelity(
             if noise is not None:
                 write_line(bar, log, noise_line(noise))
             worker.check_progress(ran)
-            done = _count(rungs[0], TrialState.COMPLETE)
+            done = count(rungs[0], TrialState.COMPLETE)
             if bar is not None:
                 bar.n = min(done, target)
                 bar.refresh()
     finally:
         if bar is not None:
             bar.close()
-    counts = ", ".join(f"r{k} {_count(study, TrialState.COMPLETE)}" for k, study in enumerate(rungs))
+    counts = ", ".join(f"r{k} {count(study, TrialState.COMPLETE)}" for k, study in enumerate(rungs))
     if trials_run == 0 and not timed_out:
         log(f"study {config.name!r} already has {done} finished candidates at rung 0 (target {target}) and every "
             f"promotion they earned is trained; nothing to do (finished trials per rung: {counts})")
@@ -162,7 +162,7 @@ class _Worker:
         with contextlib.ExitStack() as lock:
             lock.enter_context(creation_lock(self.config.storage))
             rung = next((k for k in range(self.fidelity.top, 0, -1)
-                         if _count(self.rungs[k], TrialState.WAITING)), None)
+                         if count(self.rungs[k], TrialState.WAITING)), None)
             if rung is None:
                 claimed = claim_promotion(self.rungs, self.fidelity, self.config.proxy.seed)
                 rung = claimed[0] if claimed is not None else None
@@ -185,7 +185,7 @@ class _Worker:
 
     def exhausted(self, done: int, target: int) -> bool:
         """Whether rung 0 has evaluated every architecture of the space (nothing new to sample)."""
-        if _count(self.rungs[0], TrialState.WAITING):
+        if count(self.rungs[0], TrialState.WAITING):
             return False
         evaluated = count_evaluated(self.rungs[0], self.objectives[0].proxy_key)
         if evaluated < self.space_size:
@@ -196,7 +196,7 @@ class _Worker:
 
     def others_below_top(self) -> bool:
         """Whether another worker is running a trial whose result may still earn a promotion."""
-        return any(_count(study, TrialState.RUNNING) for study in self.rungs[:-1])
+        return any(count(study, TrialState.RUNNING) for study in self.rungs[:-1])
 
     def wait(self) -> None:
         if not self.waiting_said:
@@ -237,8 +237,4 @@ class _Worker:
                 f"stopping: the last {self.infeasible} samples were all over budget "
                 f"({trial.user_attrs.get(TrialAttr.FAIL_REASON)}); raise the limit in constraints or shrink the space"
             )
-
-
-def _count(study: optuna.Study, state: TrialState) -> int:
-    return len(study.get_trials(deepcopy=False, states=(state,)))
 

@@ -15,38 +15,19 @@ from nas.attrs import TrialAttr
 from nas.data import Dataset
 from nas.errors import ConfigError, StudyError
 from nas.storage import masked, quiet_experimental, storage_errors
+from nas.study.asha import run_multi_fidelity
+from nas.study.counts import count_complete, count_evaluated, count_waiting, study_target
 from nas.study.creation import open_study, requeue_lost_baselines
 from nas.study.latency import table_of
 from nas.study.noise_seeds import noise_line, record_noise
 from nas.study.objective import Objective, Trainer
-from nas.study.progress import format_report, progress_bar, study_target, trial_report, write_line
+from nas.study.progress import format_report, progress_bar, trial_report, write_line
 from nas.study.workers import reap_dead_local_trials
 from nas.studyfile import StudyConfig, load_study_config
 from nas.train import resolve_device
 
 MAX_FAILURES_IN_A_ROW = 5  # trials failing one after another: stop, something is wrong
 MAX_INFEASIBLE_IN_A_ROW = 50  # samples over budget one after another: the budget excludes the space
-
-
-def count_evaluated(study: optuna.Study, proxy: str) -> int:
-    """Distinct architectures of the search space with a result at this proxy (finished) or
-    refused as over budget; baselines outside the space (queued without parameters) excluded."""
-    seen = set()
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-        attrs = t.user_attrs
-        if TrialAttr.ARCH_ID not in attrs or (TrialAttr.BASELINE in attrs and not t.params):
-            continue
-        if t.state == TrialState.PRUNED or attrs.get(TrialAttr.PROXY_KEY) == proxy:
-            seen.add(attrs[TrialAttr.ARCH_ID])
-    return len(seen)
-
-
-def count_complete(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-
-
-def count_waiting(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
 def run_search(
@@ -72,8 +53,6 @@ def run_search(
     """
     with storage_errors(config.storage):
         if config.fidelity is not None:  # rungs, promotions: its own loop
-            from nas.study.asha import run_multi_fidelity  # it imports this module
-
             return run_multi_fidelity(config, data, device=device, trials=trials, timeout=timeout, log=log,
                                       progress=progress, trainer=trainer)
         return _run(config, data, device, trials, timeout, log, progress, trainer)

@@ -1,6 +1,5 @@
-"""Progress: the study's target (the same for every worker, with its reason), one line per finished
-trial (number, front mark, accuracy, MFLOPs, seconds, arch_id, why it failed or whose result it
-reused), under a bar of finished trials on a terminal."""
+"""Progress: one line per finished trial (number, front mark, accuracy, MFLOPs, seconds, arch_id,
+why it failed or whose result it reused), under a bar of finished trials on a terminal."""
 
 from __future__ import annotations
 
@@ -28,60 +27,6 @@ class TrialReport:
     note: str = ""
     on_front: bool = False
     latency_ms: float | None = None  # predicted by the study's latency table, when it has one
-
-
-QUEUED = "fixed_params"  # Optuna's system attribute on a trial made by `enqueue_trial`
-RETRY_OF = "failed_trial"  # ... and on the copy its retry callback queues for a failed trial
-
-
-@dataclasses.dataclass(frozen=True)
-class Target:
-    """How many finished (COMPLETE) trials a worker runs the study to: the `trials` asked for,
-    raised to the number of queued trials (baselines, the `none` baseline's extra seeds, trials
-    queued by hand), which are all trained, even past `trials`.
-
-    It is read from what the study holds, not from what is still waiting, so every worker of the
-    study states the same target whenever it starts: a queued trial another worker has already
-    taken, finished, or queued again after a dead worker (a retry, a lost baseline), counts once."""
-
-    trials: int  # the study file's `trials`, or the command's `--trials`
-    queued: int  # queued trials, each counted once
-    baselines: int = 0  # of which baselines
-    seeds: int = 0  # of which extra seeds of the `none` baseline
-
-    @property
-    def count(self) -> int:
-        return max(self.trials, self.queued)
-
-    def why(self) -> str:
-        """The reason for the target, for the worker's first line: `trials: 6` or how it was raised."""
-        if self.queued <= self.trials:
-            return f"trials: {self.trials}"
-        parts = [f"{self.baselines} baseline{'s' * (self.baselines != 1)}"] if self.baselines else []
-        if self.seeds:
-            parts.append(f"{self.seeds} extra seed{'s' * (self.seeds != 1)} of `none`")
-        others = self.queued - self.baselines - self.seeds
-        if others:
-            parts.append(f"{others} queued by hand")
-        return (f"trials: {self.trials}, raised to the {self.queued} queued trials ({', '.join(parts)}), "
-                "which are all trained")
-
-
-def study_target(study: optuna.Study, trials: int) -> Target:
-    """The study's `Target` for `trials` asked (see there): the same for every worker."""
-    items: set[tuple[str, object]] = set()
-    for t in study.get_trials(deepcopy=False):
-        if QUEUED not in t.system_attrs or RETRY_OF in t.system_attrs:
-            continue  # sampled, or the retry of a trial counted already
-        attrs = t.user_attrs
-        if TrialAttr.BASELINE in attrs:  # a lost baseline queued again is the same baseline
-            items.add(("baseline", attrs[TrialAttr.BASELINE]))
-        elif TrialAttr.NOISE_SEED in attrs:
-            items.add(("seed", attrs[TrialAttr.NOISE_SEED]))
-        else:
-            items.add(("trial", t.number))
-    kinds = [kind for kind, _ in items]
-    return Target(trials, len(items), kinds.count("baseline"), kinds.count("seed"))
 
 
 def trial_report(study: optuna.Study, trial: FrozenTrial, last: TrialReport | None) -> TrialReport:
