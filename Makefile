@@ -10,7 +10,7 @@ TORCH_PAIR := torch==2.14.1 torchvision==0.29.1
 # on a fresh clone (or after `make clean`) installs the CPU-only build of the same pair.
 TORCH_INDEX ?=
 
-.PHONY: setup system system-demo demo test lint bench bench-evidence clean
+.PHONY: setup system system-demo demo test lint docs bench bench-evidence clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -41,6 +41,11 @@ lint: setup
 
 test: setup system lint
 	$(BIN)/pytest -q
+
+# The documentation site (mkdocs.yml, docs/) into build/site; --strict fails on any warning.
+docs: setup
+	$(BIN)/pip install -q -e '.[docs]'
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # The figures the README quotes; each script prints them and writes benchmarks/results/*.json.
 bench: setup system-demo
