@@ -17,7 +17,7 @@ from PIL import Image
 
 from nas import ConfigError, DataError
 from nas import data as nas_data
-from nas.data import load_dataset
+from nas.data import idx, images, load_dataset
 
 SYSTEM_FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -284,13 +284,13 @@ def test_tiny_imagenet_refuses_a_broken_tree(tmp_path: Path, damage: str, messag
 
 def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
-    real = nas_data._decode
+    real = images.decode
 
     def counting(samples, size, kind):  # type: ignore[no-untyped-def]
         calls.append(len(samples))
         return real(samples, size, kind)
 
-    monkeypatch.setattr(nas_data, "_decode", counting)
+    monkeypatch.setattr(images, "decode", counting)
     return calls
 
 
@@ -367,14 +367,14 @@ def test_a_damaged_cache_file_is_ignored_and_rebuilt(
 def test_workers_loading_at_once_decode_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path, root = make_tiny_imagenet(tmp_path / "tin"), tmp_path / "cache"
     decodes: list[int] = []
-    real = nas_data._decode
+    real = images.decode
 
     def slow(samples, size, kind):  # type: ignore[no-untyped-def]
         decodes.append(len(samples))
         time.sleep(0.5)  # long enough that the other worker arrives while this one decodes
         return real(samples, size, kind)
 
-    monkeypatch.setattr(nas_data, "_decode", slow)
+    monkeypatch.setattr(images, "decode", slow)
     with ThreadPoolExecutor(3) as pool:  # flock excludes separately opened files, threads included
         loads = list(pool.map(lambda _: load_dataset("tiny-imagenet", path=path, root=root), range(3)))
     assert decodes == [18, 6]
@@ -458,7 +458,7 @@ def test_missing_fashion_mnist_says_where_and_how(tmp_path: Path, monkeypatch: p
     def offline(self: object) -> None:
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: <urlopen error no network>")
 
-    monkeypatch.setitem(nas_data.SYSTEM_DIRS, "fashion-mnist", tmp_path / "absent")
+    monkeypatch.setitem(idx.SYSTEM_DIRS, "fashion-mnist", tmp_path / "absent")
     monkeypatch.setattr(datasets.FashionMNIST, "download", offline)
     with pytest.raises(DataError) as info:
         load_dataset("fashion-mnist", root=tmp_path / "cache")
@@ -510,7 +510,7 @@ def test_fashion_mnist_from_the_debian_package(fmnist_root: Path, monkeypatch: p
     assert data.mean[0] == pytest.approx(0.286, abs=0.002) and data.std[0] == pytest.approx(0.353, abs=0.002)
     assert torch.bincount(data.test.labels).tolist() == [1000] * 10
     # the decompressed cache is reused: no second decompression
-    monkeypatch.setattr(nas_data, "_decompress_idx", lambda *a: pytest.fail("decompressed twice"))
+    monkeypatch.setattr(idx, "_decompress_idx", lambda *a: pytest.fail("decompressed twice"))
     again = load_dataset("fashion-mnist", root=fmnist_root, subset=10000)
     assert (len(again.train), len(again.val)) == (9000, 1000)
     assert torch.bincount(again.train.labels).tolist() == [900] * 10
@@ -518,3 +518,28 @@ def test_fashion_mnist_from_the_debian_package(fmnist_root: Path, monkeypatch: p
     # disjoint by content: no validation image equals a training image of the same subset
     train_rows = {bytes(row) for row in again.train.images.flatten(1).numpy()}
     assert not any(bytes(row) in train_rows for row in again.val.images.flatten(1).numpy())
+
+
+def test_a_new_dataset_is_its_reader_and_one_registry_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The registry is the one place a dataset name is looked up: a reader added there loads
+    through `load_dataset` (subset, split, resize like any other) and is listed in the error for
+    an unknown name; study files take the same names."""
+    from nas.data import registry
+    from nas.data.dataset import Pool, Split
+    from nas.studyfile import DATASETS as STUDY_DATASETS
+
+    assert STUDY_DATASETS == nas_data.DATASETS == tuple(registry.READERS)
+
+    def stripes(request: nas_data.Request) -> Pool:
+        images = torch.zeros(40, 1, 8, 8, dtype=torch.uint8)
+        labels = torch.arange(40) % 2
+        images[labels == 1, :, ::2] = 255
+        return Pool(Split(images, labels), None, ("plain", "striped"), 2, flip=False)
+
+    monkeypatch.setitem(registry.READERS, "stripes", stripes)
+    data = load_dataset("stripes", subset=20, val_fraction=0.25, image_size=4)
+    assert (len(data.train), len(data.val), data.test, data.classes) == (15, 5, None, ("plain", "striped"))
+    assert tuple(data.train.images.shape[1:]) == (1, 4, 4)
+    monkeypatch.delitem(registry.READERS, "stripes")
+    with pytest.raises(ConfigError, match=r"dataset = 'stripes' is not a dataset; allowed: fashion-mnist, mnist, "):
+        load_dataset("stripes")

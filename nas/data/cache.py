@@ -1,5 +1,6 @@
-"""A disk cache of decoded images, so that tens of thousands of JPEGs are decoded once, not on
-every worker start (`nas.data` uses it for ImageFolder trees and Tiny-ImageNet).
+"""Where datasets are cached (`default_root`), and a disk cache of decoded images, so that tens of
+thousands of JPEGs are decoded once, not on every worker start (`nas.data.images` uses it for
+ImageFolder trees and Tiny-ImageNet).
 
 `load_or_build(folder, name, digest, build)` returns what `build()` returns — a mapping of CPU
 tensors plus a small `meta` mapping of plain values — from `folder/<name>.pt` when that file was
@@ -34,6 +35,12 @@ import torch
 from nas.files import atomic_write, exclusive_lock
 
 VERSION = 1  # bump when the stored layout or the decoding that fills it changes
+
+
+def default_root() -> Path:
+    """The cache directory: `$NAS_DATA`, else `~/.cache/nas/datasets`."""
+    env = os.environ.get("NAS_DATA")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "nas" / "datasets"
 
 
 def source_digest(files: Iterable[Path], extra: str = "") -> str:
