@@ -270,70 +270,52 @@ class _Normaliser:
         return x.sub_(self.shift).mul_(self.scale)
 
 
-class _Run:
-    """One training run; the state shared by the loop's pieces, so each piece stays short."""
+@dataclasses.dataclass(frozen=True)
+class _Schedule:
+    """Settings turned into steps: full batches only (a batch of one breaks batch norm; each epoch
+    reshuffles, so the images left out differ from epoch to epoch), and the learning rate per step."""
 
-    def __init__(
-        self,
-        net: nn.Module,
-        data: Dataset,
-        config: ProxyConfig,
-        device: torch.device,
-        progress: bool | None,
-        on_epoch: Callable[[int, float], None] | None,
-        start: float,
-    ) -> None:
-        self.data, self.config, self.device, self.on_epoch, self.start = data, config, device, on_epoch, start
-        self.cuda = device.type == "cuda"
-        # channels_last on CUDA; on the CPU only where it is safe and faster (nas.layout).
-        self.fmt = memory_format(device)
-        self.net = net.to(device, memory_format=self.fmt)
-        # Data: moved once, as uint8 (4x less memory and transfer than float).
-        self.train_x, self.train_y = data.train.images.to(device), data.train.labels.to(device)
-        self.val_x, self.val_y = data.val.images.to(device), data.val.labels.to(device)
-        recal = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(config.seed))
-        self.recal_idx = recal[: config.bn_recal].to(device)
-        self.norm = _Normaliser(data, device, self.fmt)
-        n = len(data.train)
-        # Full batches only (a batch of one breaks batch norm); each epoch reshuffles, so the
-        # images left out differ from epoch to epoch.
-        self.batch = min(config.batch_size, n)
-        self.steps_per_epoch = n // self.batch
-        self.total_steps = self.steps_per_epoch * config.epochs
-        self.warmup_steps = round(config.warmup * self.total_steps)
-        self.decay_steps = round(config.decay * self.total_steps)
-        # weight decay on conv/linear weights; none on batch-norm scales and biases (ndim <= 1)
-        groups = [
-            {"params": [p for p in net.parameters() if p.ndim > 1], "weight_decay": config.weight_decay},
-            {"params": [p for p in net.parameters() if p.ndim <= 1], "weight_decay": 0.0},
-        ]
-        self.optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
-        # A CPU generator drives order and augmentation on every device, so runs agree across devices.
-        self.generator = torch.Generator().manual_seed(config.seed)
-        # Checking the loss forces a host-device sync; on CUDA do it every few steps so the host
-        # can queue work ahead, and find the exact bad step from the per-step loss buffer.
-        self.check_every = 16 if self.cuda else 1
-        # A finite loss can have diverged too: at lr 1e6 losses reach 1e10 and stay finite, and
-        # batch-norm recalibration then even makes the validation loss finite. 100x the loss of
-        # uniform guessing is far beyond anything a recovering network shows.
-        self.max_loss = 100 * math.log(max(data.num_classes, 2))
-        self.autocast = _autocast(device, config.precision)
-        self.show = sys.stderr.isatty() if progress is None else progress
-        self.loop_start = time.perf_counter()  # reset when training starts
+    lr: float  # peak learning rate
+    batch: int  # images per step
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    decay_steps: int
+
+    @classmethod
+    def of(cls, config: ProxyConfig, train_images: int) -> _Schedule:
+        batch = min(config.batch_size, train_images)
+        steps_per_epoch = train_images // batch
+        total = steps_per_epoch * config.epochs
+        return cls(config.lr, batch, steps_per_epoch, total, round(config.warmup * total), round(config.decay * total))
 
     def lr_at(self, step: int) -> float:
         """Linear warm-up to `lr`, hold, linear decay to zero over the last `decay_steps`."""
-        lr = self.config.lr
         if step < self.warmup_steps:
-            return lr * (step + 1) / (self.warmup_steps + 1)
+            return self.lr * (step + 1) / (self.warmup_steps + 1)
         to_go = self.total_steps - step
-        return lr * to_go / self.decay_steps if to_go < self.decay_steps else lr
+        return self.lr * to_go / self.decay_steps if to_go < self.decay_steps else self.lr
+
+
+class _DeviceData:
+    """The data, moved to the device once as uint8 (4x less memory and transfer than float), and
+    each epoch's order, crops and flips drawn from one CPU generator (so runs agree across devices)."""
+
+    def __init__(self, data: Dataset, config: ProxyConfig, schedule: _Schedule, device: torch.device,
+                 fmt: torch.memory_format) -> None:
+        self.data, self.config, self.schedule, self.device = data, config, schedule, device
+        self.train_x, self.train_y = data.train.images.to(device), data.train.labels.to(device)
+        self.val_x, self.val_y = data.val.images.to(device), data.val.labels.to(device)
+        recal = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(config.seed))
+        self.recal_idx = recal[: config.bn_recal].to(device)  # the images batch-norm statistics are measured on
+        self.norm = _Normaliser(data, device, fmt)
+        self.generator = torch.Generator().manual_seed(config.seed)
 
     def epoch_plan(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """The epoch's order and its per-image crop offsets (dy, dx) and flips, drawn at once on
         the CPU generator and moved to the device once."""
-        n, g, cfg = len(self.data.train), self.generator, self.config
-        order = torch.randperm(n, generator=g)[: self.steps_per_epoch * self.batch]
+        n, g, cfg, s = len(self.data.train), self.generator, self.config, self.schedule
+        order = torch.randperm(n, generator=g)[: s.steps_per_epoch * s.batch]
         if not cfg.augment:
             return order.to(self.device), None, None
         shifts = torch.randint(0, 2 * cfg.pad + 1, (2, len(order)), generator=g)
@@ -351,13 +333,133 @@ class _Run:
             x = _crop_flip(x, shifts, flips, self.config.pad)
         return self.norm(x)
 
+
+class _Divergence:
+    """What counts as diverged, and where it is checked. A finite loss can have diverged too: at lr
+    1e6 losses reach 1e10 and stay finite, and batch-norm recalibration then even makes the
+    validation loss finite. 100x the loss of uniform guessing is far beyond anything a recovering
+    network shows. Checking forces a host-device sync; on CUDA it is done every few steps so the
+    host can queue work ahead, and the exact bad step is found in the per-step loss buffer."""
+
+    def __init__(self, num_classes: int, schedule: _Schedule, cuda: bool) -> None:
+        self.max_loss = 100 * math.log(max(num_classes, 2))
+        self.check_every = 16 if cuda else 1
+        self.schedule = schedule
+
+    def diverged(self, losses: torch.Tensor) -> torch.Tensor:
+        """Elementwise: NaN, infinite or above `max_loss`."""
+        return ~torch.isfinite(losses) | (losses > self.max_loss)
+
+    def check_loss(self, losses: torch.Tensor, lo: int, hi: int, epoch: int, steps_before: int) -> None:
+        """Raise TrainingDiverged at the first step in [lo, hi) whose loss is NaN, infinite or
+        beyond `max_loss`."""
+        bad = self.diverged(losses[lo:hi])
+        if bool(bad.any()):
+            i = lo + int(bad.nonzero()[0])
+            s = self.schedule
+            raise TrainingDiverged(
+                f"training diverged: loss {float(losses[i]):.4g} at epoch {epoch}, step {i + 1} of "
+                f"{s.steps_per_epoch} (lr {s.lr_at(steps_before + i):.4g}, peak lr {s.lr:g}; "
+                f"diverged means NaN, infinite or above {self.max_loss:.4g})"
+            )
+
+    def check_validation(self, loss: float, epoch: float) -> None:
+        if not math.isfinite(loss) or loss > self.max_loss:
+            raise TrainingDiverged(
+                f"training diverged: validation loss {loss:.4g} after {epoch:g} epoch(s) "
+                f"(peak lr {self.schedule.lr:g}; diverged means NaN, infinite or above {self.max_loss:.4g})"
+            )
+
+
+class _Learner:
+    """The network and its optimiser: SGD with weight decay on conv/linear weights and none on
+    batch-norm scales and biases (ndim <= 1); one step at a time."""
+
+    def __init__(self, net: nn.Module, config: ProxyConfig, device: torch.device, fmt: torch.memory_format,
+                 divergence: _Divergence) -> None:
+        self.net = net.to(device, memory_format=fmt)
+        groups = [
+            {"params": [p for p in net.parameters() if p.ndim > 1], "weight_decay": config.weight_decay},
+            {"params": [p for p in net.parameters() if p.ndim <= 1], "weight_decay": 0.0},
+        ]
+        self.optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
+        self.autocast = _autocast(device, config.precision)
+        self.label_smoothing = config.label_smoothing
+        self.cuda = device.type == "cuda"
+        self.divergence = divergence
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
+        """One SGD step; returns the (label-smoothed) loss as a device tensor, no sync."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with self.autocast:
+            out = self.net(x)
+        loss = F.cross_entropy(out.float(), y, label_smoothing=self.label_smoothing)
+        if not self.cuda and bool(self.divergence.diverged(loss)):
+            # Diverged: never backpropagate NaN/inf or exploded activations through native
+            # kernels; the step is skipped and `check_loss` (every step on the CPU) raises.
+            return loss.detach()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+
+def _validate(learner: _Learner, on: _DeviceData, config: ProxyConfig, divergence: _Divergence,
+              epoch: float) -> tuple[float, float]:
+    """(accuracy, loss) on the validation split, batch-norm statistics recalibrated first."""
+    learner.net.train()
+    _recalibrate(learner, on, config.eval_batch_size)
+    acc, loss = _evaluate(learner.net, on.val_x, on.val_y, on.norm, config.eval_batch_size, learner.autocast)
+    divergence.check_validation(loss, epoch)
+    return acc, loss
+
+
+def _recalibrate(learner: _Learner, on: _DeviceData, batch_size: int) -> None:
+    """Replace batch-norm running statistics by plain averages over the `bn_recal` training
+    images (not augmented) under the current weights; momentum is restored after."""
+    net = learner.net
+    norms = [m for m in net.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    if not norms or len(on.recal_idx) < 2:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the recalibration batches
+    try:
+        # forked RNG: dropout draws here must not shift the training stream, so a run with
+        # per-epoch evaluation trains exactly like one without
+        with torch.no_grad(), learner.autocast, _fork_rng(on.device):
+            for chunk in on.recal_idx.split(batch_size):
+                net(on.norm(on.train_x[chunk]))
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+
+
+class _Run:
+    """One training run, in the order it happens: the schedule, the data on the device, the
+    network and its optimiser, then epochs of steps, each checked for divergence, and validation."""
+
+    def __init__(self, net: nn.Module, data: Dataset, config: ProxyConfig, device: torch.device,
+                 progress: bool | None, on_epoch: Callable[[int, float], None] | None, start: float) -> None:
+        self.config, self.device, self.on_epoch, self.start = config, device, on_epoch, start
+        self.cuda = device.type == "cuda"
+        fmt = memory_format(device)  # channels_last on CUDA; on the CPU only where safe and faster (nas.layout)
+        self.schedule = _Schedule.of(config, len(data.train))
+        self.divergence = _Divergence(data.num_classes, self.schedule, self.cuda)
+        self.learner = _Learner(net, config, device, fmt, self.divergence)
+        self.on = _DeviceData(data, config, self.schedule, device, fmt)
+        self.show = sys.stderr.isatty() if progress is None else progress
+        self.loop_start = time.perf_counter()  # reset when training starts
+
     def train(self) -> ProxyResult:
-        cfg = self.config
+        cfg, s = self.config, self.schedule
         steps_done, stopped, train_loss = 0, False, math.nan
         last_eval: tuple[int, float, float] | None = None
         train_seconds = 0.0
         self.loop_start = time.perf_counter()
-        bar = _bar(self.show, self.total_steps)
+        bar = _bar(self.show, s.total_steps)
         try:
             for epoch in range(1, cfg.epochs + 1):
                 if bar is not None:
@@ -368,7 +470,7 @@ class _Run:
                     torch.cuda.synchronize(self.device)
                 train_seconds += time.perf_counter() - tick
                 steps_done += steps
-                stopped = steps_done < self.total_steps and self.out_of_time()
+                stopped = steps_done < s.total_steps and self.out_of_time()
                 if stopped:
                     break
                 if self.on_epoch is not None:
@@ -381,109 +483,42 @@ class _Run:
         if last_eval is not None and last_eval[0] == cfg.epochs:
             acc, val_loss = last_eval[1], last_eval[2]
         else:
-            acc, val_loss = self.validate(steps_done / self.steps_per_epoch)
+            acc, val_loss = self.validate(steps_done / s.steps_per_epoch)
         return ProxyResult(
-            accuracy=acc,
-            loss=val_loss,
-            train_loss=train_loss,
-            seconds=time.perf_counter() - self.start,
+            accuracy=acc, loss=val_loss, train_loss=train_loss, seconds=time.perf_counter() - self.start,
             train_seconds=train_seconds,
-            images_per_second=steps_done * self.batch / train_seconds if train_seconds > 0 else 0.0,
-            epochs_done=steps_done / self.steps_per_epoch,
-            stopped_early=stopped,
-            device=str(self.device),
-            images_seen=steps_done * self.batch,
+            images_per_second=steps_done * s.batch / train_seconds if train_seconds > 0 else 0.0,
+            epochs_done=steps_done / s.steps_per_epoch, stopped_early=stopped, device=str(self.device),
+            images_seen=steps_done * s.batch,
         )
 
     def train_epoch(self, epoch: int, steps_before: int, bar: Any) -> tuple[int, float]:
         """One pass (or less, when out of time): (steps run, their mean training loss)."""
-        self.net.train()
-        order, shifts, flips = self.epoch_plan()
-        losses = torch.zeros(self.steps_per_epoch, device=self.device)
+        s, on, check_every = self.schedule, self.on, self.divergence.check_every
+        self.learner.net.train()
+        order, shifts, flips = on.epoch_plan()
+        losses = torch.zeros(s.steps_per_epoch, device=self.device)
         checked = 0
-        for i in range(self.steps_per_epoch):
-            sl = slice(i * self.batch, (i + 1) * self.batch)
+        for i in range(s.steps_per_epoch):
+            sl = slice(i * s.batch, (i + 1) * s.batch)
             idx = order[sl]
-            x = self.batch_images(idx, None if shifts is None else shifts[:, sl], None if flips is None else flips[sl])
-            losses[i] = self.step(x, self.train_y[idx], self.lr_at(steps_before + i))
-            if (i + 1) % self.check_every == 0 or i + 1 == self.steps_per_epoch:
-                self.check_loss(losses, checked, i + 1, epoch, steps_before)
+            x = on.batch_images(idx, None if shifts is None else shifts[:, sl], None if flips is None else flips[sl])
+            losses[i] = self.learner.step(x, on.train_y[idx], s.lr_at(steps_before + i))
+            if (i + 1) % check_every == 0 or i + 1 == s.steps_per_epoch:
+                self.divergence.check_loss(losses, checked, i + 1, epoch, steps_before)
                 checked = i + 1
                 if bar is not None:
                     bar.update(steps_before + i + 1 - bar.n)
-                if i + 1 < self.steps_per_epoch and self.out_of_time():
+                if i + 1 < s.steps_per_epoch and self.out_of_time():
                     return i + 1, float(losses[: i + 1].mean())
-        return self.steps_per_epoch, float(losses.mean())
-
-    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
-        """One SGD step; returns the (label-smoothed) loss as a device tensor, no sync."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        with self.autocast:
-            out = self.net(x)
-        loss = F.cross_entropy(out.float(), y, label_smoothing=self.config.label_smoothing)
-        if not self.cuda and bool(self.diverged(loss)):
-            # Diverged: never backpropagate NaN/inf or exploded activations through native
-            # kernels; the step is skipped and `check_loss` (every step on the CPU) raises.
-            return loss.detach()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach()
+        return s.steps_per_epoch, float(losses.mean())
 
     def out_of_time(self) -> bool:
         budget = self.config.max_seconds
         return budget is not None and time.perf_counter() - self.loop_start >= budget
 
-    def diverged(self, losses: torch.Tensor) -> torch.Tensor:
-        """Elementwise: NaN, infinite or above `max_loss`."""
-        return ~torch.isfinite(losses) | (losses > self.max_loss)
-
-    def check_loss(self, losses: torch.Tensor, lo: int, hi: int, epoch: int, steps_before: int) -> None:
-        """Raise TrainingDiverged at the first step in [lo, hi) whose loss is NaN, infinite or
-        beyond `max_loss`."""
-        window = losses[lo:hi]
-        bad = self.diverged(window)
-        if bool(bad.any()):
-            i = lo + int(bad.nonzero()[0])
-            raise TrainingDiverged(
-                f"training diverged: loss {float(losses[i]):.4g} at epoch {epoch}, step {i + 1} of "
-                f"{self.steps_per_epoch} (lr {self.lr_at(steps_before + i):.4g}, peak lr {self.config.lr:g}; "
-                f"diverged means NaN, infinite or above {self.max_loss:.4g})"
-            )
-
-    def recalibrate(self) -> None:
-        """Replace batch-norm running statistics by plain averages over the `bn_recal` training
-        images (not augmented) under the current weights; momentum is restored after."""
-        norms = [m for m in self.net.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
-        if not norms or len(self.recal_idx) < 2:
-            return
-        momenta = [m.momentum for m in norms]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the recalibration batches
-        try:
-            # forked RNG: dropout draws here must not shift the training stream, so a run with
-            # per-epoch evaluation trains exactly like one without
-            with torch.no_grad(), self.autocast, _fork_rng(self.device):
-                for chunk in self.recal_idx.split(self.config.eval_batch_size):
-                    self.net(self.norm(self.train_x[chunk]))
-        finally:
-            for m, momentum in zip(norms, momenta, strict=True):
-                m.momentum = momentum
-
     def validate(self, epoch: float) -> tuple[float, float]:
-        self.net.train()
-        self.recalibrate()
-        acc, loss = _evaluate(
-            self.net, self.val_x, self.val_y, self.norm, self.config.eval_batch_size, self.autocast
-        )
-        if not math.isfinite(loss) or loss > self.max_loss:
-            raise TrainingDiverged(
-                f"training diverged: validation loss {loss:.4g} after {epoch:g} epoch(s) "
-                f"(peak lr {self.config.lr:g}; diverged means NaN, infinite or above {self.max_loss:.4g})"
-            )
-        return acc, loss
+        return _validate(self.learner, self.on, self.config, self.divergence, epoch)
 
 
 def _crop_flip(x: torch.Tensor, shifts: torch.Tensor, flips: torch.Tensor, pad: int) -> torch.Tensor:

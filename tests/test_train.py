@@ -11,7 +11,7 @@ from conftest import python_child
 
 from nas import ArchConfig, BlockSpec, ConfigError, build_model
 from nas.data import Dataset, load_dataset
-from nas.train import ProxyConfig, ProxyResult, _crop_flip, _Run, evaluate, resolve_device, train_proxy
+from nas.train import ProxyConfig, ProxyResult, _crop_flip, _Schedule, evaluate, resolve_device, train_proxy
 
 # One thread: the tiny test models gain nothing from more, and on a shared CI runner OpenMP threads
 # that outnumber the free cores make a run ten times slower.
@@ -176,14 +176,13 @@ def test_batch_norm_is_recalibrated_before_evaluation(data: Dataset) -> None:
 
 def test_schedule_warms_up_holds_and_decays_to_zero(data: Dataset) -> None:
     config = ProxyConfig(epochs=1, batch_size=9, lr=1.0, warmup=0.1, decay=0.5)  # 100 steps
-    run = _Run(builder(data)(), data, config, torch.device("cpu"), False, None, 0.0)
-    lrs = [run.lr_at(step) for step in range(run.total_steps)]
-    assert run.total_steps == 100
+    schedule = _Schedule.of(config, len(data.train))
+    lrs = [schedule.lr_at(step) for step in range(schedule.total_steps)]
+    assert schedule.total_steps == 100
     assert lrs[:10] == pytest.approx([(i + 1) / 11 for i in range(10)])
     assert lrs[10:50] == [1.0] * 40
     assert lrs[50:] == pytest.approx([(100 - s) / 50 for s in range(50, 100)])
-    triangle = _Run(builder(data)(), data, dataclasses.replace(config, decay=0.9), torch.device("cpu"),
-                    False, None, 0.0)
+    triangle = _Schedule.of(dataclasses.replace(config, decay=0.9), len(data.train))
     assert max(triangle.lr_at(s) for s in range(100)) == 1.0 and triangle.lr_at(99) == pytest.approx(1 / 90)
 
 
