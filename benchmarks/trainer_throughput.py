@@ -101,15 +101,7 @@ def main() -> int:
           f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
     print(f"model {arch.arch_id} (depth 8, width 16), Fashion-MNIST 28 px, {n_images} images per repeat, "
           f"trainer batch {args.batch} ({args.precision}, {layout_name}), tutorial batch {args.tutorial_batch}")
-    for fn in methods.values():  # warm-up: allocator, oneDNN/cuDNN primitive caches, file cache
-        fn()
-    runs: dict[str, list[float]] = {name: [] for name in methods}
-    names = list(methods)
-    for r in range(args.repeats):
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            runs[name].append(methods[name]())
-        print(f"repeat {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in runs.items()), flush=True)
-
+    runs = time_interleaved(methods, args.repeats)
     med = {name: statistics.median(values) for name, values in runs.items()}
     # what the tutorial's input pipeline alone delivers: how much of its time is data, not model
     loader_only = statistics.median(
@@ -155,11 +147,47 @@ def main() -> int:
     return 0
 
 
+def time_interleaved(
+    methods: dict[str, Callable[[], float]], repeats: int, log: Callable[[str], None] | None = None
+) -> dict[str, list[float]]:
+    """Each method's figures over `repeats` timed repeats, after one untimed warm-up call each
+    (allocator, oneDNN/cuDNN primitive caches, file cache); the methods run in a rotating order,
+    so a neighbour's burst of load or a clock change hits every method alike. Shared with
+    benchmarks/gpu_check.py."""
+    for fn in methods.values():
+        fn()
+    runs: dict[str, list[float]] = {name: [] for name in methods}
+    names = list(methods)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            runs[name].append(methods[name]())
+        line = f"repeat {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in runs.items())
+        if log is None:
+            print(line, flush=True)
+        else:
+            log(line)
+    return runs
+
+
 def bare_loop(
     builder: Callable[[], nn.Module], data: Dataset, batch: int, steps: int, device: torch.device,
     fmt: torch.memory_format, bf16: bool,
 ) -> float:
-    """Pre-normalised floats in memory; shuffled index batches; forward, backward, SGD step."""
+    """Pre-normalised floats in memory; shuffled index batches; forward, backward, SGD step.
+    On CUDA with cuDNN's autotuner on, as the trainer runs (fixed shapes), so neither side gets a
+    kernel choice the other lacks."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = before or device.type == "cuda"
+    try:
+        return _bare_loop(builder, data, batch, steps, device, fmt, bf16)
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def _bare_loop(
+    builder: Callable[[], nn.Module], data: Dataset, batch: int, steps: int, device: torch.device,
+    fmt: torch.memory_format, bf16: bool,
+) -> float:
     mean = torch.tensor(data.mean).view(1, -1, 1, 1)
     std = torch.tensor(data.std).view(1, -1, 1, 1)
     x_all = ((data.train.images.float() / 255 - mean) / std).to(device).contiguous(memory_format=fmt)
