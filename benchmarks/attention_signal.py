@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
 import statistics
@@ -65,7 +64,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from machine import describe
+from harness import ROOT, RunCache, describe, finite, new_figure, save_figure, save_run, write_json
 
 from nas import (
     ArchConfig,
@@ -81,9 +80,7 @@ from nas import (
     train_proxy,
 )
 from nas.data import Split
-from nas.files import atomic_write, exclusive_lock
 
-ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ("none", "se", "eca", "cbam", "ge")
 EPOCHS = 10  # long fidelity: 10x the demo proxy; crops need ten epochs or more to help
 PAD = 4  # crop padding, pixels per side
@@ -127,16 +124,6 @@ QUICK = Task("quick", "synthetic", None, None, (("depth", 8), ("width", 4)), ima
 def arch_for(task: Task, kind: str, data: Dataset) -> ArchConfig:
     return ArchConfig.uniform("cifar_resnet", BlockSpec.paper_default(kind), dict(task.backbone_args),
                               data.num_classes, data.in_chans)
-
-
-def save_run(path: Path, key: str, entry: dict[str, Any]) -> None:
-    """Add one finished run to a JSON run cache that several benchmark processes share: read, add
-    and rewrite under a lock (no process drops another's run), written whole or not at all."""
-    with exclusive_lock(path.with_name(f".{path.name}.lock")):
-        runs = json.loads(path.read_text()) if path.exists() else {}
-        runs[key] = entry
-        with atomic_write(path, "w") as handle:
-            handle.write(json.dumps(runs, indent=1) + "\n")
 
 
 def train_once(arch: ArchConfig, data: Dataset, config: ProxyConfig, device: str) -> dict[str, Any]:
@@ -219,14 +206,9 @@ def summarise(task: Task, key: str, runs: dict[str, dict], seeds: list[int]) -> 
 
 def plot(summary: dict[str, Any], task: Task, path: Path) -> None:
     """Per-baseline mean test and validation accuracy, error bars one seed std."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     per = summary["baselines"]
     x = list(range(len(BASELINES)))
-    fig, ax = plt.subplots(figsize=(6.4, 4), dpi=110)
+    fig, ax = new_figure(figsize=(6.4, 4), dpi=110)
     for offset, metric, label in ((-0.12, "test_accuracy", "test"), (0.12, "val_accuracy", "validation")):
         ax.errorbar([i + offset for i in x], [per[k][f"{metric}_mean"] for k in BASELINES],
                     yerr=[0 if math.isnan(per[k][f"{metric}_std"]) else per[k][f"{metric}_std"] for k in BASELINES],
@@ -245,20 +227,7 @@ def plot(summary: dict[str, Any], task: Task, path: Path) -> None:
     ax.set_ylabel("accuracy")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def _finite(value: Any) -> Any:
-    """NaN (a statistic of fewer than two seeds) as null: JSON has no NaN."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
+    save_figure(fig, path)
 
 
 def main() -> None:
@@ -304,7 +273,7 @@ def main() -> None:
     tasks = [QUICK] if args.quick else [TASKS[name] for name in dict.fromkeys(args.tasks)]
     args.out.mkdir(parents=True, exist_ok=True)
     runs_path = args.out / f"{prefix}_runs.json"
-    runs: dict[str, dict] = json.loads(runs_path.read_text()) if runs_path.exists() else {}
+    runs: dict[str, dict] = RunCache(runs_path).all()
     print(f"{describe(args.device)}; load average {os.getloadavg()[0]:.1f}; {args.epochs} epochs, pad {PAD}, "
           f"seeds {seeds}, subset {subset or 'all'}")
 
@@ -381,7 +350,7 @@ def main() -> None:
         else:
             print(f"{task.name}: {test['bar']}")
         plot(summary, task, args.out / f"{prefix}_{task.name}.png")
-    (args.out / f"{prefix}.json").write_text(json.dumps(_finite(report), indent=1) + "\n")
+    write_json(args.out / f"{prefix}.json", finite(report))
     print(f"written: {args.out / f'{prefix}.json'}, {', '.join(f'{prefix}_{t.name}.png' for t in tasks)}")
 
 

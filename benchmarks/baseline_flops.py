@@ -11,11 +11,11 @@ Writes benchmarks/results/baseline_flops.json.
 from __future__ import annotations
 
 import json
-from pathlib import Path
+
+from harness import RESULTS, write_json
 
 from nas import ArchConfig, BlockSpec, arch_cost
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 BACKBONES = [("cifar_resnet", {"depth": 8, "width": 16}, 32), ("cifar_resnet", {"depth": 20, "width": 16}, 32),
              ("resnet18", {}, 224)]
 KINDS = ("none", "se", "eca", "cbam", "ge")
@@ -36,10 +36,8 @@ def main() -> None:
             name = f"{backbone} {json.dumps(args)}"
             print(f"{name:<30} {size:>4}  {kind:<5} {cost.mflops:10.3f} {100 * (cost.flops / base - 1):+7.2f}% "
                   f"{cost.params:>11,}  {arch.arch_id}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "baseline_flops.json").write_text(json.dumps(
-        {"benchmark": "baseline_flops", "convention": "fvcore: one multiply-add = one flop", "rows": rows},
-        indent=1) + "\n")
+    write_json(RESULTS / "baseline_flops.json",
+               {"benchmark": "baseline_flops", "convention": "fvcore: one multiply-add = one flop", "rows": rows})
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ Writes the JSON given by --out; prints one line per command.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -21,9 +20,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from machine import cpu_name
+from harness import ROOT, cpu_name, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = Path(sys.executable).with_name("nas")
 
 
@@ -71,7 +69,7 @@ def main() -> None:
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    write_json(args.out, record)
     print(f"written to {args.out}")
 
 

@@ -15,7 +15,6 @@ Writes benchmarks/results/data_cache.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -23,11 +22,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from machine import describe
+from harness import ROOT, describe, write_json
 
 from nas import load_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
 BAR = 0.20  # second load / first load
 
 
@@ -74,7 +72,7 @@ def main() -> None:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result, indent=2)
     print(f"{result['images']:,} images ({shapes[0][0]:,} train, {shapes[0][1]:,} val, {shapes[0][2]:,} test)")
     print(f"first load (cold cache) {times[0]:.2f} s, second load {times[1]:.2f} s: ratio {ratio:.3f} "
           f"(bar <= {BAR}: {'met' if ratio <= BAR else 'missed'}); cache {result['cache_mb']} MB")

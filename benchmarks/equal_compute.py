@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
 import shutil
@@ -73,8 +72,8 @@ import optuna
 import torch
 import yaml
 from attention_signal import BASELINES, QUICK
+from harness import RESULTS, ROOT, RunCache, describe, new_figure, save_figure, write_json
 from long_runs import LongRuns, ProxyRuns, add_study_arguments, check_study, load_task_study
-from machine import describe
 from optuna.trial import FrozenTrial, TrialState
 from search_quality import hypervolume_2d
 
@@ -91,8 +90,6 @@ from nas.studyfile import StudyConfig, load_study_config
 from nas.train import images_per_epoch
 from nas.validation import FidelitySettings, validate
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 METHODS = ("mf", "tpe", "random")
 TRIALS = 20  # the first budget measured; other --trials values get their own studies and report
 KNEE_SEEDS = 3
@@ -309,7 +306,7 @@ def main() -> None:
             report["wall_seconds_this_invocation"] = time.perf_counter() - started
             report["trained_this_invocation"] = proxy_runs.trained
             written = out / f"equal_compute{tag(args.trials, base.fidelity, shipped)}.json"
-            written.write_text(json.dumps(report, indent=1) + "\n")
+            write_json(written, report)
             print_report(report)
             plot(report, written.with_suffix(".png"))
             print(f"written: {written}, {written.with_suffix('.png')}")
@@ -553,7 +550,7 @@ def machines(long: LongRuns, proxy_path: Path, proxy_used: set[tuple[str, int, i
     """How many of the runs this report rests on (the studies' proxy runs, the long runs of its
     architectures) each machine trained: a report may mix CPUs (float summation order differs
     between them, as between seeds), and says so. Runs of other budgets in the caches are left out."""
-    proxy = json.loads(proxy_path.read_text()) if proxy_path.exists() else {}
+    proxy = RunCache(proxy_path).all()
     entries = {"proxy": [e for key, e in proxy.items() if key.startswith(long.prefix)
                          and (e.get("arch_id"), e.get("epochs"), e.get("seed")) in proxy_used],
                "long": [e for arch_id in sorted(long_used) for e in long.runs_of(arch_id)]}
@@ -637,13 +634,8 @@ def print_report(report: dict[str, Any]) -> None:
 
 def plot(report: dict[str, Any], path: Path) -> None:
     """Left: searched-front hypervolume at the long run per method and seed. Right: those fronts."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     colours = {"mf": "tab:green", "tpe": "tab:blue", "random": "tab:orange"}
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
+    fig, (left, right) = new_figure(1, 2, figsize=(11, 4.2), dpi=110)
     for i, (method, entries) in enumerate(report["runs"].items()):
         values = [e["searched_front_hypervolume"] for e in entries if e["searched_front_hypervolume"] is not None]
         left.scatter([i] * len(values), values, color=colours[method])
@@ -664,9 +656,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     right.set_ylabel("test accuracy after the long run")
     right.legend(fontsize=7)
     right.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

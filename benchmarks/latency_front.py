@@ -26,7 +26,6 @@ benchmarks/results/latency_front/tin100_latency.db.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shutil
 import sqlite3
@@ -39,8 +38,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attention_signal import BASELINES  # noqa: E402
+from harness import RESULTS, ROOT, describe, new_figure, save_figure, write_json  # noqa: E402
 from long_runs import LongRuns, ProxyRuns, check_study  # noqa: E402
-from machine import describe  # noqa: E402
 
 from nas import ArchConfig  # noqa: E402
 from nas.front import front_of  # noqa: E402
@@ -50,8 +49,6 @@ from nas.study.latency import table_of  # noqa: E402
 from nas.study.loop import run_search  # noqa: E402
 from nas.studyfile import StudyConfig, load_study_config  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 FOLDER = RESULTS / "latency_front"
 EPOCHS = 4  # the proxy of the single-fidelity TPE the equal-compute comparison measured
 LOWER = 0.10  # "at >= 10 % lower latency" than the best hand placement
@@ -158,12 +155,7 @@ def report(config: StudyConfig, long: LongRuns) -> dict[str, Any]:
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    fig, ax = new_figure(figsize=(7, 4.5), dpi=120)
     for label, color in (("hand", "tab:red"), ("searched", "tab:blue")):
         rows = [r for r in result["rows"] if r["n"] >= 2 and (r["label"] == "searched") == (label == "searched")]
         ax.errorbar([r["ratio"] for r in rows], [r["accuracy"] for r in rows], xerr=[r["ratio_ci"] for r in rows],
@@ -178,9 +170,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.set_title("tin100 ResNet-20: searched with latency vs hand placement")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:
@@ -215,7 +205,7 @@ def main() -> None:
                 print(f"long {arch.arch_id} seed {seed}: test {entry['test_accuracy']:.4f}", flush=True)
     if args.part in ("report", "all"):
         result = report(config, long)
-        (RESULTS / "latency_front.json").write_text(json.dumps(result, indent=1) + "\n")
+        write_json(RESULTS / "latency_front.json", result)
         if "verdict" in result:
             plot(result, RESULTS / "latency_front.png")
         for r in result["rows"]:

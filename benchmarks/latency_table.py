@@ -20,13 +20,12 @@ Writes benchmarks/results/latency_table.json and the tables under benchmarks/res
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from harness import RESULTS, ROOT, describe, read_json, write_json  # noqa: E402
 
 from nas import ArchConfig, BlockSpec, arch_cost  # noqa: E402
 from nas.latency.builder import LatencyTarget, build_table, measure_architectures  # noqa: E402
@@ -34,8 +33,6 @@ from nas.latency.conditions import LatencyConditions  # noqa: E402
 from nas.latency.table import accuracy_of, load_table  # noqa: E402
 from nas.space import load_space  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 CASES = {
     "resnet20": ("cifar_resnet", {"depth": 20, "width": 16}, 32),
     "mbv2": ("mobilenet_v2", {}, 64),
@@ -169,14 +166,14 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=2, help="times each choice is measured, minutes apart")
     args = parser.parse_args()
     out = RESULTS / f"latency_table{'' if args.passes == 2 else f'-passes{args.passes}'}.json"
-    previous = json.loads(out.read_text())["results"] if out.exists() else []
+    previous = read_json(out, {"results": []})["results"]
     results = {(r["case"], r["conditions"]["runtime"]): r for r in previous}
     print(f"machine: {describe('cpu')}")
     for name in args.cases:
         for runtime in args.runtimes:
             results[(name, runtime)] = run_case(name, runtime, args.check, args.passes)
-            out.write_text(json.dumps({"benchmark": "latency_table", "machine": describe("cpu"),
-                                       "results": list(results.values())}, indent=1) + "\n")
+            write_json(out, {"benchmark": "latency_table", "machine": describe("cpu"),
+                             "results": list(results.values())})
     print(f"written to {out.relative_to(ROOT)}")
 
 

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 from pathlib import Path
 from typing import Any
 
 import torch
-from attention_signal import BASELINES, EPOCHS, PAD, SUBSET, TASKS, Task, save_run, train_once
-from machine import describe
+from attention_signal import BASELINES, EPOCHS, PAD, SUBSET, TASKS, Task, train_once
+from harness import RunCache, describe
 
 from nas import ArchConfig, BlockSpec, Dataset, ProxyConfig, load_dataset
 from nas.study.objective import train_architecture
@@ -88,10 +87,10 @@ class LongRuns:
 
     def _runs(self) -> dict[str, dict[str, Any]]:
         """This file's runs, plus attention_signal.py's runs of the hand placements under their arch_id."""
-        runs = json.loads(self.path.read_text()) if self.path.exists() else {}
+        runs = RunCache(self.path).all()
         if self.signal_path.exists():
             ids = {kind: self.baseline(kind).arch_id for kind in BASELINES}
-            for key, entry in json.loads(self.signal_path.read_text()).items():
+            for key, entry in RunCache(self.signal_path).all().items():
                 head, kind, seed = key.rsplit("|", 2)
                 if head == self.prefix and kind in ids:
                     runs.setdefault(f"{self.prefix}|{ids[kind]}|{seed}", entry)
@@ -115,7 +114,7 @@ class LongRuns:
         config = ProxyConfig(epochs=self.epochs, pad=PAD, seed=seed, threads=self.threads)
         entry = {"task": self.task.name, "arch_id": arch.arch_id, "seed": seed,
                  **train_once(arch, self.data, config, "cpu")}
-        save_run(self.path, f"{self.prefix}|{arch.arch_id}|seed{seed}", entry)
+        RunCache(self.path).save(f"{self.prefix}|{arch.arch_id}|seed{seed}", entry)
         return entry
 
     def runs_of(self, arch: ArchConfig | str) -> list[dict[str, Any]]:
@@ -144,8 +143,7 @@ class ProxyRuns:
         return f"{self.prefix}|{arch.arch_id}|{proxy.epochs}ep|bs{proxy.batch_size}|pad{proxy.pad}|seed{proxy.seed}"
 
     def get(self, arch: ArchConfig, proxy: ProxyConfig) -> dict[str, Any] | None:
-        runs = json.loads(self.path.read_text()) if self.path.exists() else {}
-        return runs.get(self.key(arch, proxy))
+        return RunCache(self.path).get(self.key(arch, proxy))
 
     def train(self, arch: ArchConfig, data: Dataset, proxy: ProxyConfig) -> dict[str, Any]:
         found = self.get(arch, proxy)
@@ -154,7 +152,7 @@ class ProxyRuns:
         result = train_architecture(arch, data, dataclasses.replace(proxy, threads=self.threads), torch.device("cpu"))
         entry = {"arch_id": arch.arch_id, "epochs": proxy.epochs, "seed": proxy.seed, "machine": describe("cpu"),
                  "result": result.to_dict()}
-        save_run(self.path, self.key(arch, proxy), entry)
+        RunCache(self.path).save(self.key(arch, proxy), entry)
         self.trained["runs"] += 1
         self.trained["seconds"] += result.seconds
         return entry

@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from equal_compute import RESULTS, ROOT, fronts, kind_of, method_config, studies_of, tag
+from equal_compute import fronts, kind_of, method_config, studies_of, tag
+from harness import RESULTS, ROOT, write_json
 from long_runs import LongRuns, load_task_study
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -219,7 +220,7 @@ def main() -> None:
                   f"same results {a['passed_on_in_random_orders']:.1f}; floor(keep x n) = "
                   f"{config.fidelity.quota(a['searched'])}")
     written = RESULTS / f"promotion_replay{tag(args.trials)}.json"
-    written.write_text(json.dumps(out, indent=1) + "\n")
+    write_json(written, out)
     print(f"written: {written}")
 
 

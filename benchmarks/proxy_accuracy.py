@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import json
 import os
 import statistics
 import sys
@@ -30,13 +29,11 @@ from pathlib import Path
 
 import torch
 import yaml
-from machine import device_name
+from harness import RESULTS, device_name, write_json
 
 from nas import ArchConfig, BlockSpec, build_model
 from nas.data import load_dataset
 from nas.train import ProxyConfig, train_proxy
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main() -> int:
@@ -121,7 +118,7 @@ def main() -> int:
         print("ablation: not written (pass --out FILE to keep it)")
         return 0
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(out, report, indent=2)
     print(f"wrote {out}")
     return 0
 

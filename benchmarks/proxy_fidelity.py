@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import base64
 import dataclasses
-import json
 import math
 import statistics
 import time
@@ -44,15 +43,13 @@ from pathlib import Path
 import numpy as np
 import optuna
 import torch
-from machine import describe
+from harness import RESULTS, ROOT, describe, new_figure, read_json, save_figure, write_json
 from scipy.stats import kendalltau, spearmanr
 
 from nas import ArchConfig, BlockSpec, Dataset, ProxyConfig, Split, build_model, evaluate, load_dataset, train_proxy
 from nas.noise import binomial_std, noise_record
 from nas.space import load_space
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 # (epochs, training subset incl. 10% validation, image size): the demo's is (2, 10000, 28)
 PROXIES = [(1, 5000, 28), (1, 10000, 28), (2, 5000, 28), (2, 10000, 28), (2, 10000, 20), (2, 20000, 28),
            (4, 10000, 28)]
@@ -101,18 +98,18 @@ def main() -> None:
         backbone_args, args.random = {"depth": 8, "width": 4}, 3
     suffix = "_quick" if args.quick else ""
     runs_path = RESULTS / f"proxy_fidelity_runs{suffix}.json"
-    runs: dict[str, dict] = json.loads(runs_path.read_text()) if runs_path.exists() else {}
+    runs: dict[str, dict] = read_json(runs_path, {})
     RESULTS.mkdir(parents=True, exist_ok=True)
     report_path = RESULTS / f"proxy_fidelity{suffix}.json"
 
     def save_runs() -> None:
-        runs_path.write_text(json.dumps(runs, indent=0))  # saved at once: an interrupted run resumes
+        write_json(runs_path, runs, indent=0, end="")  # saved at once: an interrupted run resumes
 
     if args.noise:
         torch.set_num_threads(1)  # the noise part is sized for one thread (the machine's other core is busy)
-        report = json.loads(report_path.read_text()) if report_path.exists() else {"benchmark": "proxy_fidelity"}
+        report = read_json(report_path, {"benchmark": "proxy_fidelity"})
         report["noise"] = noise_decomposition(args.quick, backbone_args, runs, save_runs)
-        report_path.write_text(json.dumps(report, indent=1) + "\n")
+        write_json(report_path, report)
         print_noise(report["noise"])
         return
 
@@ -197,7 +194,7 @@ def main() -> None:
         "wall_seconds_this_invocation": time.perf_counter() - started,
         "noise": noise_decomposition(args.quick, backbone_args, runs, save_runs),
     }
-    report_path.write_text(json.dumps(report, indent=1) + "\n")
+    write_json(report_path, report)
     plot(report, {label(s): accuracies(s, "val_accuracy") for s in ordered}, RESULTS / f"proxy_fidelity{suffix}.png")
     print(f"\nlong run {label(long)}: test accuracy {min(truth):.4f}..{max(truth):.4f} over {len(archs)} "
           f"architectures; seed std (val) {report['long']['seed_std_val']:.4f}, "
@@ -351,14 +348,9 @@ def print_noise(noise: dict) -> None:
 
 def plot(report: dict, proxy_accuracies: dict[str, list[float]], path: Path) -> None:
     """One panel per proxy: its accuracy against the long run's test accuracy, tau in the title."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     truth = report["long"]["test_accuracy"]
     rows = {row["setting"]: row for row in report["proxies"]}
-    fig, axes = plt.subplots(2, 4, figsize=(12, 5.6), dpi=110)
+    fig, axes = new_figure(2, 4, figsize=(12, 5.6), dpi=110)
     for ax, (setting, accs) in zip(axes.flat, proxy_accuracies.items(), strict=False):
         row = rows[setting]
         ax.errorbar(accs, truth, xerr=row["seed_std"], yerr=report["long"]["seed_std_test"], fmt="o", ms=4,
@@ -376,9 +368,7 @@ def plot(report: dict, proxy_accuracies: dict[str, list[float]], path: Path) -> 
     fig.supxlabel("proxy validation accuracy (error bar: seed std)  |  last panel: images x epochs at 28 px",
                   fontsize=8)
     fig.supylabel(f"test accuracy after {report['long']['setting']}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

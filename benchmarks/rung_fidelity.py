@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
 import statistics
@@ -41,16 +40,14 @@ from typing import Any
 
 import optuna
 import torch
+from harness import RESULTS, ROOT, describe, new_figure, save_figure, write_json
 from long_runs import LongRuns, ProxyRuns, add_study_arguments, load_task_study
-from machine import describe
 from scipy.stats import kendalltau, spearmanr
 
 from nas import ArchConfig, ProxyConfig
 from nas.study.rungs import rung_config
 from nas.studyfile import StudyConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 BAR_TAU, BAR_P = 0.6, 0.01
 
 
@@ -126,7 +123,7 @@ def main() -> None:
                               f"{entry['seconds']:5.0f} s  {arch.arch_id}", flush=True)
     if args.part in ("all", "report"):
         report = build_report(config, archs, long, rungs)
-        (args.out / "rung_fidelity.json").write_text(json.dumps(report, indent=1) + "\n")
+        write_json(args.out / "rung_fidelity.json", report)
         print_report(report)
         plot(report, args.out / "rung_fidelity.png")
 
@@ -198,13 +195,8 @@ def print_report(report: dict[str, Any]) -> None:
 
 def plot(report: dict[str, Any], path: Path) -> None:
     """One panel per rung: its accuracy (mean over seeds) against the long runs' test accuracy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = report["rungs"]
-    fig, axes = plt.subplots(1, len(rows), figsize=(4 * len(rows), 3.6), dpi=110, squeeze=False)
+    fig, axes = new_figure(1, len(rows), figsize=(4 * len(rows), 3.6), dpi=110, squeeze=False)
     for ax, row in zip(axes[0], rows, strict=True):
         ids = list(row["accuracies"])
         x = [statistics.fmean(row["accuracies"][i]) for i in ids]
@@ -223,9 +215,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
     axes[0][0].set_ylabel("test accuracy after 10 epochs", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ training result is saved at once in search_quality_runs.json: an interrupted run
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -38,7 +37,7 @@ from pathlib import Path
 import optuna
 import torch
 import yaml
-from machine import describe
+from harness import RESULTS, ROOT, describe, new_figure, read_json, save_figure, write_json
 from optuna.trial import TrialState
 from scipy.stats import kendalltau
 
@@ -48,9 +47,6 @@ from nas.refine import pareto_ranks, run_refine
 from nas.study import run_search, train_architecture
 from nas.studyfile import load_study_config
 from nas.train import ProxyResult
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 def hypervolume_2d(points: list[tuple[float, float]], reference: tuple[float, float]) -> float:
@@ -111,7 +107,7 @@ def main() -> None:
 
     # Every training result is saved at once, so an interrupted benchmark resumes where it stopped.
     cache_path = RESULTS / f"search_quality_runs{suffix}.json"
-    cache: dict[str, dict] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    cache: dict[str, dict] = read_json(cache_path, {})
     trained = {"runs": 0, "seconds": 0.0}
 
     def shared_trainer(arch: ArchConfig, data, proxy, device):  # type: ignore[no-untyped-def]
@@ -123,7 +119,7 @@ def main() -> None:
             result = train_architecture(arch, data, proxy, device)
             cache[key] = result.to_dict()
             RESULTS.mkdir(parents=True, exist_ok=True)
-            cache_path.write_text(json.dumps(cache, indent=0))
+            write_json(cache_path, cache, indent=0, end="")
             trained["runs"] += 1
             trained["seconds"] += result.seconds
         return ProxyResult(**cache[key])
@@ -210,7 +206,7 @@ def main() -> None:
         "wall_seconds": time.perf_counter() - started,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"search_quality{suffix}.json").write_text(json.dumps(report, indent=1) + "\n")
+    write_json(RESULTS / f"search_quality{suffix}.json", report)
     plot(report, RESULTS / f"search_quality{suffix}.png")
     print(f"\nreference point: accuracy {reference[0]:.4f}, {reference[1]:.3f} MFLOPs "
           "(fvcore: one multiply-add = one flop)")
@@ -263,12 +259,7 @@ def refine_report(config, study: optuna.Study, data, args: argparse.Namespace) -
 
 
 def plot(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    fig, ax = new_figure(figsize=(7.5, 4.8), dpi=120)
     colours = {"tpe": "tab:blue", "random": "tab:orange"}
     for sampler, s in report["samplers"].items():
         for i, run in enumerate(s["per_seed"]):
@@ -287,9 +278,7 @@ def plot(report: dict, path: Path) -> None:
                  f"seeds {report['seeds']}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

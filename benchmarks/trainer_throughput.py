@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import json
 import os
 import statistics
 import sys
@@ -45,15 +44,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import torchvision
-from machine import device_name
+from harness import RESULTS, device_name, write_json
 from torch import nn
 
 from nas import ArchConfig, BlockSpec, build_model
 from nas.data import Dataset, Split, default_root, load_dataset
 from nas.layout import memory_format
 from nas.train import ProxyConfig, resolve_device, train_proxy
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main() -> int:
@@ -142,7 +139,7 @@ def main() -> int:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out, report, indent=2)
     print(f"wrote {args.out}")
     return 0
 

@@ -13,7 +13,6 @@ Writes benchmarks/results/trial_overhead.json.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import optuna
 import yaml
-from machine import describe
+from harness import RESULTS, ROOT, describe, write_json
 from optuna.trial import TrialState
 
 import nas.study.objective
@@ -30,9 +29,6 @@ from nas.data import load_dataset
 from nas.study import run_search
 from nas.studyfile import load_study_config
 from nas.train import ProxyResult
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 def main() -> None:
@@ -86,7 +82,7 @@ def main() -> None:
                          "progress line",
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "trial_overhead.json").write_text(json.dumps(report, indent=1) + "\n")
+    write_json(RESULTS / "trial_overhead.json", report)
     print(f"{len(durations)} trials, {1e3 * per_trial:.0f} ms per trial outside training: "
           f"FLOP count (build + fvcore trace) {report['ms_flop_count_median']:.0f} ms median, "
           f"sampling + storage + the rest {report['ms_other_median']:.0f} ms")

@@ -1,0 +1,100 @@
+"""What every benchmark shares, so that each script holds only its question:
+
+- where results go (`RESULTS`, committed beside the code that produced them);
+- the machine a figure was measured on (`describe`, `cpu_name`, `device_name` from `machine`);
+- a resumable run cache (`RunCache`): one JSON file of finished runs keyed by everything that
+  changes a result, saved after every run under a lock (several processes may fill one at once,
+  none drops another's run), written whole or not at all, so a killed benchmark resumes;
+- result writing (`write_json`: the same bytes as `json.dumps(value, indent=...) + "\\n"`,
+  written whole or not at all; `finite`: NaN as null, as JSON has no NaN);
+- plots (`new_figure`, `save_figure`: matplotlib without a display, the figure closed once saved).
+
+Importing this does not import torch or matplotlib (benchmarks/cli_startup.py times start-ups).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from machine import cpu_name, describe, device_name
+
+from nas.files import atomic_write, exclusive_lock
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+__all__ = ["RESULTS", "ROOT", "RunCache", "cpu_name", "describe", "device_name", "finite", "new_figure",
+           "read_json", "save_figure", "save_run", "write_json"]
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    """The JSON value in `path`, or `default` when the file does not exist."""
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+def write_json(path: Path, value: Any, indent: int | None = 1, end: str = "\n") -> Path:
+    """Write `json.dumps(value, indent=indent) + end` to `path` (folders made), whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "w") as handle:
+        handle.write(json.dumps(value, indent=indent) + end)
+    return path
+
+
+def finite(value: Any) -> Any:
+    """NaN and infinities (a statistic of fewer than two seeds) as null, in nested dicts and lists."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
+
+
+class RunCache:
+    """Finished runs in one JSON file, `{key: entry}`, shared by benchmark processes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def all(self) -> dict[str, Any]:
+        return read_json(self.path, {})
+
+    def get(self, key: str) -> Any:
+        return self.all().get(key)
+
+    def save(self, key: str, entry: Any) -> None:
+        """Add one finished run: read, add and rewrite under a lock (no process drops another's
+        run), written whole or not at all."""
+        with exclusive_lock(self.path.with_name(f".{self.path.name}.lock")):
+            runs = self.all()
+            runs[key] = entry
+            write_json(self.path, runs)
+
+
+def save_run(path: Path, key: str, entry: Any) -> None:
+    """`RunCache(path).save(key, entry)`."""
+    RunCache(path).save(key, entry)
+
+
+def new_figure(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """`plt.subplots(*args, **kwargs)` on matplotlib's file-only backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, **kwargs)
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Lay out, write and close `fig`."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
