@@ -39,8 +39,9 @@ demo: setup system-demo
 lint: setup
 	$(BIN)/ruff check nas tests benchmarks
 
+# --durations=30: the slowest tests, printed after every run (where CI time goes)
 test: setup system lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=30
 
 # The documentation site (mkdocs.yml, docs/) into build/site; --strict fails on any warning.
 docs: setup
