@@ -543,3 +543,11 @@ def test_a_new_dataset_is_its_reader_and_one_registry_line(monkeypatch: pytest.M
     monkeypatch.delitem(registry.READERS, "stripes")
     with pytest.raises(ConfigError, match=r"dataset = 'stripes' is not a dataset; allowed: fashion-mnist, mnist, "):
         load_dataset("stripes")
+
+
+def test_the_package_keeps_every_public_name_of_the_former_module() -> None:
+    """nas.data was one module; code written against it (`from nas.data import IDX_FILES`) still runs."""
+    former = ("DATASETS", "DECODE_CHUNK", "GRAY_MODES", "IDX_FILES", "MEMORY_FACTOR", "SYNTHETIC_CLASSES",
+              "SYNTHETIC_SHAPE", "SYNTHETIC_TEST", "SYNTHETIC_TRAIN", "SYSTEM_DIRS", "TINY_IMAGENET_DIR", "Dataset",
+              "Split", "available_memory", "check_memory", "check_settings", "default_root", "load_dataset")
+    assert [name for name in former if not hasattr(nas_data, name)] == []

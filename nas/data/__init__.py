@@ -22,22 +22,35 @@ One job per module:
 """
 
 from nas.data.cache import default_root
-from nas.data.checks import check_memory, check_settings
+from nas.data.checks import MEMORY_FACTOR, available_memory, check_memory, check_settings
 from nas.data.dataset import Dataset, Pool, Request, Split
-from nas.data.idx import SYSTEM_DIRS
+from nas.data.idx import IDX_FILES, SYSTEM_DIRS
+from nas.data.images import DECODE_CHUNK, GRAY_MODES
 from nas.data.load import load_dataset
 from nas.data.registry import DATASETS, READERS, get_reader
+from nas.data.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_SHAPE, SYNTHETIC_TEST, SYNTHETIC_TRAIN
 from nas.data.tiny_imagenet import TINY_IMAGENET_DIR
+
+# every public name the single-module nas.data had, so that `from nas.data import X` keeps working
 
 __all__ = [
     "DATASETS",
+    "DECODE_CHUNK",
+    "GRAY_MODES",
+    "IDX_FILES",
+    "MEMORY_FACTOR",
     "READERS",
+    "SYNTHETIC_CLASSES",
+    "SYNTHETIC_SHAPE",
+    "SYNTHETIC_TEST",
+    "SYNTHETIC_TRAIN",
     "SYSTEM_DIRS",
     "TINY_IMAGENET_DIR",
     "Dataset",
     "Pool",
     "Request",
     "Split",
+    "available_memory",
     "check_memory",
     "check_settings",
     "default_root",
