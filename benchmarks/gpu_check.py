@@ -70,7 +70,7 @@ from trainer_throughput import bare_loop, time_interleaved  # noqa: E402
 from nas import ArchConfig, BlockSpec, build_model  # noqa: E402
 from nas.data import IDX_FILES, SYSTEM_DIRS, Dataset, Split, load_dataset  # noqa: E402
 from nas.errors import ConfigError  # noqa: E402
-from nas.latency.builder import LatencyTarget, build_table  # noqa: E402
+from nas.latency.builder import LatencyTarget, build_table, check_conditions  # noqa: E402
 from nas.latency.conditions import LatencyConditions  # noqa: E402
 from nas.layout import memory_format  # noqa: E402
 from nas.space import load_space  # noqa: E402
@@ -131,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (auto: CUDA when present)")
     parser.add_argument("--quick", action="store_true", help="toy sizes on synthetic data: a rehearsal of seconds")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON files")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help="Fashion-MNIST idx files (.gz) for the full run (default: %(default)s)")
+    parser.add_argument("--data", type=Path,
+                        help=f"a folder of Fashion-MNIST idx files (.gz); default: {DEFAULT_DATA} for the full run, "
+                             "the synthetic set for --quick (given with --quick: toy sizes on this data)")
     parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset of: " + ", ".join(PARTS))
     parser.add_argument("--budget", type=float, default=420.0,
                         help="seconds for all parts; a part that would start too late is skipped and reported "
@@ -152,17 +153,18 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"gpu_check: error: {error}", file=sys.stderr)
         return 2
-    if not args.quick and not (args.data / f"{IDX_FILES[0]}.gz").is_file():
-        print(f"gpu_check: error: --data {args.data} holds no {IDX_FILES[0]}.gz; run `benchmarks/gpu_check.py "
+    data = args.data if args.data is not None or args.quick else DEFAULT_DATA
+    if data is not None and not (data / f"{IDX_FILES[0]}.gz").is_file():
+        print(f"gpu_check: error: --data {data} holds no {IDX_FILES[0]}.gz; run `benchmarks/gpu_check.py "
               f"--pack-data {DEFAULT_DATA.parent}` (or scripts/device-wheels) first, or use --quick", file=sys.stderr)
         return 2
-    return Check(device, args.quick, args.out, args.data, args.budget).run(parts)
+    return Check(device, args.quick, args.out, data, args.budget).run(parts)
 
 
 class Check:
     """One run: the device, the sizes, the output folder and the clock every part is timed on."""
 
-    def __init__(self, device: torch.device, quick: bool, out: Path, data_dir: Path, budget: float) -> None:
+    def __init__(self, device: torch.device, quick: bool, out: Path, data_dir: Path | None, budget: float) -> None:
         self.device, self.quick, self.out, self.data_dir, self.budget = device, quick, out, data_dir, budget
         self.sizes = QUICK if quick else FULL
         self.cuda = device.type == "cuda"
@@ -181,6 +183,7 @@ class Check:
     def header(self) -> dict[str, Any]:
         return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "device": str(self.device), "device_name": self.name, "quick": self.quick,
+                "data": "synthetic" if self.data_dir is None else f"fashion-mnist ({self.data_dir.name})",
                 "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
                 "cpu_count": os.cpu_count(), "install": os.environ.get("NAS_DEVICE_INSTALL"),
                 "command": " ".join([Path(sys.executable).name, *sys.argv])}
@@ -234,8 +237,8 @@ class Check:
     # Data
 
     def dataset(self, subset: int | None, image_size: int, val_fraction: float = 0.1) -> Dataset:
-        """The carried Fashion-MNIST (full run) or the synthetic set (quick), at `image_size`."""
-        if self.quick:
+        """The carried Fashion-MNIST (`data_dir`) or, without one, the synthetic set, at `image_size`."""
+        if self.data_dir is None:
             return load_dataset("synthetic", subset=subset, image_size=image_size, val_fraction=val_fraction)
         return load_dataset("fashion-mnist", path=self.data_dir, root=self.tmp / "cache", subset=subset,
                             image_size=image_size, val_fraction=val_fraction)
@@ -255,7 +258,7 @@ class Check:
         if not self.cuda:
             env["OMP_NUM_THREADS"] = "1"
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env,
-                              timeout=max(60.0, self.left() - 240) if not self.quick else 300)
+                              timeout=max(90.0, self.left() - 200) if not self.quick else 300)
         print(done.stdout[-3000:], done.stderr[-2000:], sep="", flush=True)
         cases = parse_junit(junit) if junit.exists() else []
         counts = {k: sum(c["outcome"] == k for c in cases) for k in ("passed", "failed", "error", "skipped")}
@@ -358,7 +361,7 @@ class Check:
         folder = self.tmp / "search"
         folder.mkdir()
         dataset: dict[str, Any] = {"subset": sz["subset"], "image_size": sz["image_size"], "val_fraction": 0.1}
-        if self.quick:
+        if self.data_dir is None:
             dataset["name"] = "synthetic"
         else:
             dataset.update(name="fashion-mnist", path=str(self.data_dir), root=str(self.tmp / "cache"))
@@ -407,10 +410,11 @@ class Check:
             written.write_text(yaml.safe_dump(space_file))
             space_file = str(written)
         space = load_space(Path(space_file))
-        in_chans = 3 if self.quick else 1
+        in_chans = 3 if self.data_dir is None else 1  # synthetic: RGB; Fashion-MNIST: grey
         tables: dict[str, Any] = {}
         for batch in lat["batches"]:
             conditions = LatencyConditions(runtime="eager", batch_size=batch, threads=1, device=self.device.type)
+            check_conditions(conditions)  # what `nas latency-table` refuses first
             target = LatencyTarget("cifar_resnet", {"depth": 8, "width": lat["width"]}, space,
                                    (lat["image_size"], lat["image_size"]), in_chans, 10, conditions)
             table = build_table(target, self.tmp / f"latency-b{batch}.json", check=lat["check"],

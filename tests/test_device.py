@@ -102,11 +102,11 @@ def test_same_seed_reproduces_within_the_stated_tolerance(data: Dataset) -> None
     assert abs(c.train_loss - a.train_loss) > 0
 
 
-def test_cuda_and_cpu_see_the_same_initialisation_and_batches(data: Dataset) -> None:
+def test_cuda_and_cpu_see_the_same_initialisation_and_data(data: Dataset) -> None:
     if not CUDA:
         pytest.skip("compares CUDA with the CPU: needs a CUDA device (runs in benchmarks/gpu_check.py)")
-    # one step over one fixed batch, no augmentation: the training loss is the initial network's
-    # loss on the first batch, which the CPU generator draws the same on both devices
+    # one step over the whole training split, no augmentation: the training loss is the initial
+    # network's loss, so both devices must build the same network from the seed and feed it the same images
     config = ProxyConfig(epochs=1, batch_size=len(data.train), lr=1e-6, augment=False, bn_recal=0,
                          precision="fp32", label_smoothing=0.0)
     build = arch(data)

@@ -97,7 +97,7 @@ def test_quick_cpu_rehearsal_fills_every_field(tmp_path: Path) -> None:
         assert table["none_ms"] > 0 and table["entries"] == 3 and table["validation"]["n"] == 3
         assert isinstance(table["meets_bar"], bool) and table["table"]["entries"]
     # the rehearsal must stay cheap enough for every CI run (2 shared cores)
-    assert seconds < 120, f"the quick rehearsal took {seconds:.0f} s"
+    assert seconds < 180, f"the quick rehearsal took {seconds:.0f} s (about 35 s on an idle 2-core machine)"
 
 
 def test_a_part_cut_by_the_budget_is_reported_not_hidden(tmp_path: Path) -> None:
@@ -134,6 +134,14 @@ def test_pack_data_writes_the_carried_subset_that_nas_reads(tmp_path: Path) -> N
     labels = gzip.decompress((source / "t10k-labels-idx1-ubyte.gz").read_bytes())[8:8 + 2000]
     assert torch.equal(small.test.images.flatten(), torch.frombuffer(bytearray(images), dtype=torch.uint8))
     assert small.test.labels.tolist() == list(labels)
+    # the device run's data path (a study file naming the folder, grey images in the latency table), at toy sizes
+    out = tmp_path / "out"
+    parts = ("--parts", "search,latency")
+    assert gpu_check_main("--device", "cpu", "--quick", "--data", folder, *parts, "--out", out) == 0
+    search = read(out, "search")
+    assert search["data"] == "fashion-mnist (fashion-mnist)" and search["study"]["dataset"]["path"] == str(folder)
+    assert search["trials_complete"] == 3
+    assert read(out, "latency")["tables"]["batch_1"]["table"]["key"]["in_chans"] == 1
 
 
 @pytest.mark.parametrize("script", ["device-check", "device-wheels"])
