@@ -41,6 +41,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -111,12 +112,18 @@ def run_nas(args: list[str], cwd: Path, in_process: bool) -> tuple[int, str, flo
 
         out, err = io.StringIO(), io.StringIO()
         old = Path.cwd()
+        # main() installs its Ctrl-C / SIGTERM handlers and an unraisable hook: put the caller's back
+        handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+        hook = sys.unraisablehook
         os.chdir(cwd)
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 code = main(args)
         finally:
             os.chdir(old)
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+            sys.unraisablehook = hook
         text = out.getvalue() + err.getvalue()
     else:
         script = Path(sys.executable).with_name("nas")
@@ -177,6 +184,7 @@ def generate(out: Path, *, tiny: bool, in_process: bool, folder: Path | None = N
              table: Path | None = None) -> dict[str, object]:
     """Run the jobs in `folder` (a fresh temporary one by default) and write the samples to `out`."""
     out.mkdir(parents=True, exist_ok=True)
+    load_start = round(os.getloadavg()[0], 2)
     with contextlib.ExitStack() as stack:
         if folder is None:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nas-sample-")))
@@ -197,11 +205,13 @@ def generate(out: Path, *, tiny: bool, in_process: bool, folder: Path | None = N
             shutil.copy(plot, out / "demo_front.png")
     meta = {"study": "tiny (synthetic)" if tiny else "studies/demo.yaml", "commit": commit(),
             "date": time.strftime("%Y-%m-%d"), "machine": machine(), "seconds": seconds,
-            "in_process": in_process, "load_average_1min_end": round(os.getloadavg()[0], 2)}
+            "in_process": in_process, "load_average_1min": {"start": load_start, "end": round(os.getloadavg()[0], 2)},
+            "cores": os.cpu_count()}
     if table is not None:
         built = json.loads(table.read_text())
-        meta["latency_table"] = {"reused": str(table.resolve().relative_to(ROOT)) if table.resolve().is_relative_to(ROOT)
-                                 else str(table), "built": built.get("built"), "signature": built.get("signature")}
+        where = table.resolve()
+        meta["latency_table"] = {"reused": str(where.relative_to(ROOT) if where.is_relative_to(ROOT) else where),
+                                 "built": built.get("built"), "signature": built.get("signature")}
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
 

@@ -104,7 +104,7 @@ def test_every_runnable_block_is_run_or_marked_with_a_reason():
     for block in all_blocks():
         if block.not_run is not None:
             assert block.not_run, f"{block}: a not-run marker needs its reason"
-            assert block.lang in SHELL | PYTHON, f"{block}: only shell and Python blocks are run, so only they are marked"
+            assert block.lang in SHELL | PYTHON, f"{block}: only shell and Python blocks run, so only they are marked"
         elif block.lang in SHELL:
             try:
                 commands(block)
@@ -152,9 +152,21 @@ def test_yaml_blocks_parse_and_study_files_and_spaces_validate():
 # --- the blocks run -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
-    """A folder laid out like the repository's: the tiny study as studies/demo.yaml, its space, and
-    the three jobs already run by scripts/sample_output.py (which this checks runs and writes every
+def one_thread():
+    """The tiny networks run in this process, on one thread, as the subprocess tests run `nas`
+    (OMP_NUM_THREADS=1): two threads gain nothing at this size and lose much on a busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, one_thread) -> Path:
+    """A folder laid out like the repository's: the tiny study as studies/demo.yaml (and as
+    studies/my_study.yaml), its space, and the three jobs already run by scripts/sample_output.py (which this checks runs and writes every
     sample the pages quote, with the same commands)."""
     folder = tmp_path_factory.mktemp("docs-workspace")
     out = folder / "samples"
@@ -165,6 +177,9 @@ def workspace(tmp_path_factory) -> Path:
         assert committed == f"$ nas {' '.join(args)}", f"docs/samples/{name}.txt is stale: run scripts/sample_output.py"
         assert (out / f"{name}.txt").read_text().startswith(committed + "\n")
     assert (folder / "best.yaml").exists()
+    # the API page's own-trainer example searches a study of its own name, as it advises
+    own = {**sample_output.TINY, "name": "my_study", "trials": 3, "noise_seeds": 1}
+    (folder / "studies" / "my_study.yaml").write_text(yaml.safe_dump(own, sort_keys=False))
     return folder
 
 
@@ -213,7 +228,7 @@ def test_a_field_added_to_a_model_appears_in_the_reference_without_editing_a_pag
 
     text = generated.study_file_reference(Grown)
     assert "| `brand_new` | integer | `7` | an integer >= 0 (added after the docs were written) |" in text
-    assert "NewSection section" in text and "| `depth` | integer | `3` |" in text
+    assert "`new_section:` (NewSection)" in text and "| `depth` | integer | `3` |" in text
     for name in StudyFile.model_fields:  # and nothing of the real model is lost
         assert f"| `{name}` |" in text
 
@@ -251,6 +266,11 @@ def test_mkdocs_build_strict_passes_and_shows_every_study_file_field(tmp_path):
         for name in model.model_fields:
             assert f"<code>{name}</code>" in html, f"{model.__name__}.{name} is missing from the built reference"
     api = (site / "reference" / "api" / "index.html").read_text()
+    readme = (ROOT / "README.md").read_text()  # the README's links into the docs land on a page and a heading
+    for page, anchor in re.findall(r"\]\(docs/([\w/.-]+)\.md(?:#([\w-]+))?\)", readme):
+        built = site / ("" if page == "index" else page) / "index.html"
+        assert built.exists(), f"README links to docs/{page}.md, which is not built"
+        assert not anchor or f'id="{anchor}"' in built.read_text(), f"README: docs/{page}.md#{anchor}: no such heading"
     import nas
 
     for name in nas.__all__:  # mkdocstrings rendered every public name

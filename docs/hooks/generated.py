@@ -115,11 +115,10 @@ def study_file_reference(root: type | None = None) -> str:
             todo.extend(_nested(field.annotation))
     parts = []
     for i, model in enumerate(seen):
-        title = "The study file" if i == 0 else f"{model.__name__} section"
-        doc = (model.__doc__ or "").strip()
-        where = [f"`{k}`" for m in seen for k, f in m.model_fields.items() if model in _nested(f.annotation)]
-        lead = f"Under {', '.join(where)}. " if where else ""
-        parts.append(f"## {title} {{#{_anchor(model)}}}\n\n{lead}{' '.join(doc.split())}\n\n{model_table(model)}\n")
+        keys = [k for m in seen for k, f in m.model_fields.items() if model in _nested(f.annotation)]
+        title = "The study file" if i == 0 else f"{', '.join(f'`{k}:`' for k in keys)} ({model.__name__})"
+        doc = " ".join((model.__doc__ or "").split())
+        parts.append(f"## {title} {{#{_anchor(model)}}}\n\n{doc}\n\n{model_table(model)}\n")
     return "\n".join(parts)
 
 
