@@ -41,7 +41,6 @@ import argparse
 import dataclasses
 import datetime
 import gzip
-import json
 import math
 import os
 import platform
@@ -62,8 +61,8 @@ ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(HERE)]  # the checkout's nas (not an installed copy), and the sibling benchmarks
 
 import torch  # noqa: E402
+from harness import RESULTS, device_name, finite, write_json  # noqa: E402
 from latency_table import BAR as LATENCY_BAR  # noqa: E402
-from machine import device_name  # noqa: E402
 from torch import nn  # noqa: E402
 from trainer_throughput import bare_loop, time_interleaved  # noqa: E402
 
@@ -130,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (auto: CUDA when present)")
     parser.add_argument("--quick", action="store_true", help="toy sizes on synthetic data: a rehearsal of seconds")
-    parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON files")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON files")
     parser.add_argument("--data", type=Path,
                         help=f"a folder of Fashion-MNIST idx files (.gz); default: {DEFAULT_DATA} for the full run, "
                              "the synthetic set for --quick (given with --quick: toy sizes on this data)")
@@ -218,13 +217,13 @@ class Check:
                     print(result["traceback"], file=sys.stderr, flush=True)
             result["seconds"] = round(time.perf_counter() - began, 2)
             results[part] = result
-            self.path(part).write_text(json.dumps({**self.header(), "part": part, **result}, indent=1) + "\n")
+            write_json(self.path(part), finite({**self.header(), "part": part, **result}))
             print(f"== {part}: {result['status']} in {result['seconds']:.1f} s -> {self.path(part).name}", flush=True)
         summary = {**self.header(), "part": "summary", "budget_seconds": self.budget,
                    "seconds": round(time.perf_counter() - self.start, 2),
                    "parts": {p: {"status": r["status"], "seconds": r["seconds"]} for p, r in results.items()},
                    "bars": bars(results, self.cuda and not self.quick), "figures": figures(results)}
-        self.path("summary").write_text(json.dumps(summary, indent=1) + "\n")
+        write_json(self.path("summary"), finite(summary))
         print(f"\nsummary -> {self.path('summary')}")
         for name, bar in summary["bars"].items():
             verdict = "n/a" if bar["met"] is None else ("met" if bar["met"] else "NOT met")
