@@ -45,7 +45,8 @@ class ArchConfig:
         for i, spec in enumerate(stages, 1):
             if not isinstance(spec, BlockSpec):
                 raise ConfigError(f"stages[{i}] = {spec!r} is invalid; expected a BlockSpec")
-        object.__setattr__(self, "stages", stages)
+        object.__setattr__(self, "stages", backbone.normalise_stages(args, stages))
+        stages = self.stages
         for field in ("num_classes", "in_chans"):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

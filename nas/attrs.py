@@ -75,6 +75,7 @@ class StudyAttr:
     SAMPLER: Final = "sampler"
     CONSTRAINTS: Final = "constraints"
     CREATED: Final = "created"
+    OWN_ATTENTION: Final = "own_attention"  # what attention the backbone brings itself, in words
     STUDY_FILE: Final = "study_file"  # written last: the description is complete
     BASELINES_QUEUED: Final = "baselines_queued"
     NOISE_QUEUED: Final = "noise_queued"  # the `none` baseline's extra seeds are queued

@@ -241,6 +241,10 @@ def _search(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.trials is not None and args.trials < 1:
         raise ConfigError(f"--trials = {args.trials} is invalid; allowed: an integer >= 1")
+    from nas.backbones import get_backbone
+
+    if get_backbone(config.backbone).has_own(config.backbone_args):
+        print(f"backbone {config.backbone} brings attention of its own: {config.own_attention()}", flush=True)
     study = search(config, device=args.device, trials=args.trials, timeout=args.timeout,
                    progress=False if args.no_progress else None)
     warning = near_chance(front_of(study).rows)
@@ -313,6 +317,11 @@ def _front(args: argparse.Namespace) -> int:
         at = "" if args.refined else _at_rung(config)
         print(f"{kind} of study {config.name!r}{at} ({len(front.rows)} architectures; {FLOPS_NOTE}):")
         print(format_table(front))
+        from nas.attrs import StudyAttr
+
+        own = study.user_attrs.get(StudyAttr.OWN_ATTENTION, "none")
+        if not own.startswith("none"):
+            print(f"the backbone's own attention: {own}")
     if measured:
         print("\n".join(measured))
     warning = near_chance(front.rows)
@@ -509,6 +518,7 @@ def _check(args: argparse.Namespace) -> int:
     print(f"  storage     {masked(config.storage)}")
     print(f"  backbone    {config.backbone} {dict(config.backbone_args)}: {n} stages, searching stages "
           f"{', '.join(map(str, config.space.searched_stages(n)))}; {floor.mflops:.3f} MFLOPs with no attention")
+    print(f"  own attention {config.own_attention()}")
     print(f"  dataset     {data!r}")
     choices = config.stage_choices()
     per_stage = str(choices[0]) if len(set(choices)) == 1 else "/".join(map(str, choices))
@@ -527,9 +537,10 @@ def _check(args: argparse.Namespace) -> int:
     for line in latency_lines:
         print(line)
     print(f"  baselines ({FLOPS_NOTE}, at {data.image_size[0]}x{data.image_size[1]}):")
+    width = max([6, *(len(label) for label, _, _ in baselines)])
     for label, arch, cost in baselines:
         in_space = "in space" if config.space.params_for(arch) is not None else "outside the space"
-        print(f"    {label:<6} {cost.mflops:9.3f} MFLOPs {cost.params:>10,} params  {arch.arch_id}  ({in_space})")
+        print(f"    {label:<{width}} {cost.mflops:9.3f} MFLOPs {cost.params:>10,} params  {arch.arch_id}  ({in_space})")
     for warning in warnings:
         print(f"warning: {warning}")
     print("ok: nothing was written")
@@ -633,8 +644,8 @@ def _space_lines(space) -> list[str]:  # type: ignore[no-untyped-def]
 
     lines = []
     for kind in space.kinds:
-        if kind == "none":
-            lines.append("none")
+        if kind in ("none", "own"):
+            lines.append(kind + (" (the backbone's own attention, kept where it has some)" if kind == "own" else ""))
             continue
         default, paper = BlockSpec(kind).to_dict(), BlockSpec.paper_default(kind).to_dict()
         parts = []

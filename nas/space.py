@@ -27,11 +27,12 @@ import optuna
 
 from nas.arch import ArchConfig
 from nas.backbones import get_backbone
-from nas.blocks import KINDS, PLACEMENTS, REGISTRY, BlockSpec
+from nas.blocks import BLOCK_KINDS, KINDS, PLACELESS, PLACEMENTS, REGISTRY, BlockSpec
 from nas.errors import ConfigError, with_source
 from nas.files import read_document
 
-SPACE_KEYS = ("kinds", *KINDS[1:], "placement", "stages")
+DEFAULT_KINDS = tuple(k for k in KINDS if k != "own")  # `own` only where asked: it needs a backbone that has some
+SPACE_KEYS = ("kinds", *BLOCK_KINDS, "placement", "stages")
 
 
 class _NotInSpace(Exception):
@@ -63,13 +64,13 @@ class SearchSpace:
         for key in data:
             if key not in SPACE_KEYS:
                 raise ConfigError(f"{where}.{key} is not a search-space key; allowed: {', '.join(SPACE_KEYS)}")
-        kinds = _choices(data.get("kinds", list(KINDS)), f"{where}.kinds")
+        kinds = _choices(data.get("kinds", list(DEFAULT_KINDS)), f"{where}.kinds")
         for kind in kinds:
             if kind not in KINDS:
                 raise ConfigError(f"{where}.kinds: {kind!r} is not a block kind; allowed: {', '.join(KINDS)}")
         settings: dict[str, dict[str, tuple[Any, ...]]] = {}
         variants: dict[str, tuple[BlockSpec, ...]] = {}
-        for kind in KINDS[1:]:
+        for kind in BLOCK_KINDS:
             given = data.get(kind)
             if given is not None and kind not in kinds:
                 raise ConfigError(f"{where}.{kind} has settings but {kind} is not in {where}.kinds")
@@ -112,18 +113,29 @@ class SearchSpace:
         """The space's placements that a stage offering `offered` has, in the space's order."""
         return tuple(p for p in self.placements if p in offered)
 
+    def stage_kinds(self, has_own: bool) -> tuple[str, ...]:
+        """The kinds one stage offers: `own` only where the backbone brings attention there."""
+        return tuple(k for k in self.kinds if k != "own" or has_own)
+
     def check_stages(
         self, num_stages: int, backbone: str, where: str = "search_space",
         backbone_args: Mapping[str, Any] | None = None,
     ) -> None:
-        """Refuse stage indices the backbone does not have, and searched stages where none of the
-        space's placements exist."""
+        """Refuse stage indices the backbone does not have, searched stages where none of the
+        space's placements exist, and `own` where no searched stage brings attention of its own."""
         for s in self.stages or ():
             if s > num_stages:
                 raise ConfigError(
                     f"{where}.stages: stage {s} is out of range; {backbone} has stages 1..{num_stages}"
                 )
-        if not any(k != "none" for k in self.kinds):
+        if "own" in self.kinds:
+            counts = get_backbone(backbone).own_counts(backbone_args or {})
+            if not any(counts[s - 1] for s in self.searched_stages(num_stages)):
+                raise ConfigError(
+                    f"{where}.kinds: own keeps the attention a backbone brings, but {backbone} has none"
+                    f"{' in the searched stages' if any(counts) else ''}; allowed: remove own from {where}.kinds"
+                )
+        if all(k in PLACELESS for k in self.kinds):
             return
         per_stage = get_backbone(backbone).placements_per_stage(backbone_args or {})
         for s in self.searched_stages(num_stages):
@@ -176,29 +188,35 @@ class SearchSpace:
         """The distinct blocks (at placement `block`) the space offers for `kind`."""
         return {BlockSpec(kind, **values) for values in self._combinations(kind)}
 
-    def stage_choices(self, offered: tuple[str, ...] | None = None) -> int:
-        """How many distinct blocks one searched stage can take (where the stage offers `offered`)."""
+    def stage_choices(self, offered: tuple[str, ...] | None = None, has_own: bool = False) -> int:
+        """How many distinct blocks one searched stage can take (where the stage offers `offered`,
+        and brings attention of its own when `has_own`)."""
         placements = len(self.placements if offered is None else self.stage_placements(offered))
-        return sum(1 if kind == "none" else len(self.blocks(kind)) * placements for kind in self.kinds)
+        return sum(1 if kind in PLACELESS else len(self.blocks(kind)) * placements
+                   for kind in self.stage_kinds(has_own))
 
-    def size(self, num_stages: int, per_stage: tuple[tuple[str, ...], ...] | None = None) -> int:
-        """Number of distinct architectures in the space (`per_stage`: the backbone's placements)."""
+    def size(self, num_stages: int, per_stage: tuple[tuple[str, ...], ...] | None = None,
+             owned: tuple[bool, ...] | None = None) -> int:
+        """Number of distinct architectures in the space (`per_stage`: the backbone's placements;
+        `owned`: which stages bring attention of their own)."""
         return math.prod(
-            self.stage_choices(None if per_stage is None else per_stage[s - 1])
+            self.stage_choices(None if per_stage is None else per_stage[s - 1], bool(owned and owned[s - 1]))
             for s in self.searched_stages(num_stages)
         )
 
     def sample(self, trial: optuna.trial.BaseTrial, template: ArchConfig) -> ArchConfig:
         """Suggest one block per searched stage; the rest of `template` (backbone, ...) is kept."""
         stages = list(template.stages)
-        per_stage = get_backbone(template.backbone).placements_per_stage(template.backbone_args)
+        backbone = get_backbone(template.backbone)
+        per_stage = backbone.placements_per_stage(template.backbone_args)
+        owned = backbone.own_counts(template.backbone_args)
         for s in self.searched_stages(len(stages)):
-            kind = trial.suggest_categorical(f"stage{s}.kind", list(self.kinds))
+            kind = trial.suggest_categorical(f"stage{s}.kind", list(self.stage_kinds(bool(owned[s - 1]))))
             prefix = f"stage{s}.{kind}."
             values = self._walk(
                 kind, lambda name, choices, prefix=prefix: trial.suggest_categorical(prefix + name, list(choices))
             )
-            if kind != "none":
+            if kind not in PLACELESS:
                 placements = self.stage_placements(per_stage[s - 1])
                 if not placements:
                     raise ConfigError(
@@ -240,7 +258,7 @@ class SearchSpace:
                 values = self._walk(spec.kind, pick)
             except _NotInSpace:
                 return None
-            if spec.kind != "none":
+            if spec.kind not in PLACELESS:
                 placements = self.stage_placements(per_stage[s - 1])
                 if spec.placement not in placements:
                     return None

@@ -15,18 +15,19 @@ from typing import Any
 
 from nas.arch import ArchConfig
 from nas.backbones import get_backbone
-from nas.blocks import KINDS, BlockSpec
+from nas.blocks import BlockSpec
 from nas.data import DATASETS, Dataset, load_dataset
 from nas.errors import ConfigError, with_source
 from nas.fidelity import Fidelity
 from nas.files import read_document
 from nas.latency.conditions import LatencyConditions
-from nas.space import SearchSpace, load_space
+from nas.space import DEFAULT_KINDS, SearchSpace, load_space
 from nas.studyref import StudyRef, study_ref
 from nas.train import ProxyConfig
 from nas.validation import DatasetSettings, LatencySettings, StudyFile, validate
 
-DEFAULT_BASELINES = list(KINDS)
+DESIGNER = "designer"  # the baseline that keeps a backbone's own attention (`own` on every stage)
+BASELINE_NAMES = (*DEFAULT_KINDS, DESIGNER)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,17 +92,31 @@ class StudyConfig:
     def baseline_arch(self, spec: BlockSpec, num_classes: int, in_chans: int) -> ArchConfig:
         return ArchConfig.uniform(self.backbone, spec, self.backbone_args, num_classes, in_chans)
 
+    def own_attention(self) -> str:
+        """What attention the backbone brings before the search adds any, and what each spec does with it."""
+        from nas.backbones.own import describe
+
+        counts = get_backbone(self.backbone).own_counts(self.backbone_args)
+        if not any(counts):
+            return "none (the `none` baseline is the backbone as built)"
+        return (f"{describe(counts)}: `none` on a stage strips it, `own` keeps it, any block replaces it; "
+                f"the `{DESIGNER}` baseline keeps it all")
+
     def space_size(self) -> int:
         """Distinct architectures the search can reach: the space's choices at the placements
         each of the backbone's stages has."""
         backbone = get_backbone(self.backbone)
         per_stage = backbone.placements_per_stage(self.backbone_args)
-        return self.space.size(len(per_stage), per_stage)
+        owned = tuple(bool(c) for c in backbone.own_counts(self.backbone_args))
+        return self.space.size(len(per_stage), per_stage, owned)
 
     def stage_choices(self) -> list[int]:
         """Distinct blocks per searched stage, at the placements that stage has."""
-        per_stage = get_backbone(self.backbone).placements_per_stage(self.backbone_args)
-        return [self.space.stage_choices(per_stage[s - 1]) for s in self.space.searched_stages(len(per_stage))]
+        backbone = get_backbone(self.backbone)
+        per_stage = backbone.placements_per_stage(self.backbone_args)
+        owned = backbone.own_counts(self.backbone_args)
+        return [self.space.stage_choices(per_stage[s - 1], bool(owned[s - 1]))
+                for s in self.space.searched_stages(len(per_stage))]
 
     def load_data(self) -> Dataset:
         """The study's dataset; a setting refused only now (an image size too large for this
@@ -139,7 +154,8 @@ def _parse(data: Any, path: Path, storage_override: str | None) -> StudyConfig:
     space.check_stages(num_stages, backbone, "search_space" if isinstance(source, Mapping) else str(source),
                        backbone_args)
 
-    baselines = _baselines(DEFAULT_BASELINES if study.baselines is None else study.baselines, backbone)
+    baselines = _baselines(_default_baselines(backbone, backbone_args) if study.baselines is None
+                           else study.baselines, backbone, backbone_args)
     for label, spec in baselines:
         try:
             ArchConfig.uniform(backbone, spec, backbone_args)
@@ -187,22 +203,34 @@ def _dataset(settings: DatasetSettings, written: Any, base: Path) -> dict[str, A
     return out
 
 
-def _baselines(value: Any, backbone: str) -> tuple[tuple[str, BlockSpec], ...]:
-    """Baselines: kinds at their paper defaults, or block mappings (custom hand placements)."""
+def _default_baselines(backbone: str, args: Mapping[str, Any]) -> list[str]:
+    """Every kind at its paper default, and the designer's placement where the backbone has one."""
+    return [*DEFAULT_KINDS, *([DESIGNER] if get_backbone(backbone).has_own(args) else [])]
+
+
+def _baselines(value: Any, backbone: str, args: Mapping[str, Any]) -> tuple[tuple[str, BlockSpec], ...]:
+    """Baselines: kinds at their paper defaults, `designer` (the backbone's own attention kept
+    where its designer put it), or block mappings (custom hand placements)."""
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise ConfigError(f"baselines = {value!r} is invalid; expected a list of kinds ({', '.join(KINDS)})")
-    placement = "block" if "block" in get_backbone(backbone).placements else "stage"
+        raise ConfigError(f"baselines = {value!r} is invalid; expected a list of kinds ({', '.join(BASELINE_NAMES)})")
+    placement = get_backbone(backbone).default_placement()
     out = []
     for i, entry in enumerate(value):
-        if isinstance(entry, str):
-            if entry not in KINDS:
-                raise ConfigError(f"baselines[{i}] = {entry!r} is not a block kind; allowed: {', '.join(KINDS)}")
+        if entry == DESIGNER:
+            if not get_backbone(backbone).has_own(args):
+                raise ConfigError(f"baselines[{i}] = {DESIGNER!r} keeps a backbone's own attention, but {backbone} "
+                                  f"brings none; allowed: {', '.join(DEFAULT_KINDS)}")
+            spec = BlockSpec("own")
+        elif isinstance(entry, str):
+            if entry not in DEFAULT_KINDS:
+                raise ConfigError(f"baselines[{i}] = {entry!r} is not a block kind; "
+                                  f"allowed: {', '.join(BASELINE_NAMES)}")
             spec = BlockSpec.paper_default(entry, placement)
         else:
             spec = BlockSpec.from_dict(entry, where=f"baselines[{i}]")
-        label = spec.kind if isinstance(entry, str) else spec.block_id
+        label = entry if isinstance(entry, str) else spec.block_id
         if label in {lbl for lbl, _ in out}:
             raise ConfigError(f"baselines[{i}] = {entry!r} is listed twice")
         out.append((label, spec))

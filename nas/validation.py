@@ -209,7 +209,8 @@ class StudyFile(_Model):
     sampler: Sampler = Field(default_factory=Sampler, description="a mapping with a name: tpe, nsga2, random")
     trials: StrictInt = Field(24, ge=1, description="an integer >= 1 (finished trials to reach)")
     baselines: list[str | dict[str, Any]] | None = Field(
-        None, description="a list of block kinds or block mappings (default: every kind)")
+        None, description="a list of block kinds, designer (the backbone's own attention kept, where it brings "
+                          "some) or block mappings (default: every kind, and designer where the backbone has one)")
     constraints: Constraints = Field(default_factory=Constraints, description="a mapping like {max_mflops: 20}")
     noise_seeds: StrictInt = Field(3, ge=1, description="an integer >= 1 (seeds of the none baseline that measure "
                                    "the study's noise; 1: do not measure)")

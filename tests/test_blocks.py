@@ -15,6 +15,7 @@ from timm.layers.squeeze_excite import SEModule
 
 from nas import BlockSpec, ConfigError, NasError, make_block, reduced_width
 from nas.blocks import (
+    BLOCK_KINDS,
     CBAM,
     GATES,
     KINDS,
@@ -32,7 +33,7 @@ from nas.blocks.spec import SETTING_FIELDS
 
 def all_specs() -> list[BlockSpec]:
     specs = {BlockSpec("none")}
-    for kind, pool, gate in itertools.product(KINDS[1:], POOLS, GATES):
+    for kind, pool, gate in itertools.product(BLOCK_KINDS, POOLS, GATES):
         extents = (0, 2, 6) if kind == "ge" else (0,)
         for extent in extents:
             specs.add(BlockSpec(kind, pool=pool, gate=gate, extent=extent, reduction=4))
@@ -282,7 +283,7 @@ def test_blocks_are_constructible_from_plain_arguments():
         SpatialAttention(64, gate="tanh")
 
 
-@pytest.mark.parametrize("kind", KINDS[1:])
+@pytest.mark.parametrize("kind", BLOCK_KINDS)
 def test_constructor_defaults_are_the_spec_defaults(kind):
     """One default per setting: `SqueezeExcite(C)` builds what `BlockSpec("se")` builds."""
     info = REGISTRY[kind]

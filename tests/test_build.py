@@ -13,7 +13,7 @@ from torch import nn
 from nas import ArchConfig, BlockSpec, build_model
 from nas.backbones import get_backbone
 from nas.backbones.tv import mobilenet_v2_stages
-from nas.blocks import GATES, KINDS, POOLS, SqueezeExcite
+from nas.blocks import BLOCK_KINDS, GATES, POOLS, SqueezeExcite
 
 BACKBONES = {  # name: (backbone_args, input size)
     "cifar_resnet": ({"depth": 8, "width": 8}, 16),
@@ -33,7 +33,7 @@ EXTRA_VARIANTS = (
 def variants(placements):
     """Every kind at every placement (pools and gates taken in turn), and the settings that add layers."""
     specs = [BlockSpec("none")]
-    for i, (kind, placement) in enumerate(itertools.product(KINDS[1:], placements)):
+    for i, (kind, placement) in enumerate(itertools.product(BLOCK_KINDS, placements)):
         specs.append(BlockSpec(kind, pool=POOLS[i % len(POOLS)], gate=GATES[i % len(GATES)], placement=placement,
                                reduction=4, extent=2 if kind == "ge" and i % 2 else 0))
     specs += [dataclasses.replace(spec, placement=p) for spec in EXTRA_VARIANTS for p in placements]
@@ -194,7 +194,9 @@ def test_timm_expand_placement_fills_the_se_slot():
                                                BlockSpec("se", reduction=4, gate="hard_sigmoid", placement="expand")))
     model = build_model(arch)
     assert type(model.blocks[0][0].se).__name__ == "EfficientChannelAttention"
-    assert type(model.blocks[1][0].se).__name__ == "SqueezeExcite"  # the model's own SE: stage 2 is none
+    assert isinstance(model.blocks[1][0].se, torch.nn.Identity)  # the model's own SE stripped: stage 2 is none
+    kept = build_model(dataclasses.replace(arch, stages=(arch.stages[0], BlockSpec("own"), *arch.stages[2:])))
+    assert type(kept.blocks[1][0].se).__module__ == "timm.models._efficientnet_blocks"  # own: the model's SE kept
     for unit in (*model.blocks[5], *model.blocks[6]):
         assert isinstance(unit.se, SqueezeExcite) and unit.se.fc.fc1.in_channels == unit.conv_dw.out_channels
     assert model.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 10)

@@ -7,9 +7,10 @@ from nas.backbones.cifar_resnet import BACKBONE as _CIFAR_RESNET
 from nas.backbones.timm_models import PREFIX as TIMM_PREFIX
 from nas.backbones.timm_models import timm_backbone
 from nas.backbones.tv import BACKBONES as _TORCHVISION
+from nas.backbones.tv_mobile import BACKBONES as _TORCHVISION_MOBILE
 from nas.errors import ConfigError
 
-BACKBONES: dict[str, Backbone] = {"cifar_resnet": _CIFAR_RESNET, **_TORCHVISION}
+BACKBONES: dict[str, Backbone] = {"cifar_resnet": _CIFAR_RESNET, **_TORCHVISION, **_TORCHVISION_MOBILE}
 
 
 def get_backbone(name: str) -> Backbone:

@@ -8,6 +8,8 @@ Placements (DESIGN.md's vocabulary), by where a block can go:
 - in an inverted residual (`INVERTED`): `block` after the projection and its norm, `expand` after
   the depthwise conv on the expanded width (MobileNetV3 / EfficientNet SE);
 - `stage`: once, on the stage's output.
+A backbone that brings attention of its own (MobileNetV3's SE) also takes `own` on a stage, which
+keeps it; every other spec strips it (`nas.backbones.own`).
 A backbone builds a plain `nn.Module` from one `BlockSpec` per stage. It never sees an Optuna trial.
 """
 
@@ -21,6 +23,7 @@ import torch
 from torch import nn
 
 from nas.blocks import BlockSpec, make_block
+from nas.blocks.registry import PLACELESS
 from nas.errors import ConfigError
 
 RESIDUAL = ("block", "pre", "post", "identity", "stage")
@@ -29,6 +32,8 @@ UNIT_PLACEMENTS = ("block", "pre", "post", "identity")
 
 # build(args, stages, num_classes, in_chans) -> model
 Builder = Callable[[dict[str, Any], tuple[BlockSpec, ...], int, int], nn.Module]
+# own_attention(args) -> per stage, the backbone's own attention modules by class: ({"SqueezeExcite": 1}, {}, ...)
+OwnAttention = Callable[[dict[str, Any]], tuple[Mapping[str, int], ...]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +52,8 @@ class Backbone:
     builder: Builder
     placements: tuple[str, ...]
     check: Callable[[dict[str, Any]], None] = lambda args: None
+    own_attention: OwnAttention | None = None  # None: the backbone brings no attention
+    baseline_placement: str | None = None  # where uniform baselines go; None: `block`, else `stage`
 
     def resolve_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """The complete, validated arguments: defaults filled in, unknown names refused."""
@@ -71,15 +78,48 @@ class Backbone:
     def num_stages(self, args: Mapping[str, Any]) -> int:
         return len(self.placements_per_stage(args))
 
+    def own_counts(self, args: Mapping[str, Any]) -> tuple[Mapping[str, int], ...]:
+        """Per stage, the attention modules the backbone brings, by class (all empty for most)."""
+        if self.own_attention is None:
+            return ({},) * self.num_stages(args)
+        return self.own_attention(self.resolve_args(args))
+
+    def has_own(self, args: Mapping[str, Any]) -> bool:
+        return any(self.own_counts(args))
+
+    def default_placement(self) -> str:
+        """Where a uniform baseline (`se` everywhere) goes on this backbone."""
+        if self.baseline_placement is not None:
+            return self.baseline_placement
+        return "block" if "block" in self.placements else "stage"
+
+    def normalise_stages(self, args: Mapping[str, Any], stages: tuple[BlockSpec, ...]) -> tuple[BlockSpec, ...]:
+        """`own` on a stage with no attention of its own is `none` there: one architecture, one id
+        (so `own` everywhere is the designer's placement on any backbone that has one)."""
+        if not any(spec.kind == "own" for spec in stages) or not self.has_own(args):
+            return stages
+        counts = self.own_counts(args)
+        if len(counts) != len(stages):
+            return stages  # check_stages names the wrong count
+        return tuple(BlockSpec("none") if spec.kind == "own" and not n else spec
+                     for spec, n in zip(stages, counts, strict=True))
+
     def check_stages(self, args: Mapping[str, Any], stages: tuple[BlockSpec, ...]) -> None:
-        """Refuse a wrong stage count, or a placement a stage does not have, naming the stage."""
+        """Refuse a wrong stage count, a placement a stage does not have, or `own` on a backbone
+        that brings no attention, naming the stage."""
         per_stage = self.placements_per_stage(args)
         if len(stages) != len(per_stage):
             raise ConfigError(
                 f"stages has {len(stages)} entries but backbone {self.name} has {len(per_stage)} stages"
             )
+        own = next((i for i, spec in enumerate(stages, 1) if spec.kind == "own"), None)
+        if own is not None and not self.has_own(args):
+            raise ConfigError(
+                f"stages[{own}].kind = 'own' keeps a backbone's own attention, but {self.name} brings none; "
+                "allowed: none or a block kind"
+            )
         for i, (spec, allowed) in enumerate(zip(stages, per_stage, strict=True), 1):
-            if spec.kind != "none" and spec.placement not in allowed:
+            if spec.kind not in PLACELESS and spec.placement not in allowed:
                 raise ConfigError(
                     f"stages[{i}].placement = {spec.placement!r} is not supported by {self.name} at stage {i}; "
                     f"allowed there: {', '.join(allowed)}"
@@ -94,7 +134,7 @@ class Backbone:
 
 def attach_after(parent: nn.Module, name: str, spec: BlockSpec, channels: int) -> None:
     """Replace `parent.<name>` by `Sequential(<name>, block)`: a block on a module's output."""
-    if spec.kind == "none":
+    if spec.kind in PLACELESS:
         return
     module = parent.get_submodule(name)
     holder_name, _, leaf = name.rpartition(".")
@@ -107,7 +147,7 @@ def unit_block(spec: BlockSpec, in_channels: int, out_channels: int) -> nn.Modul
 
     `pre` sits on the unit's input, so it is as wide as the input; the other positions see the output width.
     """
-    if spec.kind == "none" or spec.placement not in UNIT_PLACEMENTS:
+    if spec.kind in PLACELESS or spec.placement not in UNIT_PLACEMENTS:
         return nn.Identity()
     return make_block(spec, in_channels if spec.placement == "pre" else out_channels)
 
@@ -147,3 +187,16 @@ def check_positive_int(args: Mapping[str, Any], name: str, backbone: str) -> Non
         raise ConfigError(
             f"backbone_args.{name} = {value!r} is invalid for {backbone}; allowed: an integer >= 1"
         )
+
+
+def check_small_input(args: Mapping[str, Any], backbone: str) -> None:
+    if not isinstance(args["small_input"], bool):
+        raise ConfigError(
+            f"backbone_args.small_input = {args['small_input']!r} is invalid for {backbone}; allowed: true, false"
+        )
+
+
+def check_positive_number(args: Mapping[str, Any], name: str, backbone: str) -> None:
+    value = args[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(f"backbone_args.{name} = {value!r} is invalid for {backbone}; allowed: a number > 0")

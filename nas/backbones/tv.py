@@ -21,9 +21,18 @@ from torchvision.models import mobilenet_v2
 from torchvision.models.mobilenetv2 import InvertedResidual
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
-from nas.backbones.base import INVERTED, RESIDUAL, Backbone, ResidualAttention, attach_after, unit_block
+from nas.backbones.base import (
+    INVERTED,
+    RESIDUAL,
+    Backbone,
+    ResidualAttention,
+    attach_after,
+    check_positive_number,
+    check_small_input,
+    unit_block,
+)
 from nas.blocks import BlockSpec, make_block
-from nas.errors import ConfigError
+from nas.blocks.registry import PLACELESS
 
 
 # torchvision offers no hook between a unit's last norm and the residual sum, so these two
@@ -62,14 +71,6 @@ _RESNETS = {
 }
 
 
-def _check_small_input(args: dict[str, Any], name: str) -> None:
-    if not isinstance(args["small_input"], bool):
-        raise ConfigError(
-            f"backbone_args.small_input = {args['small_input']!r} is invalid for {name}; "
-            "allowed: true, false"
-        )
-
-
 def _build_resnet(
     name: str, args: dict[str, Any], stages: tuple[BlockSpec, ...], num_classes: int, in_chans: int
 ) -> nn.Module:
@@ -102,7 +103,7 @@ def _resnet(name: str) -> Backbone:
         stage_placements=lambda args: (RESIDUAL,) * 4,
         placements=RESIDUAL,
         builder=lambda args, stages, nc, ic: _build_resnet(name, args, stages, nc, ic),
-        check=lambda args: _check_small_input(args, name),
+        check=lambda args: check_small_input(args, name),
     )
 
 
@@ -132,7 +133,7 @@ def _build_mobilenet_v2(
         features[0][0] = nn.Conv2d(in_chans, stem.out_channels, 3, 1 if args["small_input"] else 2, 1, bias=False)
     head = len(features) - 1
     for spec, group in zip(stages, [*mobilenet_v2_stages(features), [head]], strict=True):
-        if spec.kind == "none":
+        if spec.kind in PLACELESS:
             continue
         if spec.placement == "stage":
             width = features[group[-1]].out_channels
@@ -151,12 +152,8 @@ def _build_mobilenet_v2(
 
 
 def _check_mobilenet(args: dict[str, Any]) -> None:
-    _check_small_input(args, "mobilenet_v2")
-    w = args["width_mult"]
-    if isinstance(w, bool) or not isinstance(w, (int, float)) or w <= 0:
-        raise ConfigError(
-            f"backbone_args.width_mult = {w!r} is invalid for mobilenet_v2; allowed: a number > 0"
-        )
+    check_small_input(args, "mobilenet_v2")
+    check_positive_number(args, "width_mult", "mobilenet_v2")
 
 
 BACKBONES = {name: _resnet(name) for name in _RESNETS}

@@ -3,7 +3,8 @@
 Every block is an `nn.Module` built from plain arguments, first the channel count
 (`SqueezeExcite(64, reduction=8)`), and returns a tensor of the input's shape; `none` is the
 identity with no parameters. Each kind registers itself next to its module (`KIND`) and
-`registry.REGISTRY` lists them.
+`registry.REGISTRY` lists them. Two kinds are no block of their own (`PLACELESS`): `none` and
+`own`, the attention a backbone brings, kept (only backbones that bring some take it).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from nas.blocks.common import reduced_width
 from nas.blocks.coord import CoordinateAttention
 from nas.blocks.eca import EfficientChannelAttention, adaptive_kernel_size
 from nas.blocks.gather_excite import GatherExcite
-from nas.blocks.registry import KINDS, REGISTRY
+from nas.blocks.registry import BLOCK_KINDS, KINDS, PLACELESS, REGISTRY
 from nas.blocks.sa import SpatialAttention
 from nas.blocks.se import SqueezeExcite
 from nas.blocks.settings import GATES, PLACEMENTS, POOLS, Kind, Setting
@@ -28,10 +29,12 @@ def make_block(spec: BlockSpec, channels: int) -> nn.Module:
 
 
 __all__ = [
+    "BLOCK_KINDS",
     "CBAM",
     "GATES",
     "KINDS",
     "PLACEMENTS",
+    "PLACELESS",
     "POOLS",
     "REGISTRY",
     "BlockSpec",

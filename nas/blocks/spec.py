@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from nas.blocks.registry import KINDS, REGISTRY
+from nas.blocks.registry import KINDS, PLACELESS, REGISTRY
 from nas.blocks.settings import PLACEMENTS
 from nas.errors import ConfigError
 
@@ -66,7 +66,7 @@ class BlockSpec:
         resolved = kind.resolve(given, _KIND_DEFAULTED)
         for name in SETTING_FIELDS:
             object.__setattr__(self, name, resolved.get(name))
-        if self.kind == "none":
+        if self.kind in PLACELESS:
             object.__setattr__(self, "placement", "block")
 
     def settings(self) -> dict[str, Any]:
@@ -97,7 +97,7 @@ class BlockSpec:
     def to_dict(self) -> dict[str, Any]:
         """The settings that apply to this kind, in a stable order (YAML/JSON friendly)."""
         out: dict[str, Any] = {"kind": self.kind, **self.settings()}
-        if self.kind != "none":
+        if self.kind not in PLACELESS:
             out["placement"] = self.placement
         return out
 
@@ -119,7 +119,7 @@ class BlockSpec:
                 raise ConfigError(f"kind is missing; allowed: {', '.join(KINDS)}")
             kind = data["kind"]
             _check_choice("kind", kind, KINDS)
-            allowed = {"kind", *REGISTRY[kind].names} | ({"placement"} if kind != "none" else set())
+            allowed = {"kind", *REGISTRY[kind].names} | ({"placement"} if kind not in PLACELESS else set())
             for key in data:
                 if key not in allowed:
                     raise ConfigError(

@@ -23,6 +23,7 @@ from typing import Any
 from nas.arch import ArchConfig
 from nas.backbones import get_backbone
 from nas.blocks import BlockSpec
+from nas.blocks.registry import PLACELESS
 from nas.build import build_model
 from nas.errors import ConfigError, MachineBusy
 from nas.latency.conditions import LatencyConditions, device_signature
@@ -69,13 +70,17 @@ class LatencyTarget:
         """Every stage x block choice the space allows, as the architecture with only that stage
         changed, by entry key (`s2:se-r16-avg`), in stage order."""
         template = self.template()
-        per_stage = get_backbone(self.backbone).placements_per_stage(template.backbone_args)
+        backbone = get_backbone(self.backbone)
+        per_stage = backbone.placements_per_stage(template.backbone_args)
+        owned = backbone.own_counts(template.backbone_args)
         out: dict[str, ArchConfig] = {}
 
         def add(s: int, spec: BlockSpec) -> None:
             stages = list(template.stages)
             stages[s - 1] = spec
-            out.setdefault(stage_key(s, spec.block_id), dataclasses.replace(template, stages=tuple(stages)))
+            arch = dataclasses.replace(template, stages=tuple(stages))
+            if arch.stages[s - 1].kind != "none":  # `own` where the stage has none of its own is `none`
+                out.setdefault(stage_key(s, spec.block_id), arch)
 
         for s in range(1, len(template.stages) + 1):
             for spec in self.extra:
@@ -84,8 +89,10 @@ class LatencyTarget:
         if self.space is None:
             return out
         for s in self.space.searched_stages(len(template.stages)):
-            for kind in self.space.kinds:
-                if kind == "none":
+            for kind in self.space.stage_kinds(bool(owned[s - 1])):
+                if kind in PLACELESS:
+                    if kind == "own":
+                        add(s, BlockSpec(kind))
                     continue
                 for spec in sorted(self.space.blocks(kind), key=lambda b: b.block_id):
                     for placement in self.space.stage_placements(per_stage[s - 1]):

@@ -84,6 +84,7 @@ def _describe(study: optuna.Study, config: StudyConfig) -> None:
         StudyAttr.SAMPLER: dict(config.sampler),
         StudyAttr.CONSTRAINTS: {"max_mflops": config.max_mflops, "max_params": config.max_params},
         StudyAttr.FIDELITY: config.fidelity.to_dict() if config.fidelity is not None else None,
+        StudyAttr.OWN_ATTENTION: config.own_attention(),
         StudyAttr.CREATED: datetime.now(timezone.utc).isoformat(timespec="seconds"),
         StudyAttr.STUDY_FILE: str(config.path),  # last: its presence marks the description complete
     }
