@@ -4,7 +4,8 @@
   before it, `<!-- not-run: REASON -->` with a reason. Shell blocks run line by line: each line
   must be a `nas ...` command (run through `nas.cli.main`, the function behind the command, in a
   workspace that holds a tiny study named like the demo, `studies/demo.yaml`, on generated data);
-  Python blocks run in that workspace, one namespace per page, in page order.
+  Python blocks run in that workspace, one namespace per page, in page order; where a block shows
+  what it prints in `#> ` lines (as pydantic's docs do), the printed lines must be exactly those.
 - Command output is never pasted: a block that starts with `$ ` sits between
   `<!-- sample: NAME -->` and `<!-- /sample -->` and equals docs/samples/NAME.txt, which
   scripts/sample_output.py writes from a real run. The script itself runs here on the tiny study.
@@ -166,8 +167,8 @@ def one_thread():
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, one_thread) -> Path:
     """A folder laid out like the repository's: the tiny study as studies/demo.yaml (and as
-    studies/my_study.yaml), its space, and the three jobs already run by scripts/sample_output.py (which this checks runs and writes every
-    sample the pages quote, with the same commands)."""
+    studies/my_study.yaml), its space, and the three jobs already run by scripts/sample_output.py
+    (which this checks runs and writes every sample the pages quote, with the same commands)."""
     folder = tmp_path_factory.mktemp("docs-workspace")
     out = folder / "samples"
     meta = sample_output.generate(out, tiny=True, in_process=True, folder=folder)
@@ -201,13 +202,17 @@ def test_the_pages_shell_and_python_blocks_run(page, workspace):
         elif block.lang in PYTHON:
             old = Path.cwd()
             os.chdir(workspace)
+            printed = io.StringIO()
             try:
-                with contextlib.redirect_stdout(io.StringIO()):
+                with contextlib.redirect_stdout(printed):
                     exec(compile(block.body, str(block), "exec"), namespace)  # noqa: S102 - the docs' own code
             except Exception as error:  # noqa: BLE001 - report which block failed
                 raise AssertionError(f"{block} failed: {error!r}") from error
             finally:
                 os.chdir(old)
+            expected = [line[3:] for line in block.body.splitlines() if line.startswith("#> ")]
+            if expected:  # what the block says it prints, as pydantic's docs write it
+                assert printed.getvalue().splitlines() == expected, f"{block} printed {printed.getvalue()!r}"
 
 
 # --- the generated reference and the site ---------------------------------------------------------
