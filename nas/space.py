@@ -59,52 +59,8 @@ class SearchSpace:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "search_space") -> SearchSpace:
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{where} = {data!r} is invalid; expected a mapping with 'kinds'")
-        for key in data:
-            if key not in SPACE_KEYS:
-                raise ConfigError(f"{where}.{key} is not a search-space key; allowed: {', '.join(SPACE_KEYS)}")
-        kinds = _choices(data.get("kinds", list(DEFAULT_KINDS)), f"{where}.kinds")
-        for kind in kinds:
-            if kind not in KINDS:
-                raise ConfigError(f"{where}.kinds: {kind!r} is not a block kind; allowed: {', '.join(KINDS)}")
-        settings: dict[str, dict[str, tuple[Any, ...]]] = {}
-        variants: dict[str, tuple[BlockSpec, ...]] = {}
-        for kind in BLOCK_KINDS:
-            given = data.get(kind)
-            if given is not None and kind not in kinds:
-                raise ConfigError(f"{where}.{kind} has settings but {kind} is not in {where}.kinds")
-            if kind not in kinds:
-                continue
-            if isinstance(given, list):
-                variants[kind] = _variants(kind, given, f"{where}.{kind}")
-            else:
-                settings[kind] = _kind_choices(kind, given or {}, f"{where}.{kind}")
-        placements = _choices(data.get("placement", ["block"]), f"{where}.placement")
-        for placement in placements:
-            if placement not in PLACEMENTS:
-                raise ConfigError(
-                    f"{where}.placement: {placement!r} is not a placement; allowed: {', '.join(PLACEMENTS)}"
-                )
-        stages = data.get("stages", "all")
-        if stages == "all" or stages is None:
-            stage_list = None
-        else:
-            stage_list = _choices(stages, f"{where}.stages")
-            for s in stage_list:
-                if not isinstance(s, int) or isinstance(s, bool) or s < 1:
-                    raise ConfigError(
-                        f"{where}.stages: {s!r} is not a stage index; allowed: 'all' or stage numbers from 1"
-                    )
-            stage_list = tuple(sorted(stage_list))
-        space = cls(kinds, settings, placements, stage_list, variants)
-        for kind in kinds:  # combinations no single choice can judge (GE's conv gather and extent 0)
-            for values in space._combinations(kind):
-                try:
-                    BlockSpec(kind, **values)
-                except ConfigError as error:
-                    raise ConfigError(f"{where}.{kind}: {error}") from None
-        return space
+        """A space from its YAML mapping, every choice checked; messages name `where`."""
+        return _parse(data, where)
 
     def searched_stages(self, num_stages: int) -> tuple[int, ...]:
         return tuple(range(1, num_stages + 1)) if self.stages is None else self.stages
@@ -206,69 +162,143 @@ class SearchSpace:
 
     def sample(self, trial: optuna.trial.BaseTrial, template: ArchConfig) -> ArchConfig:
         """Suggest one block per searched stage; the rest of `template` (backbone, ...) is kept."""
-        stages = list(template.stages)
-        backbone = get_backbone(template.backbone)
-        per_stage = backbone.placements_per_stage(template.backbone_args)
-        owned = backbone.own_counts(template.backbone_args)
-        for s in self.searched_stages(len(stages)):
-            kind = trial.suggest_categorical(f"stage{s}.kind", list(self.stage_kinds(bool(owned[s - 1]))))
-            prefix = f"stage{s}.{kind}."
-            values = self._walk(
-                kind, lambda name, choices, prefix=prefix: trial.suggest_categorical(prefix + name, list(choices))
-            )
-            if kind not in PLACELESS:
-                placements = self.stage_placements(per_stage[s - 1])
-                if not placements:
-                    raise ConfigError(
-                        f"search_space.placement: none of {', '.join(self.placements)} is supported by "
-                        f"{template.backbone} at stage {s}; allowed there: {', '.join(per_stage[s - 1])}"
-                    )
-                values["placement"] = (
-                    trial.suggest_categorical(f"stage{s}.placement", list(placements))
-                    if len(placements) > 1 else placements[0]
-                )
-            stages[s - 1] = BlockSpec(kind, **values)
-        return dataclasses.replace(template, stages=tuple(stages))
+        return _sample(self, trial, template)
 
     def params_for(self, arch: ArchConfig) -> dict[str, Any] | None:
         """The trial parameters that sample `arch`, or None when the space cannot produce it."""
-        searched = self.searched_stages(len(arch.stages))
-        per_stage = get_backbone(arch.backbone).placements_per_stage(arch.backbone_args)
-        params: dict[str, Any] = {}
-        for s, spec in enumerate(arch.stages, 1):
-            if s not in searched:
-                if spec.kind != "none":
-                    return None
-                continue
-            if spec.kind not in self.kinds:
-                return None
-            params[f"stage{s}.kind"] = spec.kind
+        return _params_for(self, arch)
 
-            def pick(name: str, choices: tuple[Any, ...], s: int = s, spec: BlockSpec = spec) -> Any:
-                if name == "variant":
-                    value = dataclasses.replace(spec, placement="block").block_id
-                else:
-                    value = getattr(spec, name)
-                if value not in choices:
-                    raise _NotInSpace
-                params[f"stage{s}.{spec.kind}.{name}"] = value
-                return value
 
+# --- reading a space: kinds, each kind's choices, placements, stages, then what only whole blocks show
+
+def _parse(data: Any, where: str) -> SearchSpace:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} = {data!r} is invalid; expected a mapping with 'kinds'")
+    for key in data:
+        if key not in SPACE_KEYS:
+            raise ConfigError(f"{where}.{key} is not a search-space key; allowed: {', '.join(SPACE_KEYS)}")
+    kinds = _choices(data.get("kinds", list(DEFAULT_KINDS)), f"{where}.kinds")
+    for kind in kinds:
+        if kind not in KINDS:
+            raise ConfigError(f"{where}.kinds: {kind!r} is not a block kind; allowed: {', '.join(KINDS)}")
+    settings, variants = _kinds_choices(data, kinds, where)
+    space = SearchSpace(kinds, settings, _placements(data, where), _stages(data, where), variants)
+    for kind in kinds:  # combinations no single choice can judge (GE's conv gather and extent 0)
+        for values in space._combinations(kind):
             try:
-                values = self._walk(spec.kind, pick)
-            except _NotInSpace:
-                return None
-            if spec.kind not in PLACELESS:
-                placements = self.stage_placements(per_stage[s - 1])
-                if spec.placement not in placements:
-                    return None
-                if len(placements) > 1:
-                    params[f"stage{s}.placement"] = spec.placement
-                values["placement"] = spec.placement
-            if BlockSpec(spec.kind, **values) != spec:
-                return None
-        return params
+                BlockSpec(kind, **values)
+            except ConfigError as error:
+                raise ConfigError(f"{where}.{kind}: {error}") from None
+    return space
 
+
+def _kinds_choices(data: Mapping[str, Any], kinds: tuple[str, ...], where: str) -> tuple[
+        dict[str, dict[str, tuple[Any, ...]]], dict[str, tuple[BlockSpec, ...]]]:
+    """Each offered kind's `{setting: choices}`, or its list of whole variants."""
+    settings: dict[str, dict[str, tuple[Any, ...]]] = {}
+    variants: dict[str, tuple[BlockSpec, ...]] = {}
+    for kind in BLOCK_KINDS:
+        given = data.get(kind)
+        if given is not None and kind not in kinds:
+            raise ConfigError(f"{where}.{kind} has settings but {kind} is not in {where}.kinds")
+        if kind not in kinds:
+            continue
+        if isinstance(given, list):
+            variants[kind] = _variants(kind, given, f"{where}.{kind}")
+        else:
+            settings[kind] = _kind_choices(kind, given or {}, f"{where}.{kind}")
+    return settings, variants
+
+
+def _placements(data: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    placements = _choices(data.get("placement", ["block"]), f"{where}.placement")
+    for placement in placements:
+        if placement not in PLACEMENTS:
+            raise ConfigError(
+                f"{where}.placement: {placement!r} is not a placement; allowed: {', '.join(PLACEMENTS)}"
+            )
+    return placements
+
+
+def _stages(data: Mapping[str, Any], where: str) -> tuple[int, ...] | None:
+    stages = data.get("stages", "all")
+    if stages == "all" or stages is None:
+        return None
+    stage_list = _choices(stages, f"{where}.stages")
+    for s in stage_list:
+        if not isinstance(s, int) or isinstance(s, bool) or s < 1:
+            raise ConfigError(f"{where}.stages: {s!r} is not a stage index; allowed: 'all' or stage numbers from 1")
+    return tuple(sorted(stage_list))
+
+
+# --- sampling an architecture, and the parameters that would sample a given one
+
+def _sample(space: SearchSpace, trial: optuna.trial.BaseTrial, template: ArchConfig) -> ArchConfig:
+    stages = list(template.stages)
+    backbone = get_backbone(template.backbone)
+    per_stage = backbone.placements_per_stage(template.backbone_args)
+    owned = backbone.own_counts(template.backbone_args)
+    for s in space.searched_stages(len(stages)):
+        kind = trial.suggest_categorical(f"stage{s}.kind", list(space.stage_kinds(bool(owned[s - 1]))))
+        prefix = f"stage{s}.{kind}."
+        values = space._walk(
+            kind, lambda name, choices, prefix=prefix: trial.suggest_categorical(prefix + name, list(choices))
+        )
+        if kind not in PLACELESS:
+            placements = space.stage_placements(per_stage[s - 1])
+            if not placements:
+                raise ConfigError(
+                    f"search_space.placement: none of {', '.join(space.placements)} is supported by "
+                    f"{template.backbone} at stage {s}; allowed there: {', '.join(per_stage[s - 1])}"
+                )
+            values["placement"] = (
+                trial.suggest_categorical(f"stage{s}.placement", list(placements))
+                if len(placements) > 1 else placements[0]
+            )
+        stages[s - 1] = BlockSpec(kind, **values)
+    return dataclasses.replace(template, stages=tuple(stages))
+
+
+def _params_for(space: SearchSpace, arch: ArchConfig) -> dict[str, Any] | None:
+    searched = space.searched_stages(len(arch.stages))
+    per_stage = get_backbone(arch.backbone).placements_per_stage(arch.backbone_args)
+    params: dict[str, Any] = {}
+    for s, spec in enumerate(arch.stages, 1):
+        if s not in searched:
+            if spec.kind != "none":
+                return None
+            continue
+        if spec.kind not in space.kinds:
+            return None
+        params[f"stage{s}.kind"] = spec.kind
+
+        def pick(name: str, choices: tuple[Any, ...], s: int = s, spec: BlockSpec = spec) -> Any:
+            if name == "variant":
+                value = dataclasses.replace(spec, placement="block").block_id
+            else:
+                value = getattr(spec, name)
+            if value not in choices:
+                raise _NotInSpace
+            params[f"stage{s}.{spec.kind}.{name}"] = value
+            return value
+
+        try:
+            values = space._walk(spec.kind, pick)
+        except _NotInSpace:
+            return None
+        if spec.kind not in PLACELESS:
+            placements = space.stage_placements(per_stage[s - 1])
+            if spec.placement not in placements:
+                return None
+            if len(placements) > 1:
+                params[f"stage{s}.placement"] = spec.placement
+            values["placement"] = spec.placement
+        if BlockSpec(spec.kind, **values) != spec:
+            return None
+    return params
+
+
+# --- one kind's choices
 
 def _variants(kind: str, given: list[Any], where: str) -> tuple[BlockSpec, ...]:
     """A kind's list of whole variants, each a mapping of its settings (placement comes from the space)."""
