@@ -10,7 +10,7 @@ TORCH_PAIR := torch==2.14.1 torchvision==0.29.1
 # on a fresh clone (or after `make clean`) installs the CPU-only build of the same pair.
 TORCH_INDEX ?=
 
-.PHONY: setup system system-demo demo test lint docs bench bench-evidence clean
+.PHONY: setup system system-demo demo test lint docs bench bench-evidence device-wheels device-rehearsal clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -67,6 +67,16 @@ bench-evidence: setup
 	$(BIN)/python benchmarks/rung_fidelity.py --data $(DATA)
 	$(BIN)/python benchmarks/equal_compute.py --data $(DATA)
 	$(BIN)/python benchmarks/latency_front.py --data $(DATA)
+	$(BIN)/python benchmarks/designer_front.py --data $(DATA)
+
+# The GPU check (docs/gpu.md): the wheels and data a device session carries, and the check's
+# CPU rehearsal (the test suite runs it too).
+device-wheels: setup
+	scripts/device-wheels
+	scripts/device-wheels --check
+
+device-rehearsal: setup
+	$(BIN)/python benchmarks/gpu_check.py --device cpu --quick --out build/gpu_check
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
