@@ -5,13 +5,13 @@ tin100 (Tiny-ImageNet, first 100 classes, 32 px, 14,000 training images: the tas
 measurably matters for ResNet-20, benchmarks/attention_signal.py). One study (studies/designer.yaml,
 search space search_spaces/designer.yaml): objectives [accuracy, latency] (ONNX Runtime, batch 1,
 1 thread, CPU; the table measured when the study is created, before any training), single-fidelity
-TPE at 4 epochs, the baselines `none` (the designer's SE stripped), `designer` (kept: 9 SE in
-stages 1, 3, 4), SE and ECA in every unit's SE slot queued first. Then the baselines and every
-searched architecture on the front are re-trained at the long runs' setting (10 epochs, 4-pixel
-crops, 3 seeds, test accuracy on the held-out split), and the report says, in (test accuracy,
-latency ratio to none) space, whether a searched placement matches the designer's accuracy within
-noise at lower latency (beyond both intervals), beats it at equal latency, or whether the
-designer's placement stays on the front.
+TPE at 3 epochs (20 trials, one thread: the long runs share the machine), the baselines `none`
+(the designer's SE stripped), `designer` (kept: 9 SE in stages 1, 3, 4), SE and ECA in every
+unit's SE slot queued first. Then the baselines and every searched architecture on the front are
+re-trained at the long runs' setting (10 epochs, 4-pixel crops, 3 seeds, test accuracy on the
+held-out split), and the report says, in (test accuracy, latency ratio to none) space, whether a
+searched placement matches the designer's accuracy within noise at lower latency (beyond both
+intervals), beats it at equal latency, or whether the designer's placement stays on the front.
 
 Hours of CPU; every part resumes where it stopped (the study in SQLite, long runs in
 benchmarks/results/designer_runs.json, saved after every run). The latency table needs an idle
