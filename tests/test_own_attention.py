@@ -206,3 +206,31 @@ def test_a_designer_baseline_on_a_backbone_without_attention_is_one_line_and_exi
         f"nas check: error: {study}: baselines[1] = 'designer' keeps a backbone's own attention, but cifar_resnet "
         "brings none; allowed: none, se, eca, cbam, ge, sa, coord"]
     assert not list(tmp_path.glob("*.db"))
+
+
+def test_a_study_on_mobilenet_v3_searches_keeps_and_strips_the_designers_se_end_to_end(tmp_path):
+    """The user's path: search with `own` in the space, the front names what the backbone brings,
+    the designer baseline is a row, and an exported architecture builds the same network again."""
+    study = write_study(
+        tmp_path, name="mbv3", backbone="mobilenet_v3_small", backbone_args={"small_input": True},
+        dataset={"name": "synthetic", "subset": 120, "image_size": 16},
+        search_space={"kinds": ["none", "own", "eca"], "placement": ["expand"]},
+        objectives=["accuracy", "flops"], baselines=["none", "designer"], trials=4,
+        proxy={"epochs": 1, "batch_size": 60, "bn_recal": 0},
+    )
+    searched = nas("search", study, "--no-progress")
+    assert searched.returncode == 0, searched.stderr
+    assert searched.stdout.splitlines()[0].startswith(
+        "backbone mobilenet_v3_small brings attention of its own: 9 SqueezeExcitation")
+    trials = optuna.load_study(study_name="mbv3", storage=f"sqlite:///{tmp_path / 'mbv3.db'}").trials
+    baselines = {t.user_attrs["baseline"]: t for t in trials if "baseline" in t.user_attrs}
+    assert ArchConfig.from_dict(baselines["designer"].user_attrs["arch"]).arch_id == "s1:own|s2:none|s3:own|s4:own"
+    assert ArchConfig.from_dict(baselines["none"].user_attrs["arch"]).arch_id == "s1:none|s2:none|s3:none|s4:none"
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    front = nas("front", study)
+    assert "the backbone's own attention: 9 SqueezeExcitation" in front.stdout
+    trial = baselines["designer"].number
+    exported = nas("export", study, "--pick", f"trial:{trial}", "-o", tmp_path / "designer.yaml")
+    assert exported.returncode == 0, exported.stderr
+    model = build_model(tmp_path / "designer.yaml")
+    assert own_count(model) == 9
