@@ -1,10 +1,14 @@
 """The block settings, placements and timm arguments of issue 9, refused from the real command:
-one line naming the file, the field, the value and what is allowed; exit 2; nothing written."""
+one line naming the file, the field, the value and what is allowed; exit 2; nothing written.
+
+The cases run through `nas.cli.main` in this process (`nas_in_process`: a fresh interpreter per case
+spends seconds importing torch); the last test runs two of them through the real command and
+requires the very same exit status and output."""
 
 from __future__ import annotations
 
 import pytest
-from conftest import nas, write_study
+from conftest import nas, nas_in_process, write_study
 
 CASES = {  # name: (study overrides, phrases the one-line message must contain)
     "divisor 0": ({"search_space": {"kinds": ["se"], "se": {"divisor": [8, 0]}}},
@@ -43,7 +47,7 @@ def test_bad_block_settings_are_refused_before_anything_is_written(tmp_path, cas
     overrides, phrases = CASES[case]
     study = write_study(tmp_path, **overrides)
     before = sorted(p.name for p in tmp_path.rglob("*"))
-    result = nas("search", study.name, cwd=tmp_path)
+    result = nas_in_process("search", study.name, cwd=tmp_path)
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
@@ -52,3 +56,12 @@ def test_bad_block_settings_are_refused_before_anything_is_written(tmp_path, cas
         assert phrase in lines[0], (phrase, lines[0])
     assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no .db, no journal, nothing
     assert not list(tmp_path.glob("*.db"))
+
+
+@pytest.mark.parametrize("case", ["divisor 0", "timm checkpoint_path"])
+def test_the_real_command_refuses_exactly_as_main_does_in_process(tmp_path, case):
+    study = write_study(tmp_path, **CASES[case][0])
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    real, here = nas("search", study.name, cwd=tmp_path), nas_in_process("search", study.name, cwd=tmp_path)
+    assert real.returncode == 2 and (real.stdout, real.stderr) == (here.stdout, here.stderr), real.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
