@@ -1,5 +1,10 @@
-"""Search studies end to end through the real CLI: results, resumption, front, export, budgets,
-duplicates, failures."""
+"""Search studies end to end through the CLI: results, resumption, front, export, budgets,
+duplicates, failures.
+
+The finished study is searched, and a study resumed, by the real `nas` command in a fresh process;
+the other commands run through `nas.cli.main` in this process (`nas_in_process`), since a fresh
+interpreter per command spends seconds importing torch (tests/test_cli_errors.py checks that the
+two print the same)."""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import json
 import optuna
 import pytest
 import yaml
-from conftest import nas, write_study
+from conftest import nas, nas_in_process, write_study
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
@@ -29,7 +34,7 @@ def finished(tmp_path_factory):
     """One grayscale tiny study run to its target of 6 finished trials."""
     folder = tmp_path_factory.mktemp("finished")
     study = write_study(folder, dataset={"name": "synthetic", "subset": 200, "image_size": 16, "in_chans": 1})
-    result = nas("search", study.name, cwd=folder)
+    result = nas("search", study.name, cwd=folder)  # the real command, in its own process
     assert result.returncode == 0, result.stderr
     return study, result
 
@@ -59,7 +64,7 @@ def test_search_reaches_its_target_with_baselines_first(finished):
 
 def test_rerunning_a_finished_study_says_so(finished):
     study_path, _ = finished
-    result = nas("search", study_path.name, cwd=study_path.parent)
+    result = nas_in_process("search", study_path.name, cwd=study_path.parent)
     assert result.returncode == 0 and "already has 6 finished trials" in result.stdout
     assert len(load(study_path).trials) == 6
 
@@ -69,14 +74,14 @@ def test_front_table_json_and_plots(finished):
     folder = study_path.parent
     study = load(study_path)
     front_numbers = {t.number for t in study.best_trials}
-    result = nas("front", study_path.name, "--json", cwd=folder)
+    result = nas_in_process("front", study_path.name, "--json", cwd=folder)
     rows = json.loads(result.stdout)
     assert {r["trial"] for r in rows} <= front_numbers and rows
     assert all(set(r) >= {"trial", "accuracy", "mflops", "params", "arch_id", "baseline"} for r in rows)
-    result = nas("front", study_path.name, "--plot", "front.png", cwd=folder)
+    result = nas_in_process("front", study_path.name, "--plot", "front.png", cwd=folder)
     assert result.returncode == 0 and "knee" in result.stdout and "multiply-add" in result.stdout
     assert (folder / "front.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert nas("front", study_path.name, "--plot", "front.html", cwd=folder).returncode == 0
+    assert nas_in_process("front", study_path.name, "--plot", "front.html", cwd=folder).returncode == 0
     assert "plotly" in (folder / "front.html").read_text()[:200_000].lower()
 
 
@@ -85,7 +90,7 @@ def test_export_builds_with_the_study_shape(finished, pick):
     study_path, _ = finished
     folder = study_path.parent
     out = folder / f"best-{pick.replace(':', '')}.yaml"
-    result = nas("export", study_path.name, "--pick", pick, "-o", out.name, cwd=folder)
+    result = nas_in_process("export", study_path.name, "--pick", pick, "-o", out.name, cwd=folder)
     assert result.returncode == 0, result.stderr
     document = yaml.safe_load(out.read_text())
     provenance = document["provenance"]
@@ -109,23 +114,23 @@ def test_export_builds_with_the_study_shape(finished, pick):
 
 def test_export_filters(finished):
     study_path, _ = finished
-    result = nas("export", study_path.name, "--max-mflops", "0.0001", "-o", "x.yaml", cwd=study_path.parent)
+    result = nas_in_process("export", study_path.name, "--max-mflops", "0.0001", "-o", "x.yaml", cwd=study_path.parent)
     assert result.returncode == 2 and "no front trial meets --max-mflops" in result.stderr
     assert not (study_path.parent / "x.yaml").exists()
-    result = nas("export", study_path.name, "--pick", "trial:99", "-o", "x.yaml", cwd=study_path.parent)
+    result = nas_in_process("export", study_path.name, "--pick", "trial:99", "-o", "x.yaml", cwd=study_path.parent)
     assert result.returncode == 2 and "trial 99 is not a finished trial" in result.stderr
 
 
 def test_resume_with_a_higher_target_and_check(tmp_path):
     study = write_study(tmp_path, trials=3)
-    assert nas("search", study.name, cwd=tmp_path).returncode == 0
+    assert nas_in_process("search", study.name, cwd=tmp_path).returncode == 0
     first = [(t.number, t.values, t.params) for t in load(study).trials]
-    result = nas("search", study.name, "--trials", "5", cwd=tmp_path)
+    result = nas("search", study.name, "--trials", "5", cwd=tmp_path)  # another process resumes it
     assert result.returncode == 0, result.stderr
     trials = load(study).trials
     assert [(t.number, t.values, t.params) for t in trials[:3]] == first
     assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 5
-    check = nas("check", study.name, cwd=tmp_path)
+    check = nas_in_process("check", study.name, cwd=tmp_path)
     assert check.returncode == 0 and "3 stages" in check.stdout and "distinct architectures" in check.stdout
     assert "s1:se-r16-avg|s2:se-r16-avg|s3:se-r16-avg" in check.stdout and "MFLOPs" in check.stdout
 
@@ -134,7 +139,7 @@ def test_duplicates_are_not_retrained(tmp_path):
     # 4 architectures, 5 trials: TPE (seed 0) draws duplicates before the space is exhausted
     study = write_study(tmp_path, search_space={"kinds": ["none", "se"], "stages": [1, 2]}, baselines=["none"],
                         trials=5)
-    assert nas("search", study.name, cwd=tmp_path).returncode == 0
+    assert nas_in_process("search", study.name, cwd=tmp_path).returncode == 0
     trials = load(study).trials
     firsts = {}
     for trial in trials:
@@ -152,7 +157,7 @@ def test_over_budget_trials_are_infeasible_untrained_and_not_counted(tmp_path):
     # none costs about 0.23 MFLOPs; CBAM on every stage costs more than 0.235
     study = write_study(tmp_path, constraints={"max_mflops": 0.235}, trials=5,
                         baselines=["none", "cbam"])
-    result = nas("search", study.name, cwd=tmp_path)
+    result = nas_in_process("search", study.name, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     study = load(study)
     pruned = study.get_trials(states=(TrialState.PRUNED,))
@@ -165,14 +170,14 @@ def test_over_budget_trials_are_infeasible_untrained_and_not_counted(tmp_path):
 
 def test_a_study_that_cannot_progress_stops_with_a_message(tmp_path):
     study = write_study(tmp_path, constraints={"max_mflops": 0.01}, trials=3)
-    result = nas("search", study.name, cwd=tmp_path)
+    result = nas_in_process("search", study.name, cwd=tmp_path)
     assert result.returncode == 2
     assert "were all over budget" in result.stderr and "raise the limit" in result.stderr
 
 
 def test_diverging_trials_are_recorded_and_repeated_failure_stops(tmp_path):
     study = write_study(tmp_path, proxy={"epochs": 1, "batch_size": 50, "lr": 1e6, "warmup": 0.0}, trials=3)
-    result = nas("search", study.name, cwd=tmp_path)
+    result = nas_in_process("search", study.name, cwd=tmp_path)
     assert result.returncode == 2 and "the last 5 trials failed" in result.stderr and "diverged" in result.stderr
     trials = load(study).trials
     assert len(trials) == 5 and all(t.state == TrialState.FAIL for t in trials)
@@ -182,9 +187,11 @@ def test_diverging_trials_are_recorded_and_repeated_failure_stops(tmp_path):
 def test_train_an_exported_architecture_reports_validation_and_test(finished):
     study_path, _ = finished
     folder = study_path.parent
-    assert nas("export", study_path.name, "--pick", "accuracy", "-o", "train-me.yaml", cwd=folder).returncode == 0
-    result = nas("train", "train-me.yaml", "--dataset", "synthetic", "--subset", "300", "--image-size", "16",
-                 "--in-chans", "1", "--epochs", "2", "--device", "cpu", "--save", "weights.pt", cwd=folder)
+    exported = nas_in_process("export", study_path.name, "--pick", "accuracy", "-o", "train-me.yaml", cwd=folder)
+    assert exported.returncode == 0
+    result = nas_in_process("train", "train-me.yaml", "--dataset", "synthetic", "--subset", "300", "--image-size",
+                            "16", "--in-chans", "1", "--epochs", "2", "--device", "cpu", "--save", "weights.pt",
+                            cwd=folder)
     assert result.returncode == 0, result.stderr
     assert "validation accuracy" in result.stdout and "test accuracy" in result.stdout
     import torch
