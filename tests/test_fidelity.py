@@ -2,7 +2,9 @@
 two workers on one SQLite file, a worker killed mid-promotion, and front/export at the top rung.
 
 Training is a stub (its accuracy a hash of the architecture, plus a little per epoch and seed)
-wherever training is not the point, so each test runs in seconds plus the workers' start-up."""
+wherever training is not the point, so each test runs in seconds plus the workers' start-up. The
+workers are processes of their own; `nas front/export/check` and the refusals run through
+`nas.cli.main` in this process (`nas_in_process`), sparing a torch import per command."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from conftest import ROOT, nas, wait_for, write_study
+from conftest import ROOT, nas_in_process, wait_for, write_study
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -139,7 +141,7 @@ def test_the_fidelity_section_refused_by_the_cli_exits_2_and_writes_nothing(tmp_
     for i, (fidelity, proxy) in enumerate([({"epochs": [2, 1], "keep": 0.5}, None),
                                            ({"epochs": [1, 3], "keep": 0.5}, {"epochs": 2, "batch_size": 50})]):
         study = write_study(tmp_path, name=f"bad{i}", fidelity=fidelity, **({"proxy": proxy} if proxy else {}))
-        result = nas("search", study.name, cwd=tmp_path, timeout=120)
+        result = nas_in_process("search", study.name, cwd=tmp_path)
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert result.stderr.startswith(f"nas search: error: {study.name}: ")
         assert ("fidelity.epochs = [2, 1] is invalid" if i == 0 else
@@ -157,7 +159,7 @@ def test_a_valid_section_sets_rung_zeros_proxy_and_defaults_one_seed_per_rung(tm
 def test_model_highest_needs_tpe_one_line_exit_2_nothing_written(tmp_path):
     study = write_study(tmp_path, sampler={"name": "random", "seed": 0},
                         fidelity={"epochs": [1, 3], "keep": 0.5, "model": "highest"})
-    result = nas("search", study.name, cwd=tmp_path, timeout=120)
+    result = nas_in_process("search", study.name, cwd=tmp_path)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert ("fidelity.model = 'highest' needs sampler.name = 'tpe', not 'random'" in result.stderr
             and "allowed: sampler tpe, or fidelity.model rung0" in result.stderr), result.stderr
@@ -327,17 +329,17 @@ def test_resuming_a_finished_multi_fidelity_study_has_nothing_to_do(searched):
 def test_front_export_and_check_read_the_top_rung(searched):
     study_path, top, _ = searched
     folder = study_path.parent
-    result = nas("front", study_path.name, cwd=folder)
+    result = nas_in_process("front", study_path.name, cwd=folder)
     assert result.returncode == 0, result.stderr
     assert "Pareto front of study 'tiny' at rung 2 (4 epochs x 2 seeds)" in result.stdout.splitlines()[0]
-    rows = json.loads(nas("front", study_path.name, "--json", cwd=folder).stdout)
+    rows = json.loads(nas_in_process("front", study_path.name, "--json", cwd=folder).stdout)
     assert rows and {r["trial"] for r in rows} <= {t.number for t in top.best_trials}
-    result = nas("export", study_path.name, "--pick", "accuracy", "-o", "best.yaml", cwd=folder)
+    result = nas_in_process("export", study_path.name, "--pick", "accuracy", "-o", "best.yaml", cwd=folder)
     assert result.returncode == 0 and "at rung 2 (4 epochs x 2 seeds)" in result.stdout, result.stderr
     provenance = yaml.safe_load((folder / "best.yaml").read_text())["provenance"]
     assert provenance["study"] == "tiny.rung2" and provenance["proxy"]["epochs"] == 4
     assert provenance["metrics"]["accuracy"] == max(t.values[0] for t in top.best_trials)
-    check = nas("check", study_path.name, cwd=folder)
+    check = nas_in_process("check", study_path.name, cwd=folder)
     assert check.returncode == 0, check.stderr
     for line in ("rung 0 (1 epoch x 1 seed)", "rung 1 (2 epochs x 1 seed)", "rung 2 (4 epochs x 2 seeds)",
                  "one fidelity, 12 trials at 4 epochs", "study 'tiny.rung2'", "(exact keep: asha trains more)",
@@ -361,7 +363,7 @@ def test_quota_promotion_trains_exactly_what_nas_check_projects(tmp_path):
     distinct = len(candidates(studies[0]))  # a reused duplicate is no candidate of its own
     assert [len(candidates(s)) for s in studies] == fidelity.projected_candidates(distinct, 2)
     assert "exactly the best 0.34 of each rung's finished searched candidates" in lines[0]
-    check = nas("check", study_path.name, cwd=tmp_path)
+    check = nas_in_process("check", study_path.name, cwd=tmp_path)
     assert check.returncode == 0 and "training images per epoch (exact):" in check.stdout, check.stderr
 
 
@@ -497,5 +499,5 @@ def test_a_search_with_model_highest_samples_from_rung_one_once_it_has_enough(tm
         finished = [t for t in rung1.get_trials(states=(TrialState.COMPLETE,))
                     if t.datetime_complete < trial.datetime_start]
         assert (len(finished) >= 3) == (trial.user_attrs["model_rung"] == 1)
-    check = nas("check", study_path.name, cwd=tmp_path)
+    check = nas_in_process("check", study_path.name, cwd=tmp_path)
     assert check.returncode == 0 and "(model: highest, BOHB's rule)" in check.stdout, check.stderr
