@@ -7,6 +7,10 @@ into one row (mean, std, count; reused duplicates and repeated seeds not counted
 computed on those means, a single evaluation's std from the study's noise or its fallbacks, ties
 with the cheaper neighbour marked, the knee never a tie with a cheaper point, and `nas export`
 saying whether the pick beats `none` beyond noise.
+
+The study is searched and refined by the real `nas` command; the many `nas front` and `nas export`
+calls on it run through `nas.cli.main` in this process (`nas_in_process`), sparing a torch import
+per command; one test reads a study in a fresh process to show that torch is not loaded.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import sys
 import optuna
 import pytest
 import yaml
-from conftest import ROOT, nas, write_study
+from conftest import ROOT, nas, nas_in_process, write_study
 from optuna.trial import FrozenTrial, TrialState
 
 from nas import ArchConfig, BlockSpec, ProxyResult, search
@@ -38,7 +42,7 @@ def refined(tmp_path_factory):
     folder = tmp_path_factory.mktemp("front")
     study = write_study(folder)
     for command in (["search", study.name], ["refine", study.name, "--top", "3", "--epochs", "1", "--seeds", "2"]):
-        result = nas(*command, cwd=folder)
+        result = nas(*command, cwd=folder)  # the real command, in its own process
         assert result.returncode == 0, result.stderr
     return folder, study.name
 
@@ -48,7 +52,7 @@ def refined(tmp_path_factory):
 def test_a_plot_that_cannot_be_written_is_refused_before_any_output(refined, plot, phrase):
     folder, study = refined
     for extra in ([], ["--json"], ["--refined"]):
-        result = nas("front", study, "--plot", plot, *extra, cwd=folder)
+        result = nas_in_process("front", study, "--plot", plot, *extra, cwd=folder)
         assert result.returncode == 2 and result.stdout == ""
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"nas front: error: --plot {plot}: ")
@@ -58,8 +62,8 @@ def test_a_plot_that_cannot_be_written_is_refused_before_any_output(refined, plo
 
 def test_json_has_each_objective_once_in_its_unit_and_flags_the_knee(refined):
     folder, study = refined
-    rows = json.loads(nas("front", study, "--json", cwd=folder).stdout)
-    table = nas("front", study, cwd=folder).stdout
+    rows = json.loads(nas_in_process("front", study, "--json", cwd=folder).stdout)
+    table = nas_in_process("front", study, cwd=folder).stdout
     assert rows
     for r in rows:
         assert set(r) == {"trial", "accuracy", "accuracy_std", "n_evals", "std_source", "epochs", "mflops", "params",
@@ -73,7 +77,7 @@ def test_json_has_each_objective_once_in_its_unit_and_flags_the_knee(refined):
     knee_line = next(line for line in table.splitlines() if " knee " in f" {line} ")
     assert knee_line.startswith(f"#{knees[0]['trial']} ")
     assert "± ≥" in table and "a lower bound" in table
-    refined_rows = json.loads(nas("front", study, "--refined", "--json", cwd=folder).stdout)
+    refined_rows = json.loads(nas_in_process("front", study, "--refined", "--json", cwd=folder).stdout)
     assert refined_rows and all(r["seeds"] == 2 == r["n_evals"] and r["accuracy_std"] >= 0 for r in refined_rows)
     assert all(r["std_source"] == "seeds" and r["epochs"] == 1 for r in refined_rows)
 
@@ -82,32 +86,33 @@ def test_refined_plot_shows_the_refined_results(refined):
     folder, study = refined
     for name, extra, title in (("proxy.html", [], "study 'tiny': 6 finished trials, "),
                                ("refined.html", ["--refined"], "refined study 'tiny': 3 finished trials")):
-        result = nas("front", study, "--plot", name, *extra, cwd=folder)
+        result = nas_in_process("front", study, "--plot", name, *extra, cwd=folder)
         assert result.returncode == 0, result.stderr
         assert title in (folder / name).read_text()
-    result = nas("front", study, "--refined", "--plot", "refined.png", cwd=folder)
+    result = nas_in_process("front", study, "--refined", "--plot", "refined.png", cwd=folder)
     assert result.returncode == 0 and (folder / "refined.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_pick_trial_n_is_held_to_the_filters_and_to_the_refined_results(refined):
     folder, study = refined
-    rows = json.loads(nas("front", study, "--json", cwd=folder).stdout)
+    rows = json.loads(nas_in_process("front", study, "--json", cwd=folder).stdout)
     proxy_trial = rows[-1]
-    result = nas("export", study, "--pick", f"trial:{proxy_trial['trial']}", "--max-mflops",
+    result = nas_in_process("export", study, "--pick", f"trial:{proxy_trial['trial']}", "--max-mflops",
                  str(proxy_trial["mflops"] / 2), "-o", "x.yaml", cwd=folder)
     assert result.returncode == 2 and "does not meet --max-mflops" in result.stderr
-    result = nas("export", study, "--pick", f"trial:{proxy_trial['trial']}", "--min-accuracy", "1.01",
+    result = nas_in_process("export", study, "--pick", f"trial:{proxy_trial['trial']}", "--min-accuracy", "1.01",
                  "-o", "x.yaml", cwd=folder)
     assert result.returncode == 2 and "does not meet --min-accuracy 1.01" in result.stderr
     assert not (folder / "x.yaml").exists()
 
-    refined_rows = json.loads(nas("front", study, "--refined", "--json", cwd=folder).stdout)
+    refined_rows = json.loads(nas_in_process("front", study, "--refined", "--json", cwd=folder).stdout)
     chosen = refined_rows[0]
-    result = nas("export", study, "--refined", "--pick", f"trial:{chosen['trial']}", "-o", "r.yaml", cwd=folder)
+    result = nas_in_process("export", study, "--refined", "--pick", f"trial:{chosen['trial']}", "-o", "r.yaml",
+                            cwd=folder)
     assert result.returncode == 0, result.stderr
     metrics = yaml.safe_load((folder / "r.yaml").read_text())["provenance"]["metrics"]
     assert metrics["accuracy"] == chosen["accuracy"] == metrics["refined_accuracy_mean"]
-    result = nas("export", study, "--refined", "--pick", "trial:99", "-o", "r.yaml", cwd=folder)
+    result = nas_in_process("export", study, "--refined", "--pick", "trial:99", "-o", "r.yaml", cwd=folder)
     assert result.returncode == 2 and "trial 99 is not a finished trial of refined study 'tiny'" in result.stderr
 
 
@@ -127,14 +132,14 @@ def test_a_study_at_chance_accuracy_is_flagged_by_search_and_front(tmp_path, ref
     # a learning rate of 1e-7 leaves the networks as initialised: chance accuracy on 500 validation images
     study = write_study(tmp_path, name="chance", dataset={"name": "synthetic", "image_size": 16, "val_fraction": 0.5},
                         proxy={"epochs": 1, "batch_size": 100, "lr": 1e-7}, trials=2)
-    result = nas("search", study.name, cwd=tmp_path)
+    result = nas_in_process("search", study.name, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     end = result.stdout.strip().splitlines()[-1]
     assert end.startswith("done; warning: the best accuracy") and "near chance (0.1000 for 10 classes)" in end
-    front = nas("front", study.name, cwd=tmp_path)
+    front = nas_in_process("front", study.name, cwd=tmp_path)
     assert front.returncode == 0 and "warning: the best accuracy" in front.stderr
     folder, trained = refined
-    assert "warning" not in nas("front", trained, cwd=folder).stderr
+    assert "warning" not in nas_in_process("front", trained, cwd=folder).stderr
 
 
 def test_every_objective_is_measured_in_its_unit_and_written_under_its_key(tmp_path):
@@ -152,12 +157,12 @@ def test_every_objective_is_measured_in_its_unit_and_written_under_its_key(tmp_p
     for trial in study.get_trials(states=(TrialState.COMPLETE,)):
         accuracy, params, latency = trial.values
         assert accuracy == 0.5 and params == trial.user_attrs["params"] / 1e6 and 0 < latency < 1e3
-    rows = json.loads(nas("front", study_file.name, "--json", cwd=tmp_path).stdout)
+    rows = json.loads(nas_in_process("front", study_file.name, "--json", cwd=tmp_path).stdout)
     assert rows and all(set(r) == {"trial", "accuracy", "accuracy_std", "n_evals", "std_source", "epochs", "mflops",
                                    "params", "latency_ms", "latency_ci_ms", "latency_ratio", "latency_ratio_ci",
                                    "latency_tie", "arch_id", "baseline", "knee", "tie", "tie_with",
                                    "trials"} for r in rows)
-    assert nas("export", study_file.name, "-o", "best.yaml", cwd=tmp_path).returncode == 0
+    assert nas_in_process("export", study_file.name, "-o", "best.yaml", cwd=tmp_path).returncode == 0
     metrics = yaml.safe_load((tmp_path / "best.yaml").read_text())["provenance"]["metrics"]
     assert {"accuracy", "params_millions", "latency_ms", "mflops", "params"} <= set(metrics)
 
@@ -179,7 +184,7 @@ def test_front_export_of_an_existing_study_do_not_load_torch(refined):
     result = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr
-    other = nas("front", "--storage", f"sqlite:///{folder / 'nothing.db'}", study, cwd=folder)
+    other = nas_in_process("front", "--storage", f"sqlite:///{folder / 'nothing.db'}", study, cwd=folder)
     assert other.returncode == 2 and len(other.stderr.strip().splitlines()) == 1, other.stderr
     assert not (folder / "nothing.db").exists()
 
@@ -325,17 +330,17 @@ def constructed(tmp_path_factory):
 
 
 def export(folder, study: str, *args: str) -> tuple[str, dict]:
-    result = nas("export", study, *args, "-o", "pick.yaml", cwd=folder)
+    result = nas_in_process("export", study, *args, "-o", "pick.yaml", cwd=folder)
     assert result.returncode == 0, result.stderr
     return result.stdout, yaml.safe_load((folder / "pick.yaml").read_text())["provenance"]
 
 
 def test_front_cli_shows_every_accuracy_with_its_noise(constructed):
-    result = nas("front", "made.yaml", cwd=constructed)
+    result = nas_in_process("front", "made.yaml", cwd=constructed)
     assert result.returncode == 0, result.stderr
     assert "0.7000 ± 0.0100 (1)" in result.stdout and "0.8000 ± 0.0100 (1)" in result.stdout
     assert "tie #0" in result.stdout  # ECA (#2) is within noise of the cheaper none (#0)
-    rows = json.loads(nas("front", "made.yaml", "--json", cwd=constructed).stdout)
+    rows = json.loads(nas_in_process("front", "made.yaml", "--json", cwd=constructed).stdout)
     assert [(r["trial"], r["tie"], r["tie_with"]) for r in rows] == [(0, False, None), (2, True, 0), (1, False, None)]
     assert all(r["accuracy_std"] == pytest.approx(0.01) and r["std_source"] == "noise" for r in rows)
 
