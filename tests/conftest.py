@@ -73,7 +73,7 @@ def nas(*args: str, cwd: Path | None = None, timeout: float = 600, **kwargs: Any
                           env=env, **kwargs)
 
 
-def nas_in_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def nas_in_process(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """`nas ARGS` through `nas.cli.main`, the function behind the command, in this process: the same
     exit status and output as `nas()` without a fresh interpreter importing torch (seconds each, and
     tens on a busy machine). For the many refusals whose point is the message; `nas()` stays the
@@ -88,7 +88,7 @@ def nas_in_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     import optuna
 
     verbosity = optuna.logging.get_verbosity()
-    os.chdir(cwd)
+    os.chdir(cwd or old)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
                 warnings.catch_warnings(record=True) as caught:

@@ -1,5 +1,12 @@
 """Hostile and mistaken inputs, foreign studies and refusing storages: one line, exit 2, no
-traceback, nothing written (or, for a storage that refuses mid-study, nothing lost)."""
+traceback, nothing written (or, for a storage that refuses mid-study, nothing lost).
+
+What could exhaust memory (a huge image size, a YAML alias bomb), the full disk (a file-size limit
+on the process), a read-only database met by fresh processes (in one process, a connection opened
+before the file was made read-only fails differently) and what a whole process prints (a storage
+password) run the real `nas` command;
+the other refusals and the searches around them run through `nas.cli.main` in this process
+(`nas_in_process`), sparing a torch import per command."""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import NAS, ROOT, nas, write_study
+from conftest import NAS, ROOT, nas, nas_in_process, write_study
 from optuna.trial import TrialState
 
 from nas.data import load_dataset
@@ -66,21 +73,21 @@ def test_a_yaml_alias_bomb_is_refused_in_bounded_time_and_memory(tmp_path):
 
 def test_dataset_settings_name_the_file_and_the_dataset_field(tmp_path):
     study = write_study(tmp_path, dataset={"name": "synthetic", "subset": [1, 2], "image_size": 16})
-    refused(nas("search", study, timeout=120), "tiny.yaml", "dataset.subset = [1, 2] is invalid", "an integer >= 2")
+    refused(nas_in_process("search", study), "tiny.yaml", "dataset.subset = [1, 2] is invalid", "an integer >= 2")
     assert not (tmp_path / "tiny.db").exists()
 
 
 def test_a_study_stops_once_every_architecture_of_its_space_was_evaluated(tmp_path):
     space = {"kinds": ["none", "se"], "se": {"reduction": [2], "pool": ["avg"], "gate": ["sigmoid"]}}
     study = write_study(tmp_path, search_space=space, trials=1_000_000_000, baselines=["none"])
-    result = nas("search", study, "--no-progress", cwd=tmp_path, timeout=600)
+    result = nas_in_process("search", study, "--no-progress", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "all 8 distinct architectures of the search space have been evaluated" in result.stdout
     done = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path}/tiny.db")
     complete = done.get_trials(states=(TrialState.COMPLETE,))
     assert len({t.user_attrs["arch_id"] for t in complete}) == 8
     assert len(done.trials) < 60  # duplicates stop being drawn once the space is exhausted
-    check = nas("check", study, cwd=tmp_path, timeout=120)
+    check = nas_in_process("check", study, cwd=tmp_path)
     assert "8 distinct architectures" in check.stdout
 
 
@@ -107,7 +114,7 @@ def test_another_tools_study_of_the_same_name_is_refused_before_a_byte_is_writte
     before = _dump(tmp_path / "tiny.db")
     for command in ("search", "front", "export", "dashboard"):
         extra = ["-o", str(tmp_path / "best.yaml")] if command == "export" else []
-        refused(nas(command, study_file, *extra, cwd=tmp_path, timeout=120), "study 'tiny'",
+        refused(nas_in_process(command, study_file, *extra, cwd=tmp_path), "study 'tiny'",
                 "was not created by nas", "use another study name")
     assert _dump(tmp_path / "tiny.db") == before
     assert not (tmp_path / "best.yaml").exists()
@@ -115,10 +122,10 @@ def test_another_tools_study_of_the_same_name_is_refused_before_a_byte_is_writte
 
 def test_a_nas_study_with_other_objectives_is_refused_with_a_true_message(tmp_path):
     study_file = write_study(tmp_path, trials=1, baselines=["none"])
-    assert nas("search", study_file, "--no-progress", cwd=tmp_path, timeout=300).returncode == 0
+    assert nas_in_process("search", study_file, "--no-progress", cwd=tmp_path).returncode == 0
     before = _dump(tmp_path / "tiny.db")
     changed = write_study(tmp_path, trials=1, baselines=["none"], objectives=["accuracy", "params"])
-    line = refused(nas("search", changed, cwd=tmp_path, timeout=120), "has objectives ['accuracy', 'flops']",
+    line = refused(nas_in_process("search", changed, cwd=tmp_path), "has objectives ['accuracy', 'flops']",
                    "asks for objectives ['accuracy', 'params']")
     assert line.count("['accuracy', 'flops']") == 1
     assert _dump(tmp_path / "tiny.db") == before
@@ -167,7 +174,7 @@ def test_a_read_only_database_is_one_line_and_the_study_stays_resumable(tmp_path
 
 def test_a_full_disk_mid_study_is_one_line_and_loses_no_finished_trial(tmp_path):
     study_file = write_study(tmp_path, trials=2, baselines=["none"])
-    assert nas("search", study_file, "--no-progress", cwd=tmp_path, timeout=300).returncode == 0
+    assert nas_in_process("search", study_file, "--no-progress", cwd=tmp_path).returncode == 0
     db = tmp_path / "tiny.db"
     finished = {t.number: t.values for t in optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}").trials
                 if t.state == TrialState.COMPLETE}
@@ -182,7 +189,7 @@ def test_a_full_disk_mid_study_is_one_line_and_loses_no_finished_trial(tmp_path)
     refused(full, "storage sqlite:///", "the database refused a write", "finished trials are kept")
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}")
     assert {n: v for n, v in finished.items()} == {t.number: t.values for t in study.trials if t.number in finished}
-    again = nas("search", study_file, "--trials", "4", "--no-progress", cwd=tmp_path, timeout=600)
+    again = nas_in_process("search", study_file, "--trials", "4", "--no-progress", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}").get_trials(
         states=(TrialState.COMPLETE,))) >= 4
