@@ -1,6 +1,7 @@
 """The `nas` command itself: help, version, a start that does not load torch, and `nas check`'s
 report (resolved space, baselines' cost) and refusals (a backbone that cannot take the input
-size, a budget below anything the space can build)."""
+size, a budget below anything the space can build). Help, version and start-up run the real
+command; `nas check` and a failing search run through `nas.cli.main` in this process."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, nas, write_study
+from conftest import ROOT, nas, nas_in_process, write_study
 
 
 def test_version_and_help_list_every_command_with_examples():
@@ -57,7 +58,7 @@ def test_import_help_and_a_malformed_study_file_do_not_load_torch(tmp_path):
 def test_check_shows_the_resolved_choices_and_the_defaults_that_differ_from_the_papers(tmp_path):
     study = write_study(tmp_path, search_space={"kinds": ["none", "cbam", "ge"], "cbam": {"reduction": [8]},
                                                 "ge": {"extent": [0]}})
-    result = nas("check", study.name, cwd=tmp_path)
+    result = nas_in_process("check", study.name, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:] if line.startswith("    ")}
     assert "reduction [8]" in lines["cbam"] and "pool avg (default; the paper's is avgmax)" in lines["cbam"]
@@ -71,7 +72,7 @@ def test_check_refuses_a_backbone_that_cannot_take_the_input_size_in_one_line(tm
     # ViT-Tiny asserts a 224 px input; the study's synthetic images are 16 px
     study = write_study(tmp_path, name="vit", backbone="timm:vit_tiny_patch16_224", backbone_args=None,
                         search_space={"kinds": ["none", "se"], "placement": ["stage"]}, baselines=["none"])
-    result = nas("check", study.name, cwd=tmp_path)
+    result = nas_in_process("check", study.name, cwd=tmp_path)
     assert result.returncode == 2 and result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr
@@ -95,7 +96,7 @@ def costs():
 def test_check_refuses_a_budget_below_anything_the_space_can_build(tmp_path, costs):
     none, _ = costs
     study = write_study(tmp_path, constraints={"max_mflops": round(none * 0.9, 4)})
-    result = nas("check", study.name, cwd=tmp_path)
+    result = nas_in_process("check", study.name, cwd=tmp_path)
     assert result.returncode == 2 and result.stdout == ""
     assert "constraints.max_mflops" in result.stderr and "below the cheapest architecture" in result.stderr
     assert f"allowed: a number >= {none:.3f}" in result.stderr
@@ -105,10 +106,11 @@ def test_check_warns_when_the_budget_is_below_every_baseline(tmp_path, costs):
     none, se = costs
     assert none < se
     study = write_study(tmp_path, baselines=["se", "cbam"], constraints={"max_mflops": (none + se) / 2})
-    result = nas("check", study.name, cwd=tmp_path)
+    result = nas_in_process("check", study.name, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "warning: constraints.max_mflops" in result.stdout and "below every baseline (cheapest: se" in result.stdout
-    fine = nas("check", write_study(tmp_path, name="fine", constraints={"max_mflops": se * 2}).name, cwd=tmp_path)
+    fine_study = write_study(tmp_path, name="fine", constraints={"max_mflops": se * 2})
+    fine = nas_in_process("check", fine_study.name, cwd=tmp_path)
     assert fine.returncode == 0 and "warning" not in fine.stdout
 
 
@@ -119,7 +121,7 @@ def test_search_prints_why_each_trial_failed_and_records_it(tmp_path):
 
     study = write_study(tmp_path, name="vit", backbone="timm:vit_tiny_patch16_224", backbone_args=None,
                         search_space={"kinds": ["none", "se"], "placement": ["stage"]}, baselines=["none"])
-    result = nas("search", study.name, cwd=tmp_path)
+    result = nas_in_process("search", study.name, cwd=tmp_path)
     reason = "building the model and counting its FLOPs failed: AssertionError: Input height (16) doesn't match"
     assert result.returncode == 2 and "the last 5 trials failed (latest: " + reason in result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("#")]

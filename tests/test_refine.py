@@ -1,4 +1,7 @@
-"""nas refine: front + near-front retrained over seeds, stored in a companion study, resumable."""
+"""nas refine: front + near-front retrained over seeds, stored in a companion study, resumable.
+
+The commands run through `nas.cli.main` in this process (tests/test_front.py runs `nas refine` as
+the real command)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import dataclasses
 import optuna
 import pytest
 import yaml
-from conftest import nas as run_nas
+from conftest import nas_in_process as run_nas
 from conftest import write_study
 from optuna.trial import TrialState
 

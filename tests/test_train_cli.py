@@ -1,6 +1,7 @@
 """`nas train`: per-epoch progress, a validation-fraction option, refusals of an architecture
 that does not fit the dataset, and saved weights that reproduce the reported test accuracy
-through the README's recipe (`build_model` + `load_state_dict` + the saved preprocessing)."""
+through the README's recipe (`build_model` + `load_state_dict` + the saved preprocessing).
+Training runs the real command; the refusals run through `nas.cli.main` in this process."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import re
 import pytest
 import torch
 import yaml
-from conftest import nas
+from conftest import nas, nas_in_process
 
 import nas as nas_api
 from nas import ArchConfig, BlockSpec
@@ -59,14 +60,14 @@ def test_saved_weights_and_preprocessing_reproduce_the_reported_test_accuracy(tm
 
 def test_an_architecture_that_does_not_fit_the_dataset_is_refused(tmp_path):
     four = write_arch(tmp_path, "four.yaml", num_classes=4)
-    result = nas("train", four.name, *DATA, "--epochs", "1", "--save", "w.pt", cwd=tmp_path)
+    result = nas_in_process("train", four.name, *DATA, "--epochs", "1", "--save", "w.pt", cwd=tmp_path)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "four.yaml: num_classes = 4 but synthetic has 10 classes; allowed: --resize-head" in result.stderr
     gray = write_arch(tmp_path, "gray.yaml", in_chans=1)
-    result = nas("train", gray.name, *DATA, "--epochs", "1", cwd=tmp_path)
+    result = nas_in_process("train", gray.name, *DATA, "--epochs", "1", cwd=tmp_path)
     assert result.returncode == 2
     assert "gray.yaml: in_chans = 1 but synthetic images have 3 channel(s); allowed: --in-chans 1" in result.stderr
-    result = nas("train", four.name, *DATA, "--epochs", "1", "--save", "no/such/w.pt", cwd=tmp_path)
+    result = nas_in_process("train", four.name, *DATA, "--epochs", "1", "--save", "no/such/w.pt", cwd=tmp_path)
     assert result.returncode == 2 and "--save no/such/w.pt: the folder no/such does not exist" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["four.yaml", "gray.yaml"]
 
