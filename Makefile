@@ -39,9 +39,12 @@ demo: setup system-demo
 lint: setup
 	$(BIN)/ruff check nas tests benchmarks
 
-# --durations=30: the slowest tests, printed after every run (where CI time goes)
+# -n $(TEST_WORKERS) --dist loadfile: pytest-xdist, one worker per core of the 2-core CI machines, each test
+# file whole on one worker (its module fixtures built once); tests/conftest.py gives each worker one
+# torch thread. --durations=30: the slowest tests, printed after every run (where CI time goes).
+TEST_WORKERS ?= 2
 test: setup system lint
-	$(BIN)/pytest -q --durations=30
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=30
 
 # The documentation site (mkdocs.yml, docs/) into build/site; --strict fails on any warning.
 docs: setup
