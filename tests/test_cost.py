@@ -23,7 +23,7 @@ from nas import (
     make_block,
     measure_latency,
 )
-from nas.blocks import KINDS
+from nas.blocks import BLOCK_KINDS
 from nas.cost import EXTRA_HANDLES, FlopCountAnalysis
 
 GOLDEN = Path(__file__).with_name("golden_flops.json")
@@ -62,7 +62,7 @@ def test_se_costs_at_least_one_flop_per_gated_activation():
     assert se - plain >= gated * 2 + mlp  # pool (1/input) + rescale (1/output) + MLP
 
 
-@pytest.mark.parametrize("kind", KINDS[1:])
+@pytest.mark.parametrize("kind", BLOCK_KINDS)
 def test_every_block_costs_something(kind):
     base = arch_cost(ArchConfig.uniform("cifar_resnet", BlockSpec("none"), {"depth": 8}), 32)
     cost = arch_cost(ArchConfig.uniform("cifar_resnet", BlockSpec.paper_default(kind), {"depth": 8}), 32)
@@ -75,7 +75,7 @@ def test_no_op_of_any_block_goes_uncounted():
     """fvcore skips ops it has no handle for; every op a block runs either has one or costs nothing."""
     free = {"aten::cat", "aten::chunk", "aten::split_with_sizes", "aten::transpose", "aten::view", "aten::flatten",
             "aten::unsqueeze", "aten::relu", "aten::relu_", "aten::split"}
-    for kind in KINDS[1:]:
+    for kind in BLOCK_KINDS:
         for spec in (BlockSpec.paper_default(kind), BlockSpec(kind, pool="mix", gather="conv", extent=2)):
             analysis = FlopCountAnalysis(make_block(spec, 16).eval(), torch.zeros(1, 16, 8, 8))
             for op, handle in EXTRA_HANDLES.items():
