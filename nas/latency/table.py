@@ -215,8 +215,9 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def load_table(path: Path, where: str | None = None) -> LatencyTable:
+def load_table(path: str | Path, where: str | None = None) -> LatencyTable:
     """Read a table file; a missing, unreadable or malformed one is refused with one line."""
+    path = Path(path)  # `nas.load_table("x.json")` is public API: a string is what users pass
     where = where or str(path)
     if not path.is_file():
         partial = partial_path(path)
