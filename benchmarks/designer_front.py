@@ -204,8 +204,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="the folder stage-datasets.sh filled")
-    parser.add_argument("--part", choices=("search", "baselines", "long", "report", "all"), default="all",
-                        help="baselines: the long runs of the baselines alone (no study needed)")
+    parser.add_argument("--part", choices=("search", "baselines", "front", "long", "report", "all"), default="all",
+                        help="baselines: the long runs of the baselines alone (no study needed); front: those of "
+                             "the searched front alone (both at once: two processes, one thread each)")
     parser.add_argument("--trials", type=int, help="finished trials to reach (default: the study file's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="long-run seeds (part long)")
     parser.add_argument("--threads", type=int, help="torch threads per training (default: torch's)")
@@ -221,9 +222,11 @@ def main() -> None:
 
         run_search(config, config.load_data(), trials=args.trials, device="cpu", log=log,
                    progress=False)
-    if args.part in ("baselines", "long", "all"):
+    if args.part in ("baselines", "front", "long", "all"):
         for seed in args.seeds:  # every candidate at one seed before the next: a partial run is a fair one
             for label, arch in candidates(config, searched=args.part != "baselines"):
+                if args.part == "front" and label != "searched":
+                    continue
                 entry = long.train(arch, seed)
                 print(f"long {label} {arch.arch_id} seed {seed}: test {entry['test_accuracy']:.4f}", flush=True)
     if args.part in ("report", "all"):
