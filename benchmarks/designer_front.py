@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,11 +36,12 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from attention_signal import EPOCHS, PAD, SUBSET, TASKS, train_once  # noqa: E402
-from harness import RESULTS, ROOT, RunCache, describe, new_figure, save_figure, write_json  # noqa: E402
-from latency_front import hypervolume, non_dominated  # noqa: E402
+from attention_signal import EPOCHS, SUBSET, TASKS  # noqa: E402
+from harness import RESULTS, ROOT, describe, write_json  # noqa: E402
+from latency_front import hypervolume, non_dominated, plot_front, snapshot  # noqa: E402
+from long_runs import LongRuns  # noqa: E402
 
-from nas import ArchConfig, Dataset, ProxyConfig, load_dataset  # noqa: E402
+from nas import ArchConfig  # noqa: E402
 from nas.front import front_of  # noqa: E402
 from nas.noise import TIE_FACTOR  # noqa: E402
 from nas.study import open_study  # noqa: E402
@@ -73,49 +72,13 @@ def study_config(data: Path, trials: int | None) -> StudyConfig:
     return config
 
 
-def snapshot() -> None:
-    """A consistent copy of the study (sqlite3's online backup) beside the results, replaced whole."""
-    tmp = FOLDER / "snapshot.tmp"
-    with sqlite3.connect(FOLDER / "designer.db") as src, sqlite3.connect(tmp) as copy:
-        src.backup(copy)
-    shutil.move(tmp, FOLDER / "snapshot.db")
-
-
-class LongRuns:
-    """Test accuracy per (architecture, seed) at the long setting, trained on demand, cached."""
+class DesignerRuns(LongRuns):
+    """long_runs.LongRuns on the same task and setting, MobileNetV3-Small's runs in their own file."""
 
     def __init__(self, data_root: Path, threads: int | None) -> None:
-        self.data_root, self.threads = data_root, threads
-        self.prefix = f"{TASK.key(SUBSET, EPOCHS)}|mobilenet_v3_small"
-        self._data: Dataset | None = None
-
-    @property
-    def data(self) -> Dataset:
-        if self._data is None:
-            self._data = load_dataset(TASK.dataset, **TASK.load_args(self.data_root, SUBSET, None))
-        return self._data
-
-    def key(self, arch: ArchConfig, seed: int) -> str:
-        return f"{self.prefix}|{arch.arch_id}|seed{seed}"
-
-    def train(self, arch: ArchConfig, seed: int) -> dict[str, Any]:
-        found = RunCache(RUNS).get(self.key(arch, seed))
-        if found is not None:
-            return found
-        config = ProxyConfig(epochs=EPOCHS, pad=PAD, seed=seed, threads=self.threads)
-        entry = {"task": TASK.name, "arch_id": arch.arch_id, "seed": seed,
-                 **train_once(arch, self.data, config, "cpu")}
-        RunCache(RUNS).save(self.key(arch, seed), entry)
-        return entry
-
-    def truth(self, arch: ArchConfig) -> dict[str, Any] | None:
-        head = f"{self.prefix}|{arch.arch_id}|seed"
-        values = [e["test_accuracy"] for k, e in sorted(RunCache(RUNS).all().items()) if k.startswith(head)]
-        if not values:
-            return None
-        mean = sum(values) / len(values)
-        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
-        return {"mean": mean, "std": std, "n": len(values), "values": values}
+        super().__init__(data_root, RESULTS, threads)
+        self.path = RUNS
+        self.prefix = f"{self.prefix}|mobilenet_v3_small"  # the task's key names the ResNet-20 it was made for
 
 
 def candidates(config: StudyConfig, searched: bool = True) -> list[tuple[str, ArchConfig]]:
@@ -128,7 +91,7 @@ def candidates(config: StudyConfig, searched: bool = True) -> list[tuple[str, Ar
     return out
 
 
-def report(config: StudyConfig, long: LongRuns) -> dict[str, Any]:
+def report(config: StudyConfig, long: DesignerRuns) -> dict[str, Any]:
     study, _ = open_study(config, create=False)
     table = table_of(study)
     assert table is not None
@@ -182,25 +145,6 @@ def report(config: StudyConfig, long: LongRuns) -> dict[str, Any]:
     return out
 
 
-def plot(result: dict[str, Any], path: Path) -> None:
-    fig, ax = new_figure(figsize=(7, 4.5), dpi=120)
-    for searched, color, label in ((False, "tab:red", "baselines"), (True, "tab:blue", "searched front")):
-        rows = [r for r in result["rows"] if r["n"] >= 2 and (r["label"] == "searched") == searched]
-        ax.errorbar([r["ratio"] for r in rows], [r["accuracy"] for r in rows], xerr=[r["ratio_ci"] for r in rows],
-                    yerr=[r["accuracy_std"] for r in rows], fmt="o", c=color, capsize=2,
-                    label=f"{label} ({result['long_epochs']} ep x seeds)")
-        for r in rows:
-            if not searched:
-                ax.annotate(r["label"], (r["ratio"], r["accuracy"]), textcoords="offset points", xytext=(4, 4),
-                            fontsize=8, color=color)
-    ax.set_xlabel("latency / none's (ONNX Runtime, batch 1, 1 thread; table prediction ± 95%)")
-    ax.set_ylabel("tin100 test accuracy (± seed std)")
-    ax.set_title("MobileNetV3-Small: searched SE placement vs the designer's")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    save_figure(fig, path)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="the folder stage-datasets.sh filled")
@@ -213,12 +157,12 @@ def main() -> None:
     args = parser.parse_args()
     FOLDER.mkdir(parents=True, exist_ok=True)
     config = study_config(args.data, args.trials)
-    long = LongRuns(args.data, args.threads)
+    long = DesignerRuns(args.data, args.threads)
     if args.part in ("search", "all"):
         def log(line: str) -> None:
             print(f"{config.name}: {line}", flush=True)
             if (FOLDER / "designer.db").exists():
-                snapshot()
+                snapshot(FOLDER / "designer.db", FOLDER / "snapshot.db")
 
         run_search(config, config.load_data(), trials=args.trials, device="cpu", log=log,
                    progress=False)
@@ -233,7 +177,9 @@ def main() -> None:
         result = report(config, long)
         write_json(RESULTS / "designer_front.json", result)
         if "comparisons" in result:
-            plot(result, RESULTS / "designer_front.png")
+            plot_front(result["rows"], RESULTS / "designer_front.png", hand="baselines (10 ep x seeds)",
+                       searched="searched front (10 ep x seeds)", ylabel="tin100 test accuracy (± seed std)",
+                       title="MobileNetV3-Small: searched SE placement vs the designer's")
         for r in result["rows"]:
             acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.4f} ± {r['accuracy_std'] or 0:.4f} ({r['n']})"
             print(f"{r['label']:<9} x{r['ratio']:.3f} ± {r['ratio_ci']:.3f}  {acc}  {r['arch_id']}")

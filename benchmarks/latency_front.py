@@ -72,10 +72,8 @@ def study_config(data: Path, trials: int) -> StudyConfig:
     return config
 
 
-def snapshot(config: StudyConfig) -> None:
-    """A consistent copy of the study (sqlite3's online backup) beside the results, replaced whole."""
-    source = FOLDER / "tin100_latency.db"
-    target = FOLDER / "snapshot.db"
+def snapshot(source: Path, target: Path) -> None:
+    """A consistent copy of a study database (sqlite3's online backup) beside the results, replaced whole."""
     tmp = target.with_suffix(".tmp")
     with sqlite3.connect(source) as src, sqlite3.connect(tmp) as copy:
         src.backup(copy)
@@ -154,20 +152,22 @@ def report(config: StudyConfig, long: LongRuns) -> dict[str, Any]:
     return out
 
 
-def plot(result: dict[str, Any], path: Path) -> None:
+def plot_front(rows: list[dict[str, Any]], path: Path, *, hand: str, searched: str, ylabel: str,
+               title: str) -> None:
+    """Test accuracy (± seed std) against predicted latency (± 95 %): the hand placements (labelled)
+    and the searched front, rows with 2+ seeds."""
     fig, ax = new_figure(figsize=(7, 4.5), dpi=120)
-    for label, color in (("hand", "tab:red"), ("searched", "tab:blue")):
-        rows = [r for r in result["rows"] if r["n"] >= 2 and (r["label"] == "searched") == (label == "searched")]
-        ax.errorbar([r["ratio"] for r in rows], [r["accuracy"] for r in rows], xerr=[r["ratio_ci"] for r in rows],
-                    yerr=[r["accuracy_std"] for r in rows], fmt="o", c=color, capsize=2,
-                    label="hand placements" if label == "hand" else "searched front (10 ep x 3 seeds)")
-        for r in rows:
-            if r["label"] != "searched":
+    for is_searched, color, label in ((False, "tab:red", hand), (True, "tab:blue", searched)):
+        shown = [r for r in rows if r["n"] >= 2 and (r["label"] == "searched") == is_searched]
+        ax.errorbar([r["ratio"] for r in shown], [r["accuracy"] for r in shown], xerr=[r["ratio_ci"] for r in shown],
+                    yerr=[r["accuracy_std"] for r in shown], fmt="o", c=color, capsize=2, label=label)
+        for r in shown:
+            if not is_searched:
                 ax.annotate(r["label"], (r["ratio"], r["accuracy"]), textcoords="offset points", xytext=(4, 4),
                             fontsize=8, color=color)
     ax.set_xlabel("latency / none's (ONNX Runtime, batch 1, 1 thread; table prediction ± 95%)")
-    ax.set_ylabel("tin100 test accuracy, 10 epochs (± seed std)")
-    ax.set_title("tin100 ResNet-20: searched with latency vs hand placement")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     save_figure(fig, path)
@@ -190,7 +190,7 @@ def main() -> None:
         def log(line: str) -> None:
             print(f"{config.name}: {line}", flush=True)
             if (FOLDER / "tin100_latency.db").exists():
-                snapshot(config)
+                snapshot(FOLDER / "tin100_latency.db", FOLDER / "snapshot.db")
 
         run_search(config, long.data, trials=args.trials, device="cpu", log=log, progress=False,
                    trainer=proxy_runs.trainer)
@@ -207,7 +207,10 @@ def main() -> None:
         result = report(config, long)
         write_json(RESULTS / "latency_front.json", result)
         if "verdict" in result:
-            plot(result, RESULTS / "latency_front.png")
+            plot_front(result["rows"], RESULTS / "latency_front.png", hand="hand placements",
+                       searched="searched front (10 ep x 3 seeds)",
+                       ylabel="tin100 test accuracy, 10 epochs (± seed std)",
+                       title="tin100 ResNet-20: searched with latency vs hand placement")
         for r in result["rows"]:
             acc = ("-" if r["accuracy"] is None else
                    f"{r['accuracy']:.4f} ± {r['accuracy_std'] or 0:.4f} ({r['n']})")
