@@ -96,10 +96,10 @@ class Backbone:
     def normalise_stages(self, args: Mapping[str, Any], stages: tuple[BlockSpec, ...]) -> tuple[BlockSpec, ...]:
         """`own` on a stage with no attention of its own is `none` there: one architecture, one id
         (so `own` everywhere is the designer's placement on any backbone that has one)."""
-        if not any(spec.kind == "own" for spec in stages) or not self.has_own(args):
+        if not any(spec.kind == "own" for spec in stages):
             return stages
         counts = self.own_counts(args)
-        if len(counts) != len(stages):
+        if not any(counts) or len(counts) != len(stages):
             return stages  # check_stages names the wrong count
         return tuple(BlockSpec("none") if spec.kind == "own" and not n else spec
                      for spec, n in zip(stages, counts, strict=True))

@@ -92,20 +92,22 @@ def _own_attention(name: str, args: dict[str, Any]) -> tuple[dict[str, int], ...
 def _build(name: str, args: dict[str, Any], stages: tuple[BlockSpec, ...], num_classes: int,
            in_chans: int) -> nn.Module:
     model = _create(name, args, num_classes, in_chans)
-    for spec, units in zip(stages, unit_stages(model), strict=True):
+    owned = _own(name, json.dumps(args, sort_keys=True))  # the same module names whatever the class count
+    for spec, units, designers in zip(stages, unit_stages(model), owned, strict=True):
         if spec.kind == "own":
             continue
         if spec.placement == "expand" and spec.kind != "none":
             for unit_name in units:  # into the SE slot: the designer's if it has one, else after the depthwise
-                block = model.get_submodule(unit_name).block
-                slot = next((i for i, m in enumerate(block) if isinstance(m, SqueezeExcitation)), None)
-                width = block[_depthwise(model.get_submodule(unit_name))][0].out_channels
+                unit = model.get_submodule(unit_name)
+                depthwise = _depthwise(unit)
+                block = make_block(spec, unit.block[depthwise][0].out_channels)
+                slot = next((i for i, m in enumerate(unit.block) if isinstance(m, SqueezeExcitation)), None)
                 if slot is None:
-                    block.insert(_depthwise(model.get_submodule(unit_name)) + 1, make_block(spec, width))
+                    unit.block.insert(depthwise + 1, block)
                 else:
-                    block[slot] = make_block(spec, width)
+                    unit.block[slot] = block
             continue
-        own.strip(model, [n for n, _ in own.find_attention(model) if any(n.startswith(u + ".") for u in units)])
+        own.strip(model, designers)
         if spec.placement == "stage":
             attach_after(model, units[-1], spec, model.get_submodule(units[-1]).out_channels)
         elif spec.kind != "none":  # block: after the projection's norm, before the residual sum
