@@ -144,6 +144,19 @@ class SearchSpace:
         """The distinct blocks (at placement `block`) the space offers for `kind`."""
         return {BlockSpec(kind, **values) for values in self._combinations(kind)}
 
+    def stage_specs(self, offered: tuple[str, ...], has_own: bool = False) -> tuple[BlockSpec, ...]:
+        """Every distinct block (settings and placement) one searched stage can take, where the
+        stage offers the placements `offered` (a one-shot supernet holds weights for each)."""
+        placements = self.stage_placements(offered)
+        specs: list[BlockSpec] = []
+        for kind in self.stage_kinds(has_own):
+            if kind in PLACELESS:
+                specs.append(BlockSpec(kind))
+                continue
+            for values in self._combinations(kind):
+                specs.extend(BlockSpec(kind, placement=p, **values) for p in placements)
+        return tuple(dict.fromkeys(specs))
+
     def stage_choices(self, offered: tuple[str, ...] | None = None, has_own: bool = False) -> int:
         """How many distinct blocks one searched stage can take (where the stage offers `offered`,
         and brings attention of its own when `has_own`)."""

@@ -24,7 +24,7 @@ from nas.latency.conditions import LatencyConditions
 from nas.space import DEFAULT_KINDS, SearchSpace, load_space
 from nas.studyref import StudyRef, study_ref
 from nas.train import ProxyConfig
-from nas.validation import DatasetSettings, LatencySettings, StudyFile, validate
+from nas.validation import DatasetSettings, EvaluationSettings, LatencySettings, StudyFile, validate
 
 DESIGNER = "designer"  # the baseline that keeps a backbone's own attention (`own` on every stage)
 BASELINE_NAMES = (*DEFAULT_KINDS, DESIGNER)
@@ -53,6 +53,8 @@ class StudyConfig:
     fidelity: Fidelity | None = None  # None: one fidelity, the proxy's
     latency: LatencySettings = dataclasses.field(default_factory=LatencySettings)
     latency_table: Path | None = None  # resolved `latency.table`; None: the default, see `latency_table_path`
+    evaluation: EvaluationSettings = dataclasses.field(default_factory=EvaluationSettings)
+    supernet_file: Path | None = None  # resolved `evaluation.file`; None: the default, see `supernet_path`
 
     @property
     def latency_conditions(self) -> LatencyConditions:
@@ -63,6 +65,11 @@ class StudyConfig:
     def latency_table_path(self) -> Path:
         """The table given in the study file, else `<name>.latency.json` beside the study file."""
         return self.latency_table if self.latency_table is not None else self.path.parent / f"{self.name}.latency.json"
+
+    @property
+    def supernet_path(self) -> Path:
+        """The supernet named in the study file, else `<name>.supernet.pt` beside the study file."""
+        return self.supernet_file if self.supernet_file is not None else self.path.parent / f"{self.name}.supernet.pt"
 
     def latency_target(self, data: Dataset):  # type: ignore[no-untyped-def]
         """What the study's latency table is for (`nas.latency.builder.LatencyTarget`)."""
@@ -178,7 +185,8 @@ def _parse(data: Any, path: Path, storage_override: str | None) -> StudyConfig:
         objectives=tuple(study.objectives), sampler=study.sampler.options(), trials=study.trials,
         baselines=baselines, max_mflops=study.constraints.max_mflops, max_params=study.constraints.max_params,
         noise_seeds=study.noise_seeds, description=study.description, fidelity=fidelity,
-        latency=study.latency, latency_table=ref.latency_table,
+        latency=study.latency, latency_table=ref.latency_table, evaluation=study.evaluation,
+        supernet_file=None if study.evaluation.file is None else (base / study.evaluation.file),
     )
 
 

@@ -31,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,6 +41,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from nas.data import Dataset, Split
 from nas.errors import ConfigError, TrainingDiverged
+from nas.files import atomic_write
 from nas.layout import memory_format
 from nas.validation import ProxySettings, validate
 
@@ -202,6 +204,7 @@ def train_proxy(
     device: str | torch.device = "auto",
     progress: bool | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
+    checkpoint: str | Path | None = None,
 ) -> ProxyResult:
     """Train `model` on `data.train` as `config` says and score it on `data.val`.
 
@@ -211,7 +214,10 @@ def train_proxy(
     `on_epoch(epoch, accuracy)` is called after each full epoch (1-based) with the validation
     accuracy — evaluated per epoch only when it is given; an exception it raises (an Optuna prune)
     propagates. A NaN, infinite or exploded loss (above 100x ln(num_classes), the loss of
-    uniform guessing) raises `TrainingDiverged`.
+    uniform guessing) raises `TrainingDiverged`. `checkpoint`: a file the run saves itself to after
+    every epoch (weights, optimiser, data order, RNG) and resumes from when it exists, so a killed
+    long run (the one-shot supernet's) continues bit for bit where its last epoch ended; the caller
+    deletes it when the result is safe.
     """
     start = time.perf_counter()
     dev = resolve_device(device)
@@ -227,7 +233,9 @@ def train_proxy(
     ):
         torch.manual_seed(config.seed)
         net = _materialise(model)
-        return _Run(net, data, config, dev, progress, on_epoch, start).train()
+        run = _Run(net, data, config, dev, progress, on_epoch, start)
+        run.checkpoint = None if checkpoint is None else Path(checkpoint)
+        return run.train()
 
 
 def evaluate(
@@ -250,6 +258,27 @@ def evaluate(
     norm = _Normaliser(data, dev, fmt)
     autocast = _autocast(dev, precision)
     return _evaluate(model, split.images.to(dev), split.labels.to(dev), norm, batch_size, autocast)
+
+
+def score_weights(
+    model: nn.Module,
+    data: Dataset,
+    config: ProxyConfig = ProxyConfig(),  # noqa: B008 - frozen, so one shared default is safe
+    device: str | torch.device = "auto",
+) -> tuple[float, float]:
+    """(validation accuracy, loss) of `model` as it is, batch-norm statistics recalibrated first on
+    `config.bn_recal` training images: how the one-shot evaluator scores weights a subnet inherited,
+    exactly as `train_proxy` scores the weights it trained (same images, same precision)."""
+    dev = resolve_device(device)
+    fmt = memory_format(dev)
+    with _fork_rng(dev), _threads(config.threads):
+        net = model.to(dev, memory_format=fmt)
+        schedule = _Schedule.of(config, len(data.train))
+        on = _DeviceData(data, config, schedule, dev, fmt)
+        autocast = _autocast(dev, config.precision)
+        net.train()
+        _recalibrate(net, autocast, on, config.eval_batch_size)
+        return _evaluate(net, on.val_x, on.val_y, on.norm, config.eval_batch_size, autocast)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,16 +438,15 @@ def _validate(learner: _Learner, on: _DeviceData, config: ProxyConfig, divergenc
               epoch: float) -> tuple[float, float]:
     """(accuracy, loss) on the validation split, batch-norm statistics recalibrated first."""
     learner.net.train()
-    _recalibrate(learner, on, config.eval_batch_size)
+    _recalibrate(learner.net, learner.autocast, on, config.eval_batch_size)
     acc, loss = _evaluate(learner.net, on.val_x, on.val_y, on.norm, config.eval_batch_size, learner.autocast)
     divergence.check_validation(loss, epoch)
     return acc, loss
 
 
-def _recalibrate(learner: _Learner, on: _DeviceData, batch_size: int) -> None:
+def _recalibrate(net: nn.Module, autocast: Any, on: _DeviceData, batch_size: int) -> None:
     """Replace batch-norm running statistics by plain averages over the `bn_recal` training
     images (not augmented) under the current weights; momentum is restored after."""
-    net = learner.net
     norms = [m for m in net.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
     if not norms or len(on.recal_idx) < 2:
         return
@@ -429,7 +457,7 @@ def _recalibrate(learner: _Learner, on: _DeviceData, batch_size: int) -> None:
     try:
         # forked RNG: dropout draws here must not shift the training stream, so a run with
         # per-epoch evaluation trains exactly like one without
-        with torch.no_grad(), learner.autocast, _fork_rng(on.device):
+        with torch.no_grad(), autocast, _fork_rng(on.device):
             for chunk in on.recal_idx.split(batch_size):
                 net(on.norm(on.train_x[chunk]))
     finally:
@@ -458,10 +486,16 @@ class _Run:
         steps_done, stopped, train_loss = 0, False, math.nan
         last_eval: tuple[int, float, float] | None = None
         train_seconds = 0.0
+        first = 1
+        resumed = self.resume()
+        if resumed is not None:
+            first, steps_done, train_seconds, train_loss = resumed
         self.loop_start = time.perf_counter()
         bar = _bar(self.show, s.total_steps)
+        if bar is not None and steps_done:
+            bar.update(steps_done)
         try:
-            for epoch in range(1, cfg.epochs + 1):
+            for epoch in range(first, cfg.epochs + 1):
                 if bar is not None:
                     bar.set_description(f"epoch {epoch}/{cfg.epochs}")
                 tick = time.perf_counter()
@@ -473,6 +507,7 @@ class _Run:
                 stopped = steps_done < s.total_steps and self.out_of_time()
                 if stopped:
                     break
+                self.save(epoch, steps_done, train_seconds, train_loss)
                 if self.on_epoch is not None:
                     acc, val_loss = self.validate(epoch)
                     last_eval = (epoch, acc, val_loss)
@@ -512,6 +547,33 @@ class _Run:
                 if i + 1 < s.steps_per_epoch and self.out_of_time():
                     return i + 1, float(losses[: i + 1].mean())
         return s.steps_per_epoch, float(losses.mean())
+
+    checkpoint: Path | None = None
+
+    def save(self, epoch: int, steps_done: int, train_seconds: float, train_loss: float) -> None:
+        """After a whole epoch: everything the next epoch depends on, written all or nothing."""
+        if self.checkpoint is None:
+            return
+        state = {"format": 1, "epoch": epoch, "steps_done": steps_done, "train_seconds": train_seconds,
+                 "train_loss": train_loss, "epochs": self.config.epochs,
+                 "net": self.learner.net.state_dict(), "optimizer": self.learner.optimizer.state_dict(),
+                 "data_rng": self.on.generator.get_state(), "torch_rng": torch.get_rng_state()}
+        with atomic_write(self.checkpoint) as handle:
+            torch.save(state, handle)
+
+    def resume(self) -> tuple[int, int, float, float] | None:
+        """(first epoch to run, steps done, training seconds, last loss) from the checkpoint, if one exists."""
+        if self.checkpoint is None or not self.checkpoint.exists():
+            return None
+        state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
+        if state.get("epochs") != self.config.epochs:
+            raise ConfigError(f"{self.checkpoint}: a checkpoint of a {state.get('epochs')}-epoch run, but this run "
+                              f"has {self.config.epochs}; allowed: the same settings, or delete the file")
+        self.learner.net.load_state_dict(state["net"])
+        self.learner.optimizer.load_state_dict(state["optimizer"])
+        self.on.generator.set_state(state["data_rng"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
+        return state["epoch"] + 1, state["steps_done"], state["train_seconds"], state["train_loss"]
 
     def out_of_time(self) -> bool:
         budget = self.config.max_seconds

@@ -190,6 +190,28 @@ class LatencySettings(_Model):
                                 description="a number > 0: seconds a group of measurements may take")
 
 
+class EvaluationSettings(_Model):
+    """How a trial's accuracy is obtained (DESIGN.md's evaluator): a standalone proxy run, or a score
+    with weights inherited from the study's one-shot supernet (`nas.supernet`)."""
+
+    noun: ClassVar[str] = "evaluation setting"
+
+    kind: Literal["proxy", "supernet"] = Field(
+        "proxy", description="proxy (train each candidate alone, briefly; the default) or supernet (score it with "
+                             "the weights it inherits from one weight-sharing network trained once)")
+    epochs: StrictInt = Field(10, ge=1, description="an integer >= 1 (epochs the supernet trains, with the proxy's "
+                                                    "other settings)")
+    sharing: Literal["choice", "placement", "kind"] = Field(
+        "kind", description="choice (own weights per block, settings and placement), placement (a kind's settings "
+                            "share weights per placement, sliced) or kind (one set per kind and stage)")
+    recal: StrictInt = Field(2048, ge=0, description="an integer >= 0 (training images that recalibrate batch-norm "
+                                                     "statistics for each scored architecture)")
+    file: str | None = Field(None, description="the supernet's weights file, relative to the study file; null: "
+                                               "<study name>.supernet.pt beside it, trained when missing")
+    max_mb: Number = Field(1024, gt=0, allow_inf_nan=False,
+                           description="a number > 0: the most memory (MB) the supernet's weights may take")
+
+
 class StudyFile(_Model):
     """The shape of a study file. `nas.studyfile` adds what needs the backbone, the space and the
     storage, and resolves paths."""
@@ -218,6 +240,8 @@ class StudyFile(_Model):
         None, description="a mapping like {epochs: [1, 3, 9], keep: 0.34, seeds: [1, 1, 2]}, or null for one fidelity")
     latency: LatencySettings = Field(default_factory=LatencySettings,
                                      description="a mapping like {runtime: onnxruntime, batch_size: 1, threads: 1}")
+    evaluation: EvaluationSettings = Field(
+        default_factory=EvaluationSettings, description="a mapping like {kind: supernet, epochs: 10}")
 
     @_model_validator(mode="before")
     @classmethod
@@ -228,7 +252,7 @@ class StudyFile(_Model):
         data = dict(data)
         if isinstance(data.get("dataset"), str):
             data["dataset"] = {"name": data["dataset"]}
-        for key in ("proxy", "sampler", "constraints", "backbone_args", "fidelity", "latency"):
+        for key in ("proxy", "sampler", "constraints", "backbone_args", "fidelity", "latency", "evaluation"):
             if key in data and data[key] is None:
                 del data[key]
         return data
@@ -237,6 +261,13 @@ class StudyFile(_Model):
     def _objectives(self) -> StudyFile:
         if len(set(self.objectives)) != len(self.objectives) or ACCURACY.name not in self.objectives:
             raise _sentence(f"objectives = {self.objectives} must include {ACCURACY.name} and list each objective once")
+        return self
+
+    @_model_validator(mode="after")
+    def _supernet_has_one_fidelity(self) -> StudyFile:
+        if self.fidelity is not None and self.evaluation.kind == "supernet":
+            raise _sentence("fidelity rungs train candidates for longer, but evaluation.kind = 'supernet' trains "
+                            "none; allowed: remove fidelity, or evaluation.kind proxy")
         return self
 
     @_model_validator(mode="after")

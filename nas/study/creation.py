@@ -26,7 +26,10 @@ from nas.studyref import check_ours, missing
 def proxy_key(config: StudyConfig) -> str:
     """A short fingerprint of the study's proxy and data: two results are comparable when they
     have the same one and the same `epochs` and `seed` (which a queued trial may override)."""
-    blob = json.dumps({"proxy": config.proxy.to_dict(), "dataset": config.dataset}, sort_keys=True, default=str)
+    what = {"proxy": config.proxy.to_dict(), "dataset": config.dataset}
+    if config.evaluation.kind != "proxy":  # a one-shot score is not comparable with a proxy run's accuracy
+        what["evaluation"] = config.evaluation.model_dump(exclude={"file", "max_mb"})
+    blob = json.dumps(what, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 

@@ -21,6 +21,7 @@ from nas.study.creation import open_study, requeue_lost_baselines
 from nas.study.latency import table_of
 from nas.study.noise_seeds import noise_line, record_noise
 from nas.study.objective import Objective, Trainer
+from nas.study.oneshot import SupernetTrainer, prepare_supernet, record_supernet
 from nas.study.progress import format_report, progress_bar, trial_report, write_line
 from nas.study.workers import reap_dead_local_trials
 from nas.studyfile import StudyConfig, load_study_config
@@ -63,7 +64,13 @@ def _run(
     log: Callable[[str], None], progress: bool | None, trainer: Trainer | None,
 ) -> optuna.Study:
     dev = resolve_device(device)
+    supernet = None
+    if config.evaluation.kind == "supernet" and trainer is None:  # trained (or refused) before the study is made
+        supernet = prepare_supernet(config, data, dev, log, progress)
+        trainer = SupernetTrainer(supernet, config.evaluation.recal)
     study, storage = open_study(config, create=True, data=data, log=log)
+    if supernet is not None:
+        record_supernet(study, config, supernet)
     for number in reap_dead_local_trials(study, storage):
         log(f"trial #{number} was left running by a worker that died; marked failed and queued again")
     lost = requeue_lost_baselines(study, config, data)
