@@ -120,7 +120,8 @@ class Supernet(nn.Module):
     def _plain(self) -> ArchConfig:
         return dataclasses.replace(self.template, stages=(BlockSpec("none"),) * len(self.template.stages))
 
-    def _space_choices(self, per_stage: tuple[tuple[str, ...], ...], owned: tuple[Any, ...]) -> list[tuple[BlockSpec, ...]]:
+    def _space_choices(self, per_stage: tuple[tuple[str, ...], ...],
+                       owned: tuple[Any, ...]) -> list[tuple[BlockSpec, ...]]:
         searched = self.space.searched_stages(len(self.template.stages))
         return [self.space.stage_specs(per_stage[s - 1], bool(owned[s - 1])) if s in searched
                 else (self.template.stages[s - 1],) for s in range(1, len(self.template.stages) + 1)]
