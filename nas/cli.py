@@ -498,6 +498,21 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluation_line(config, data) -> str | None:  # type: ignore[no-untyped-def]
+    """For a study scored by a supernet: its size, memory and the training it costs once (None for
+    the default evaluator, the proxy, which the `proxy` line already describes)."""
+    if config.evaluation.kind == "proxy":
+        return None
+    from nas.study.oneshot import build_supernet, describe_supernet
+
+    net = build_supernet(config, data)  # refuses a space over evaluation.max_mb
+    e = config.evaluation
+    state = "exists" if config.supernet_path.exists() else "trained by the first nas search"
+    return (f"  evaluation  supernet: {describe_supernet(net)}; trains once for {e.epochs} epochs (as much as "
+            f"{e.epochs / config.proxy.epochs:g} proxy runs), then each trial is scored with inherited weights "
+            f"after batch-norm recalibration on {e.recal} images; {config.supernet_path} ({state})")
+
+
 def _check(args: argparse.Namespace) -> int:
     """Everything is computed (the baselines built and counted) before anything is printed, so a
     refusal is the only line."""
@@ -513,6 +528,7 @@ def _check(args: argparse.Namespace) -> int:
         baselines.append((label, arch, _cost(config, f"baselines: {label}", arch, data)))
     warnings = _budget_warnings(config, floor, baselines)
     latency_lines = _latency_lines(config, data, warnings)
+    evaluation = _evaluation_line(config, data)
     n = len(template.stages)
     print(f"study {config.name!r} ({config.path})")
     print(f"  storage     {masked(config.storage)}")
@@ -528,6 +544,8 @@ def _check(args: argparse.Namespace) -> int:
     for line in _space_lines(config.space):
         print(f"    {line}")
     print(f"  proxy       {config.proxy.to_dict()}")
+    if evaluation is not None:
+        print(evaluation)
     for line in _fidelity_lines(config, data):
         print(line)
     print(f"  objectives  {', '.join(config.objectives)}; sampler {config.sampler}; target {config.trials} trials"

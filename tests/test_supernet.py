@@ -196,3 +196,16 @@ def test_memory_is_stated_for_a_space(data):
 
     text = describe_supernet(Supernet(template(data), SPACE))
     assert "architectures" in text and "MB" in text and "weights" in text
+
+
+def test_check_states_the_supernet_and_refuses_one_over_memory(tmp_path):
+    study = write_study(tmp_path, evaluation={"kind": "supernet", "epochs": 4})
+    run = nas_in_process("check", study)
+    assert run.returncode == 0, run.stderr
+    line = next(x for x in run.stdout.splitlines() if x.strip().startswith("evaluation"))
+    assert "architectures" in line and "MB" in line and "4 epochs" in line and "tiny.supernet.pt" in line
+    small = write_study(tmp_path, evaluation={"kind": "supernet", "max_mb": 0.001})
+    refused = nas_in_process("check", small)
+    assert refused.returncode == 2 and "evaluation.max_mb = 0.001" in refused.stderr
+    plain = nas_in_process("check", write_study(tmp_path, evaluation=None)).stdout
+    assert not any(x.strip().startswith("evaluation") for x in plain.splitlines())  # the proxy line says it all

@@ -62,7 +62,7 @@ def build_supernet(config: StudyConfig, data: Dataset) -> Supernet:
     size = megabytes(net)
     if size > config.evaluation.max_mb:
         raise ConfigError(f"{config.path}: evaluation.max_mb = {config.evaluation.max_mb:g} but this space's supernet "
-                          f"needs {size:.0f} MB of weights ({describe_supernet(net)}); allowed: a larger max_mb, "
+                          f"needs {size:.1f} MB of weights ({describe_supernet(net)}); allowed: a larger max_mb, "
                           "sharing kind, or a smaller space")
     return net
 
