@@ -29,7 +29,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -40,23 +39,16 @@ from torch.func import functional_call
 
 from nas.arch import ArchConfig
 from nas.backbones import get_backbone
-from nas.blocks import (
-    CBAM,
-    BlockSpec,
-    CoordinateAttention,
-    EfficientChannelAttention,
-    GatherExcite,
-    SpatialAttention,
-    SqueezeExcite,
-)
+from nas.blocks import BLOCK_KINDS, REGISTRY, BlockSpec
 from nas.build import build_model
 from nas.data import Dataset
 from nas.errors import ConfigError
+from nas.files import atomic_write
 from nas.space import SearchSpace
 from nas.train import ProxyConfig, ProxyResult, score_weights, train_proxy
 
 SHARING = ("choice", "placement", "kind")
-BLOCK_CLASSES = (SqueezeExcite, EfficientChannelAttention, CBAM, GatherExcite, SpatialAttention, CoordinateAttention)
+BLOCK_CLASSES = tuple(REGISTRY[kind].module for kind in BLOCK_KINDS)  # a new kind's module is found too
 
 
 @dataclasses.dataclass(frozen=True)
@@ -328,10 +320,8 @@ def save_supernet(net: Supernet, path: str | Path, meta: dict[str, Any] | None =
     payload = {"format": 1, "fingerprint": fingerprint(net), "template": net.template.to_dict(),
                "sharing": net.sharing, "seed": net.seed, "meta": net.meta,
                "state": {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in net.state_dict().items()}}
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_write(Path(path)) as handle:
+        torch.save(payload, handle)
 
 
 def load_supernet(path: str | Path, space: SearchSpace, template: ArchConfig | None = None,
