@@ -83,12 +83,14 @@ class StudyAttr:
     VAL_SIZE: Final = "val_size"  # validation images behind every accuracy of the study
     FIDELITY: Final = "fidelity"  # the study file's fidelity section (null: a single-fidelity study)
     LATENCY_TABLE: Final = "latency_table"  # the whole table latency is predicted from
+    SUPERNET: Final = "supernet"  # the one-shot supernet that scored the trials (nas.study.oneshot)
     # a rung study of a multi-fidelity study
     RUNG: Final = "rung"
     RUNG_OF: Final = "rung_of"  # the name of its rung-0 study
     # the companion study of `nas refine`
     REFINED_FROM: Final = "refined_from"
-    REFINE_SETTINGS: Final = "refine_settings"
+    REFINE_SETTINGS: Final = "refine_settings"  # {epochs, seeds, max_seeds}
+    CONFIRMATION: Final = "confirmation"  # {candidates, finished, search_trials}: how far confirmation got
 
     @staticmethod
     def refine_run(trial: int, seed: int) -> str:

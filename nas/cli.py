@@ -101,14 +101,14 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_search)
 
     p = command("front", "print (and plot) the study's Pareto front",
-                "  nas front studies/demo.yaml --plot front.png\n  nas front studies/demo.yaml --refined --json")
+                "  nas front studies/demo.yaml --plot front.png\n  nas front studies/demo.yaml --search --json")
     p.add_argument("study", type=Path, help=STUDY_HELP)
     p.add_argument("--storage", help=STORAGE_HELP)
     p.add_argument("--plot", type=Path, help="also write a plot: FILE.png or FILE.html (its folder must exist)")
     p.add_argument("--json", action="store_true",
                    help="print the front as JSON (accuracy, accuracy_std, n_evals, mflops, params, knee, tie, ...) "
                         "instead of a table")
-    p.add_argument("--refined", action="store_true", help="the front of refined results (after nas refine)")
+    _which_front(p)
     p.add_argument("--latency", type=Path, metavar="TABLE.json",
                    help="add each row's latency predicted by this table (nas latency-table) to a study without the "
                         "latency objective (default: the study file's latency.table, where it names one)")
@@ -119,13 +119,13 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("export", "write the chosen architecture as an ArchConfig YAML",
                 "  nas export studies/demo.yaml --pick knee -o best.yaml\n"
-                "  nas export studies/demo.yaml --refined --pick accuracy --max-mflops 10 -o best.yaml")
+                "  nas export studies/demo.yaml --pick accuracy --max-mflops 10 -o best.yaml")
     p.add_argument("study", type=Path, help=STUDY_HELP)
     p.add_argument("--pick", default="knee",
                    help="knee | accuracy | flops (cheapest) | trial:N (that trial, which must meet the filters)")
     p.add_argument("--max-mflops", type=float, help="only trials at or under this many MFLOPs")
     p.add_argument("--min-accuracy", type=float, help="only trials at or over this accuracy")
-    p.add_argument("--refined", action="store_true", help="pick from the refined results (after nas refine)")
+    _which_front(p)
     p.add_argument("--storage", help=STORAGE_HELP)
     p.add_argument("-o", "--output", type=Path, required=True, help="output YAML file (its folder must exist)")
     p.add_argument("--latency", type=Path, metavar="TABLE.json",
@@ -185,12 +185,15 @@ def _parser() -> argparse.ArgumentParser:
                         "weights')")
     p.set_defaults(run=_train)
 
-    p = command("refine", "retrain the front at a higher fidelity over several seeds",
-                "  nas refine studies/demo.yaml --top 8 --epochs 6 --seeds 3")
+    p = command("refine", "confirm the front now: retrain it standalone at the long fidelity over seeds "
+                          "(nas search does it at the end)",
+                "  nas refine studies/demo.yaml\n  nas refine studies/demo.yaml --top 8 --epochs 6 --seeds 3")
     p.add_argument("study", type=Path, help=STUDY_HELP)
-    p.add_argument("--top", type=int, default=8, help="front and near-front architectures to retrain")
-    p.add_argument("--epochs", type=int, help="epochs per run (default: 3x the proxy's)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per architecture")
+    p.add_argument("--top", type=int, help="front and near-front architectures to retrain (default: confirm.top)")
+    p.add_argument("--epochs", type=int, help="epochs per run (default: confirm.epochs, else 3x the proxy's)")
+    p.add_argument("--seeds", type=int, help="seeds per architecture (default: confirm.seeds)")
+    p.add_argument("--max-seeds", type=int, help="seeds for architectures still tied at the top (default: "
+                                                 "confirm.max_seeds, else 2x seeds)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--storage", help=STORAGE_HELP)
     p.set_defaults(run=_refine)
@@ -287,17 +290,20 @@ def _at_rung(config) -> str:  # type: ignore[no-untyped-def]
     return f" at {config.fidelity.describe(config.fidelity.top)}" if config.fidelity is not None else ""
 
 
-def _results(config, study, refined: bool):  # type: ignore[no-untyped-def]
-    """The proxy results of the search (of a multi-fidelity study: at its top rung), or with
-    `refined` those of `nas refine`."""
-    from nas.front import front_of
+def _which_front(p: argparse.ArgumentParser) -> None:
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--confirmed", "--refined", dest="want", action="store_const", const="confirmed",
+                       default="auto", help="the confirmed front; refused when the study was never confirmed "
+                                            "(default: the confirmed front once confirmation has finished)")
+    which.add_argument("--search", dest="want", action="store_const", const="search",
+                       help="the search's own front: proxy results or one-shot scores, not confirmed")
 
-    if refined:
-        from nas.refine import refined_front  # trains when refining: imports torch
 
-        return refined_front(config)
-    front = front_of(study)
-    return dataclasses.replace(front, name=f"study {config.name!r}{_at_rung(config)}") if config.fidelity else front
+def _results(config, study, want: str):  # type: ignore[no-untyped-def]
+    """Which front to read (`nas.confirmed.read_front`): of a multi-fidelity study, its top rung's."""
+    from nas.confirmed import read_front
+
+    return read_front(config.storage, config.name, study, want, _at_rung(config))
 
 
 def _front(args: argparse.Namespace) -> int:
@@ -306,16 +312,15 @@ def _front(args: argparse.Namespace) -> int:
     if args.plot is not None:
         check_plot_path(args.plot)
     config, study = _existing(args)
-    front = _with_table(_results(config, study, args.refined), config, args.latency)
+    reading = _results(config, study, args.want)
+    front = _with_table(reading.front, config, args.latency)
     measured = _measure_front(args, front) if args.measure else None
     if args.json:
         print(json.dumps(to_json(front), indent=1))
     elif not front.rows:
         print(f"{front.name} has no finished trial yet")
     else:
-        kind = "refined front (mean ± std accuracy over seeds)" if args.refined else "Pareto front"
-        at = "" if args.refined else _at_rung(config)
-        print(f"{kind} of study {config.name!r}{at} ({len(front.rows)} architectures; {FLOPS_NOTE}):")
+        print(f"{reading.heading} of study {config.name!r} ({len(front.rows)} architectures; {FLOPS_NOTE}):")
         print(format_table(front))
         from nas.attrs import StudyAttr
 
@@ -324,6 +329,8 @@ def _front(args: argparse.Namespace) -> int:
             print(f"the backbone's own attention: {own}")
     if measured:
         print("\n".join(measured))
+    if reading.note:
+        print(f"note: {reading.note}", file=sys.stderr if args.json else sys.stdout)
     warning = near_chance(front.rows)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
@@ -458,21 +465,23 @@ def _latency_table(args: argparse.Namespace) -> int:
 
 
 def _refine(args: argparse.Namespace) -> int:
+    from nas.confirmed import read_front
     from nas.front import format_table
-    from nas.refine import refined_front, run_refine
+    from nas.refine import run_refine
     from nas.train import resolve_device
 
-    for name in ("top", "seeds", "epochs"):
+    for name in ("top", "seeds", "epochs", "max_seeds"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            raise ConfigError(f"--{name} = {value} is invalid; allowed: an integer >= 1")
+            raise ConfigError(f"--{name.replace('_', '-')} = {value} is invalid; allowed: an integer >= 1")
     resolve_device(args.device)
     config, study = _study(args)
     data = config.load_data()
-    run_refine(config, study, data, top=args.top, epochs=args.epochs, seeds=args.seeds, device=args.device)
-    front = refined_front(config)
-    print(f"refined front of study {config.name!r} (mean accuracy over seeds; {FLOPS_NOTE}):")
-    print(format_table(front))
+    run_refine(config, study, data, top=args.top, epochs=args.epochs, seeds=args.seeds, max_seeds=args.max_seeds,
+               device=args.device)
+    reading = read_front(config.storage, config.name, study, "confirmed", _at_rung(config))
+    print(f"{reading.heading} of study {config.name!r} ({len(reading.front.rows)} architectures; {FLOPS_NOTE}):")
+    print(format_table(reading.front))
     return 0
 
 
@@ -482,15 +491,17 @@ def _export(args: argparse.Namespace) -> int:
     if not args.output.parent.is_dir():
         raise ConfigError(f"-o {args.output}: the folder {args.output.parent} does not exist")
     config, study = _existing(args)
-    front = _with_table(_results(config, study, args.refined), config, args.latency)
+    reading = _results(config, study, args.want)
+    front = _with_table(reading.front, config, args.latency)
     chosen = pick(front, args.pick, args.max_mflops, args.min_accuracy)
-    comparison = versus_none(front, chosen, refined=args.refined)
-    write_export(export_document(study, chosen, args.pick, config.storage, comparison, front.latency_conditions),
-                 args.output)
-    at = "" if args.refined else _at_rung(config)
-    print(f"exported trial #{chosen.number}{at} ({args.pick}{', refined' if args.refined else ''}): accuracy "
+    comparison = versus_none(front, chosen, refined=reading.confirmed)
+    write_export(export_document(study, chosen, args.pick, config.storage, comparison, front.latency_conditions,
+                                 front_read=reading.heading), args.output)
+    print(f"exported trial #{chosen.number} of the {reading.heading} ({args.pick}): accuracy "
           f"{chosen.accuracy_text()}, {chosen.mflops:.2f} MFLOPs, {chosen.params:,} params\n  {chosen.arch_id}\n"
           f"  -> {args.output}")
+    if reading.note:
+        print(f"note: {reading.note}")
     print(versus_line(comparison))
     latency = latency_line(front, chosen)
     if latency:
@@ -511,6 +522,17 @@ def _evaluation_line(config, data) -> str | None:  # type: ignore[no-untyped-def
     return (f"  evaluation  supernet: {describe_supernet(net)}; trains once for {e.epochs} epochs (as much as "
             f"{e.epochs / config.proxy.epochs:g} proxy runs), then each trial is scored with inherited weights "
             f"after batch-norm recalibration on {e.recal} images; {config.supernet_path} ({state})")
+
+
+def _confirm_line(config) -> str:  # type: ignore[no-untyped-def]
+    """What confirmation will retrain after the search, and what it costs in proxy runs."""
+    c = config.confirm
+    proxy_epochs = (config.fidelity.epochs[-1] if config.fidelity is not None else config.proxy.epochs)
+    epochs = c.epochs or 3 * proxy_epochs
+    seeds = f"{c.seeds}-{c.most_seeds}" if c.most_seeds > c.seeds else f"{c.seeds}"
+    when = "after the search" if c.after_search else "with `nas refine` only (confirm.after_search: false)"
+    return (f"  confirm     up to {c.top} front and near-front architectures at {epochs} epochs x {seeds} seeds "
+            f"{when}: at least {c.top * c.seeds * epochs / config.proxy.epochs:g} proxy runs' training")
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -550,6 +572,7 @@ def _check(args: argparse.Namespace) -> int:
         print(line)
     print(f"  objectives  {', '.join(config.objectives)}; sampler {config.sampler}; target {config.trials} trials"
           f"{' finished at rung 0' if config.fidelity is not None else ''}")
+    print(_confirm_line(config))
     limits = {k: v for k, v in (("max_mflops", config.max_mflops), ("max_params", config.max_params)) if v}
     print(f"  constraints {limits or 'none'}")
     for line in latency_lines:

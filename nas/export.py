@@ -82,7 +82,7 @@ VERDICTS = {
 }
 IS_NONE = "is the none baseline"
 NO_NONE = "no none baseline in the study"
-NO_REFINED_NONE = "the none baseline was not refined (run `nas refine` with a larger --top)"
+NO_REFINED_NONE = "the none baseline was not confirmed (run `nas refine` with a larger --top)"
 
 
 def versus_none(front: Front, chosen: FrontRow, refined: bool = False) -> dict[str, Any]:
@@ -136,10 +136,11 @@ def versions() -> dict[str, str]:
 
 def export_document(
     study: optuna.Study, chosen: FrontRow, rule: str, storage: str, vs_none: dict[str, Any] | None = None,
-    latency_conditions: str | None = None,
+    latency_conditions: str | None = None, front_read: str | None = None,
 ) -> dict[str, Any]:
     """The YAML document: the ArchConfig's keys, then a `provenance` section (with `vs_none`, the
-    pick against the `none` baseline, when given)."""
+    pick against the `none` baseline, when given, and `front`, which front it was picked from:
+    confirmed or the search's, and what ranked it)."""
     arch = ArchConfig.from_dict(chosen.arch)
     metrics: dict[str, Any] = {OBJECTIVES[name].key: float(v) for name, v in chosen.values.items()}
     metrics.update(accuracy_std=chosen.accuracy_std, n_evals=chosen.n_evals, std_source=chosen.std_source,
@@ -157,6 +158,7 @@ def export_document(
         "storage": masked(storage),
         "trial": chosen.number,
         "pick": rule,
+        "front": front_read,
         "arch_id": chosen.arch_id,
         "baseline": chosen.baseline,
         "metrics": metrics,

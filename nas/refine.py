@@ -1,22 +1,28 @@
-"""Refining the front: retrain the Pareto trials and their near-front neighbours at a higher
-fidelity (more epochs) over several seeds, and keep mean ± std per architecture.
+"""Confirmation: retrain the Pareto trials and their near-front neighbours standalone at the long
+fidelity (the study file's `confirm` section) over seeds, and keep mean ± std per architecture.
 
-Short proxies are noisy near the front, where the architectures differ least. Results go to a
-companion study `<name>.refined` in the same storage (same directions and metric names), so the
-dashboard shows the refined front next to the search, with per-trial user attrs
-`refined_accuracy_mean`, `refined_accuracy_std`, `refined_accuracies` (per seed), `refined_epochs`,
-`refined_seeds` and `source_trial`. Optuna cannot change a finished trial, hence the companion.
+Short proxies (and one-shot scores) are noisy and biased near the front, where the architectures
+differ least; DESIGN.md: the answer a user sees is confirmed at long training over seeds. `nas
+search` confirms when the study reaches its target; `nas refine` confirms on demand. Seeds are
+spent by successive halving: every candidate gets `seeds`, then those still tied with the most
+accurate (`nas.noise.ties`) get twice as many, until none ties or `max_seeds`.
 
-Resumable: every finished (trial, seed) run is saved at once in the companion study's user attrs
-(`run:<trial>:<seed>`); a restarted refine skips those and trains only what is missing. The
-refined trial is added when all its seeds are done.
+Results go to the companion study `<name>.refined` in the same storage (`nas.confirmed` reads
+it), so the dashboard shows the confirmed front next to the search, with per-trial user attrs
+`refined_accuracy_mean`, `refined_accuracy_std`, `refined_accuracies` (per seed), `seeds`,
+`refined_epochs`, `refined_seeds` and `source_trial`.
+
+Resumable and safe with many workers: every finished (trial, seed) run is saved at once in the
+companion study's user attrs (`run:<trial>:<seed>`), a restarted confirmation trains only what is
+missing, and one worker confirms at a time (`nas.storage.named_lock`); a worker that finishes
+later confirms what the others' last trials added.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -24,18 +30,15 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.arch import ArchConfig
 from nas.attrs import StudyAttr, TrialAttr
 from nas.build import build_model
+from nas.confirmed import Confirmation, refined_name
 from nas.data import Dataset
 from nas.errors import StudyError
-from nas.front import Front, FrontRow, front_of, non_dominated, objectives_of
+from nas.front import non_dominated, objectives_of
+from nas.noise import ties
 from nas.objectives import ACCURACY
-from nas.storage import creation_lock, open_storage, quiet_experimental
+from nas.storage import creation_lock, named_lock, open_storage, quiet_experimental
 from nas.studyfile import StudyConfig
-from nas.studyref import StudyRef
 from nas.train import resolve_device, train_proxy
-
-
-def refined_name(name: str) -> str:
-    return f"{name}.refined"
 
 
 def pareto_ranks(points: Sequence[Sequence[float]]) -> list[int]:
@@ -88,62 +91,126 @@ def open_refined(config: StudyConfig, study: optuna.Study, storage: optuna.stora
     return refined
 
 
+@dataclasses.dataclass(frozen=True)
+class _Runs:
+    """One candidate's confirmed accuracies so far, as `nas.noise.Estimate`."""
+
+    accuracies: tuple[float, ...]
+
+    @property
+    def accuracy(self) -> float:
+        return statistics.fmean(self.accuracies)
+
+    @property
+    def accuracy_std(self) -> float | None:
+        return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else None
+
+    @property
+    def n_evals(self) -> int:
+        return len(self.accuracies)
+
+
+def tied_at_top(runs: Mapping[int, Sequence[float]]) -> list[int]:
+    """The most accurate candidate (by mean) and every candidate that ties with it within noise,
+    most accurate first; only the leader when nothing ties (or ties cannot be told)."""
+    estimates = {k: _Runs(tuple(v)) for k, v in runs.items() if v}
+    if not estimates:
+        return []
+    order = sorted(estimates, key=lambda k: -estimates[k].accuracy)
+    best = estimates[order[0]]
+    return [order[0], *(k for k in order[1:] if ties(estimates[k], best))]
+
+
 def run_refine(
     config: StudyConfig,
     study: optuna.Study,
     data: Dataset,
     *,
-    top: int = 8,
+    top: int | None = None,
     epochs: int | None = None,
-    seeds: int = 3,
+    seeds: int | None = None,
+    max_seeds: int | None = None,
     device: str = "auto",
     log: Callable[[str], None] = print,
 ) -> optuna.Study:
-    """Retrain up to `top` front and near-front architectures for `epochs` (default: 3× the
-    proxy's) with seeds 0..seeds-1 (added to the proxy seed); returns the refined study."""
-    epochs = epochs if epochs is not None else 3 * config.proxy.epochs
+    """Confirm up to `top` front and near-front architectures: `epochs` per run, `seeds` seeds
+    (added to the proxy seed), up to `max_seeds` for those tied at the top. Each argument left out
+    is the study file's (`confirm`: epochs default 3x the proxy's). Returns the companion study."""
+    settings = config.confirm
+    top = top if top is not None else settings.top
+    epochs = epochs if epochs is not None else (settings.epochs or 3 * config.proxy.epochs)
+    seeds = seeds if seeds is not None else settings.seeds
+    max_seeds = max(seeds, max_seeds if max_seeds is not None else (
+        settings.most_seeds if settings.seeds == seeds else 2 * seeds))
     proxy = dataclasses.replace(config.proxy, epochs=epochs)
     dev = resolve_device(device)
     storage = open_storage(config.storage, create=False)
-    refined = open_refined(config, study, storage)
-    settings = {"epochs": epochs, "seeds": seeds}
-    earlier = refined.user_attrs.get(StudyAttr.REFINE_SETTINGS)
-    if earlier is not None and earlier != settings:
-        raise StudyError(
-            f"study {config.name!r} was refined with {earlier}; refine again with the same --epochs/--seeds "
-            f"(more --top is fine), or delete study {refined.study_name!r} (optuna delete-study) to start over"
-        )
-    refined.set_user_attr(StudyAttr.REFINE_SETTINGS, settings)
-    done_sources = {t.user_attrs.get(TrialAttr.SOURCE_TRIAL) for t in refined.get_trials(states=(TrialState.COMPLETE,))}
-    chosen = candidates(study, top)
-    log(f"refining {len(chosen)} architectures of study {config.name!r}: {epochs} epochs x {seeds} seeds, "
-        f"on {dev}; results in study {refined.study_name!r}")
-    for trial in chosen:
-        if trial.number in done_sources:
-            continue
-        arch = ArchConfig.from_dict(trial.user_attrs[TrialAttr.ARCH])
-        accuracies = []
-        for s in range(seeds):
-            key = StudyAttr.refine_run(trial.number, s)
-            saved = refined.user_attrs.get(key)
-            if saved is None:
-                result = train_proxy(lambda arch=arch: build_model(arch), data,
-                                     dataclasses.replace(proxy, seed=config.proxy.seed + s), dev, progress=False)
-                saved = result.accuracy
-                refined.set_user_attr(key, saved)  # saved at once: a killed refine keeps it
-            accuracies.append(saved)
-        mean = statistics.fmean(accuracies)
+    with named_lock(config.storage, f"{config.name}.confirm"):
+        refined = open_refined(config, study, storage)
+        earlier = refined.user_attrs.get(StudyAttr.REFINE_SETTINGS)
+        if earlier is not None and (earlier.get("epochs"), earlier.get("seeds")) != (epochs, seeds):
+            raise StudyError(
+                f"study {config.name!r} was confirmed with {earlier}; confirm again with the same epochs and seeds "
+                f"(confirm section or --epochs/--seeds; more top is fine), or delete study {refined.study_name!r} "
+                "(optuna delete-study) to start over"
+            )
+        refined.set_user_attr(StudyAttr.REFINE_SETTINGS, {"epochs": epochs, "seeds": seeds, "max_seeds": max_seeds})
+        chosen = {t.number: t for t in candidates(study, top)}
+        state = Confirmation.of(refined)
+        refined.set_user_attr(StudyAttr.CONFIRMATION, {
+            "candidates": sorted({*state.candidates, *chosen}), "finished": False, "search_trials": None})
+        log(f"confirming {len(chosen)} architectures of study {config.name!r}: {epochs} epochs x {seeds} seeds "
+            f"(up to {max_seeds} while tied at the top), on {dev}; results in study {refined.study_name!r}")
+
+        def runs(number: int, n: int) -> list[float]:
+            """The first `n` seeds' accuracies of candidate `number`, training the missing ones."""
+            arch = ArchConfig.from_dict(chosen[number].user_attrs[TrialAttr.ARCH])
+            saved_runs = refined.user_attrs
+            out = []
+            for s in range(n):
+                key = StudyAttr.refine_run(number, s)
+                saved = saved_runs.get(key)
+                if saved is None:
+                    result = train_proxy(lambda arch=arch: build_model(arch), data,
+                                         dataclasses.replace(proxy, seed=config.proxy.seed + s), dev, progress=False)
+                    saved = result.accuracy
+                    refined.set_user_attr(key, saved)  # saved at once: a killed confirmation keeps it
+                out.append(saved)
+            return out
+
+        results = {number: runs(number, seeds) for number in chosen}
+        n = seeds
+        while n < max_seeds:
+            tied = tied_at_top(results)
+            if len(tied) < 2:
+                break
+            n = min(2 * n, max_seeds)
+            log(f"{len(tied)} architectures tie at the top ({', '.join(f'#{k}' for k in tied)}): {n} seeds each")
+            results.update({number: runs(number, max(n, len(results[number]))) for number in tied})
+        for number, accuracies in results.items():
+            _add_refined_trial(refined, study, chosen[number], accuracies, epochs)
+        refined.set_user_attr(StudyAttr.CONFIRMATION, {
+            "candidates": sorted({*state.candidates, *chosen}), "finished": True,
+            "search_trials": len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))})
+    for number, trial in chosen.items():
+        accuracies = results[number]
         std = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
-        _add_refined_trial(refined, study, trial, mean, std, accuracies, epochs, seeds)
-        log(f"#{trial.number:<4d} proxy {trial.values[0]:.4f} -> refined {mean:.4f} ± {std:.4f}  "
-            f"{trial.user_attrs.get(TrialAttr.MFLOPS, 0):.2f} MFLOPs  {trial.user_attrs.get(TrialAttr.ARCH_ID)}")
+        log(f"#{number:<4d} search {trial.values[0]:.4f} -> confirmed {statistics.fmean(accuracies):.4f} ± "
+            f"{std:.4f} ({len(accuracies)})  {trial.user_attrs.get(TrialAttr.MFLOPS, 0):.2f} MFLOPs  "
+            f"{trial.user_attrs.get(TrialAttr.ARCH_ID)}")
     return refined
 
 
-def _add_refined_trial(
-    refined: optuna.Study, study: optuna.Study, source: FrozenTrial, mean: float, std: float,
-    accuracies: list[float], epochs: int, seeds: int,
-) -> None:
+def _add_refined_trial(refined: optuna.Study, study: optuna.Study, source: FrozenTrial, accuracies: list[float],
+                       epochs: int) -> None:
+    """Add (once per number of seeds) the confirmed trial of `source`: a candidate confirmed
+    again with more seeds gets a second trial, pooled with the first by seed (`nas.front`)."""
+    done = [t for t in refined.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get(TrialAttr.SOURCE_TRIAL) == source.number]
+    if any(len(t.user_attrs.get(TrialAttr.REFINED_ACCURACIES, ())) >= len(accuracies) for t in done):
+        return
+    mean = statistics.fmean(accuracies)
+    std = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
     values = list(source.values)
     values[objectives_of(study).index(ACCURACY.name)] = mean
     attrs = {
@@ -153,24 +220,8 @@ def _add_refined_trial(
         TrialAttr.REFINED_ACCURACY_MEAN: mean,
         TrialAttr.REFINED_ACCURACY_STD: std,
         TrialAttr.REFINED_ACCURACIES: accuracies,
+        TrialAttr.SEEDS: list(range(len(accuracies))),
         TrialAttr.REFINED_EPOCHS: epochs,
-        TrialAttr.REFINED_SEEDS: seeds,
+        TrialAttr.REFINED_SEEDS: len(accuracies),
     }
     refined.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
-
-
-def refined_front(config: StudyConfig | StudyRef) -> Front:
-    """The refined results: every refined architecture and their front, each row numbered by its
-    source trial in the search study."""
-    storage = open_storage(config.storage, create=False)
-    try:
-        refined = optuna.load_study(study_name=refined_name(config.name), storage=storage)
-    except KeyError:
-        raise StudyError(f"study {config.name!r} has not been refined yet; run `nas refine` first") from None
-
-    def by_source(rows: list[FrontRow]) -> list[FrontRow]:
-        return [dataclasses.replace(r, number=r.user_attrs[TrialAttr.SOURCE_TRIAL],
-                                    trials=(r.user_attrs[TrialAttr.SOURCE_TRIAL],)) for r in rows]
-
-    front = front_of(refined, f"refined study {config.name!r}", "refined validation accuracy (mean ± std over seeds)")
-    return dataclasses.replace(front, architectures=by_source(front.architectures), rows=by_source(front.rows))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,11 +137,22 @@ def quiet_experimental() -> Iterator[None]:
         yield
 
 
-_LOCK_KEY = 0x6E61735F  # "nas_": the advisory lock that serialises schema and study creation
+@contextlib.contextmanager
+def named_lock(url: str, name: str) -> Iterator[None]:
+    """An exclusive lock of this storage's workers on `name` (e.g. one study's confirmation): a lock
+    file beside the SQLite file, an advisory lock on a database server; released if the holder
+    dies (the kernel closes the file, the server the connection)."""
+    path = sqlite_path(url)
+    if path is None:
+        with _server_lock(url, zlib.crc32(name.encode()) & 0x7FFFFFFF, name[:64]):
+            yield
+        return
+    with exclusive_lock(path.parent / f".{path.name}.{name}.lock"):
+        yield
 
 
 @contextlib.contextmanager
-def _server_lock(url: str) -> Iterator[None]:
+def _server_lock(url: str, key: int = 0x6E61735F, name: str = "nas_create") -> Iterator[None]:  # "nas_": creation
     """A database-wide advisory lock on a database server, held on a connection of its own: concurrent
     `create_all` on a new PostgreSQL database fails ("duplicate key value violates unique constraint
     pg_type_typname_nsp_index", "relation ... already exists"), and two creators would each queue the
@@ -153,9 +165,9 @@ def _server_lock(url: str) -> Iterator[None]:
     try:
         with engine.connect() as connection:
             if backend == "postgresql":
-                connection.exec_driver_sql(f"SELECT pg_advisory_lock({_LOCK_KEY})")
+                connection.exec_driver_sql(f"SELECT pg_advisory_lock({key})")
             else:
-                connection.exec_driver_sql("SELECT GET_LOCK('nas_create', 600)")
+                connection.exec_driver_sql(f"SELECT GET_LOCK('{name}', 86400)")
             yield
     finally:
         engine.dispose()

@@ -24,7 +24,7 @@ from nas.latency.conditions import LatencyConditions
 from nas.space import DEFAULT_KINDS, SearchSpace, load_space
 from nas.studyref import StudyRef, study_ref
 from nas.train import ProxyConfig
-from nas.validation import DatasetSettings, EvaluationSettings, LatencySettings, StudyFile, validate
+from nas.validation import ConfirmSettings, DatasetSettings, EvaluationSettings, LatencySettings, StudyFile, validate
 
 DESIGNER = "designer"  # the baseline that keeps a backbone's own attention (`own` on every stage)
 BASELINE_NAMES = (*DEFAULT_KINDS, DESIGNER)
@@ -55,6 +55,7 @@ class StudyConfig:
     latency_table: Path | None = None  # resolved `latency.table`; None: the default, see `latency_table_path`
     evaluation: EvaluationSettings = dataclasses.field(default_factory=EvaluationSettings)
     supernet_file: Path | None = None  # resolved `evaluation.file`; None: the default, see `supernet_path`
+    confirm: ConfirmSettings = dataclasses.field(default_factory=ConfirmSettings)
 
     @property
     def latency_conditions(self) -> LatencyConditions:
@@ -187,6 +188,7 @@ def _parse(data: Any, path: Path, storage_override: str | None) -> StudyConfig:
         noise_seeds=study.noise_seeds, description=study.description, fidelity=fidelity,
         latency=study.latency, latency_table=ref.latency_table, evaluation=study.evaluation,
         supernet_file=None if study.evaluation.file is None else (base / study.evaluation.file),
+        confirm=study.confirm,
     )
 
 

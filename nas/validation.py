@@ -212,6 +212,35 @@ class EvaluationSettings(_Model):
                            description="a number > 0: the most memory (MB) the supernet's weights may take")
 
 
+class ConfirmSettings(_Model):
+    """Confirmation (DESIGN.md): after the search, the front and its near-front neighbours are
+    retrained standalone at the long fidelity over seeds (`nas.refine`); `nas front` and `nas
+    export` read the confirmed front. Seeds are spent by successive halving: every candidate gets
+    `seeds`, and those still tied at the top get twice as many, up to `max_seeds`."""
+
+    noun: ClassVar[str] = "confirm setting"
+
+    after_search: StrictBool = Field(True, description="true (nas search confirms when the study reaches its "
+                                                       "target) or false (only `nas refine` confirms)")
+    top: StrictInt = Field(8, ge=1, description="an integer >= 1 (front and near-front architectures retrained)")
+    epochs: StrictInt | None = Field(None, ge=1, description="an integer >= 1, or null for 3x the proxy's epochs")
+    seeds: StrictInt = Field(3, ge=1, description="an integer >= 1 (seeds per candidate)")
+    max_seeds: StrictInt | None = Field(
+        None, ge=1, description="an integer >= seeds (seeds for candidates still tied at the top), or null for "
+                                "2x seeds")
+
+    @_model_validator(mode="after")
+    def _more_seeds(self) -> ConfirmSettings:
+        if self.max_seeds is not None and self.max_seeds < self.seeds:
+            raise _sentence(f"max_seeds = {self.max_seeds} is fewer than seeds = {self.seeds}; allowed: an "
+                            f"integer >= {self.seeds}, or null for 2x seeds")
+        return self
+
+    @property
+    def most_seeds(self) -> int:
+        return self.max_seeds if self.max_seeds is not None else 2 * self.seeds
+
+
 class StudyFile(_Model):
     """The shape of a study file. `nas.studyfile` adds what needs the backbone, the space and the
     storage, and resolves paths."""
@@ -242,6 +271,8 @@ class StudyFile(_Model):
                                      description="a mapping like {runtime: onnxruntime, batch_size: 1, threads: 1}")
     evaluation: EvaluationSettings = Field(
         default_factory=EvaluationSettings, description="a mapping like {kind: supernet, epochs: 10}")
+    confirm: ConfirmSettings = Field(
+        default_factory=ConfirmSettings, description="a mapping like {top: 8, epochs: 6, seeds: 3, max_seeds: 6}")
 
     @_model_validator(mode="before")
     @classmethod
@@ -252,7 +283,7 @@ class StudyFile(_Model):
         data = dict(data)
         if isinstance(data.get("dataset"), str):
             data["dataset"] = {"name": data["dataset"]}
-        for key in ("proxy", "sampler", "constraints", "backbone_args", "fidelity", "latency", "evaluation"):
+        for key in ("proxy", "sampler", "constraints", "backbone_args", "fidelity", "latency", "evaluation", "confirm"):
             if key in data and data[key] is None:
                 del data[key]
         return data

@@ -66,6 +66,7 @@ TINY = {
     "trials": 6,
     "baselines": ["none", "se"],
     "noise_seeds": 2,
+    "confirm": {"top": 3, "epochs": 1, "seeds": 2},
 }
 
 
@@ -136,14 +137,16 @@ def run_nas(args: list[str], cwd: Path, in_process: bool) -> tuple[int, str, flo
 def shorten_search(lines: list[str]) -> list[str]:
     """The search log without the trials a reader need not see: every line before the first
     trial and after the last, the baselines, the noise seeds, every trial marked on the front
-    (`*`) when it printed, duplicates, and failures; `...` where lines were left out."""
+    (`*`) when it printed, duplicates, failures, and the confirmation's lines; `...` where lines
+    were left out."""
     trial = re.compile(r"^(r\d+ )?#\d+ ")
     keep = []
     first = next((i for i, line in enumerate(lines) if trial.match(line)), len(lines))
     last = max((i for i, line in enumerate(lines) if trial.match(line)), default=len(lines) - 1)
     for i, line in enumerate(lines):
         interesting = (i < first or i > last or not trial.match(line) or "baseline" in line
-                       or "same as" in line or "failed" in line or re.match(r"^(r\d+ )?#\d+\s+\*", line))
+                       or "same as" in line or "failed" in line or re.match(r"^(r\d+ )?#\d+\s+\*", line)
+                       or " -> confirmed " in line)
         if interesting:
             keep.append(line)
         elif not keep or keep[-1] != "...":

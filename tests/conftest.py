@@ -45,6 +45,7 @@ TINY_STUDY: dict[str, Any] = {
     "trials": 6,
     "baselines": ["none", "se"],
     "noise_seeds": 1,  # no extra seeds of `none`: the trial counts the tests assert stay as written
+    "confirm": {"after_search": False},  # a search ends with its trials; tests/test_confirm.py confirms
 }
 
 

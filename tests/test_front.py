@@ -38,10 +38,11 @@ from nas.studyfile import load_study_config
 
 @pytest.fixture(scope="module")
 def refined(tmp_path_factory):
-    """The tiny study searched to 6 trials, then its top 3 refined over 2 seeds."""
+    """The tiny study searched to 6 trials, then its top 3 confirmed over 2 seeds."""
     folder = tmp_path_factory.mktemp("front")
     study = write_study(folder)
-    for command in (["search", study.name], ["refine", study.name, "--top", "3", "--epochs", "1", "--seeds", "2"]):
+    for command in (["search", study.name], ["refine", study.name, "--top", "3", "--epochs", "1", "--seeds", "2",
+                                                          "--max-seeds", "2"]):
         result = nas(*command, cwd=folder)  # the real command, in its own process
         assert result.returncode == 0, result.stderr
     return folder, study.name
@@ -62,8 +63,8 @@ def test_a_plot_that_cannot_be_written_is_refused_before_any_output(refined, plo
 
 def test_json_has_each_objective_once_in_its_unit_and_flags_the_knee(refined):
     folder, study = refined
-    rows = json.loads(nas_in_process("front", study, "--json", cwd=folder).stdout)
-    table = nas_in_process("front", study, cwd=folder).stdout
+    rows = json.loads(nas_in_process("front", study, "--search", "--json", cwd=folder).stdout)
+    table = nas_in_process("front", study, "--search", cwd=folder).stdout
     assert rows
     for r in rows:
         assert set(r) == {"trial", "accuracy", "accuracy_std", "n_evals", "std_source", "epochs", "mflops", "params",
@@ -78,14 +79,16 @@ def test_json_has_each_objective_once_in_its_unit_and_flags_the_knee(refined):
     assert knee_line.startswith(f"#{knees[0]['trial']} ")
     assert "± ≥" in table and "a lower bound" in table
     refined_rows = json.loads(nas_in_process("front", study, "--refined", "--json", cwd=folder).stdout)
+    # confirmation finished: the confirmed front is what `nas front` reads by default
+    assert refined_rows == json.loads(nas_in_process("front", study, "--json", cwd=folder).stdout)
     assert refined_rows and all(r["seeds"] == 2 == r["n_evals"] and r["accuracy_std"] >= 0 for r in refined_rows)
     assert all(r["std_source"] == "seeds" and r["epochs"] == 1 for r in refined_rows)
 
 
 def test_refined_plot_shows_the_refined_results(refined):
     folder, study = refined
-    for name, extra, title in (("proxy.html", [], "study 'tiny': 6 finished trials, "),
-                               ("refined.html", ["--refined"], "refined study 'tiny': 3 finished trials")):
+    for name, extra, title in (("proxy.html", ["--search"], "study 'tiny': 6 finished trials, "),
+                               ("refined.html", [], "confirmed study 'tiny': 3 finished trials")):
         result = nas_in_process("front", study, "--plot", name, *extra, cwd=folder)
         assert result.returncode == 0, result.stderr
         assert title in (folder / name).read_text()
@@ -95,12 +98,13 @@ def test_refined_plot_shows_the_refined_results(refined):
 
 def test_pick_trial_n_is_held_to_the_filters_and_to_the_refined_results(refined):
     folder, study = refined
-    rows = json.loads(nas_in_process("front", study, "--json", cwd=folder).stdout)
+    rows = json.loads(nas_in_process("front", study, "--search", "--json", cwd=folder).stdout)
     proxy_trial = rows[-1]
-    result = nas_in_process("export", study, "--pick", f"trial:{proxy_trial['trial']}", "--max-mflops",
+    result = nas_in_process("export", study, "--search", "--pick", f"trial:{proxy_trial['trial']}", "--max-mflops",
                  str(proxy_trial["mflops"] / 2), "-o", "x.yaml", cwd=folder)
     assert result.returncode == 2 and "does not meet --max-mflops" in result.stderr
-    result = nas_in_process("export", study, "--pick", f"trial:{proxy_trial['trial']}", "--min-accuracy", "1.01",
+    result = nas_in_process("export", study, "--search", "--pick", f"trial:{proxy_trial['trial']}", "--min-accuracy",
+                            "1.01",
                  "-o", "x.yaml", cwd=folder)
     assert result.returncode == 2 and "does not meet --min-accuracy 1.01" in result.stderr
     assert not (folder / "x.yaml").exists()
@@ -110,10 +114,12 @@ def test_pick_trial_n_is_held_to_the_filters_and_to_the_refined_results(refined)
     result = nas_in_process("export", study, "--refined", "--pick", f"trial:{chosen['trial']}", "-o", "r.yaml",
                             cwd=folder)
     assert result.returncode == 0, result.stderr
-    metrics = yaml.safe_load((folder / "r.yaml").read_text())["provenance"]["metrics"]
+    provenance = yaml.safe_load((folder / "r.yaml").read_text())["provenance"]
+    metrics = provenance["metrics"]
     assert metrics["accuracy"] == chosen["accuracy"] == metrics["refined_accuracy_mean"]
+    assert provenance["front"] == "confirmed front (1 epochs x 2 seeds; candidates ranked by 1-epoch proxy)"
     result = nas_in_process("export", study, "--refined", "--pick", "trial:99", "-o", "r.yaml", cwd=folder)
-    assert result.returncode == 2 and "trial 99 is not a finished trial of refined study 'tiny'" in result.stderr
+    assert result.returncode == 2 and "trial 99 is not a finished trial of confirmed study 'tiny'" in result.stderr
 
 
 def row(accuracy: float, num_classes: int) -> FrontRow:
@@ -381,9 +387,9 @@ def test_refined_export_compares_with_the_refined_none_or_says_it_was_not_refine
 
     add("se", 1, [0.80, 0.82], 1.1)
     stdout, provenance = export(constructed, "made.yaml", "--refined", "--pick", "trial:1")
-    assert provenance["vs_none"] == {"verdict": "the none baseline was not refined (run `nas refine` with a larger "
-                                                "--top)"}
-    assert stdout.strip().splitlines()[-1].startswith("vs none: the none baseline was not refined")
+    assert provenance["vs_none"] == {"verdict": "the none baseline was not confirmed (run `nas refine` with a "
+                                                "larger --top)"}
+    assert stdout.strip().splitlines()[-1].startswith("vs none: the none baseline was not confirmed")
     add("none", 0, [0.70, 0.72], 1.0)
     stdout, provenance = export(constructed, "made.yaml", "--refined", "--pick", "trial:1")
     vs_none = provenance["vs_none"]

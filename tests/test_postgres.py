@@ -161,7 +161,9 @@ class Run:
 @pytest.fixture(scope="module")
 def two_workers(postgres: Server, tmp_path_factory: pytest.TempPathFactory) -> Run:
     folder = tmp_path_factory.mktemp("pg-workers")
-    study_file = write_study(folder, name=STUDY, trials=TARGET)
+    # both workers end by confirming the front: one at a time, under the server's advisory lock
+    study_file = write_study(folder, name=STUDY, trials=TARGET,
+                             confirm={"top": 3, "epochs": 1, "seeds": 2, "max_seeds": 2})
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     argv = ["search", str(study_file), "--storage", postgres.url, "--no-progress"]
     procs: list[subprocess.Popen] = []
@@ -252,9 +254,19 @@ def test_no_architecture_is_trained_twice(two_workers: Run) -> None:
             assert original.values == t.values
 
 
+def test_the_front_is_confirmed_once_though_both_workers_confirm(two_workers: Run) -> None:
+    refined = optuna.load_study(study_name=f"{STUDY}.refined", storage=two_workers.server.url)
+    sources = [t.user_attrs["source_trial"] for t in refined.get_trials(states=(TrialState.COMPLETE,))]
+    assert len(sources) == len(set(sources)) == 3  # a second confirmer would have added each again
+    runs = [k for k in refined.user_attrs if k.startswith("run:")]
+    assert len(runs) == 3 * 2
+    assert all("confirming 3 architectures" in out for out in two_workers.stdouts)
+
+
 def test_front_and_export_read_the_study_from_postgres(two_workers: Run, tmp_path: Path) -> None:
     study = two_workers.study()
-    front = nas("front", two_workers.study_file, "--storage", two_workers.server.url, "--json", timeout=180)
+    front = nas("front", two_workers.study_file, "--storage", two_workers.server.url, "--search", "--json",
+                timeout=180)
     assert front.returncode == 0, front.stderr
     rows = json.loads(front.stdout)
     # `nas front` lists one row per architecture on Optuna's front, the earliest trial of each.
@@ -268,11 +280,12 @@ def test_front_and_export_read_the_study_from_postgres(two_workers: Run, tmp_pat
 
     table = nas("front", two_workers.study_file, "--storage", two_workers.server.url, timeout=180)
     assert table.returncode == 0, table.stderr
-    assert "Pareto front" in table.stdout
+    assert table.stdout.startswith(f"confirmed front (1 epochs x 2 seeds; candidates ranked by 1-epoch proxy) of "
+                                   f"study {STUDY!r}")
 
     out = tmp_path / "best.yaml"
-    export = nas("export", two_workers.study_file, "--storage", two_workers.server.url, "--pick", "accuracy",
-                 "-o", out, timeout=180)
+    export = nas("export", two_workers.study_file, "--storage", two_workers.server.url, "--search", "--pick",
+                 "accuracy", "-o", out, timeout=180)
     assert export.returncode == 0, export.stderr
     document = yaml.safe_load(out.read_text())
     provenance = document["provenance"]

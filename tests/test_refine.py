@@ -16,8 +16,9 @@ from optuna.trial import TrialState
 
 import nas.refine
 from nas import ArchConfig, StudyError, build_model
+from nas.confirmed import confirmed_front
 from nas.data import load_dataset
-from nas.refine import candidates, pareto_ranks, refined_front, run_refine
+from nas.refine import candidates, pareto_ranks, run_refine
 from nas.study import open_study, run_search
 from nas.studyfile import load_study_config
 
@@ -61,9 +62,10 @@ def test_refine_records_mean_and_std_and_resumes(searched, monkeypatch):
 
     monkeypatch.setattr(nas.refine, "train_proxy", interrupted_after_three)
     with pytest.raises(KeyboardInterrupt):
-        run_refine(config, study, data, top=3, epochs=2, seeds=2, device="cpu", log=lambda line: None)
+        run_refine(config, study, data, top=3, epochs=2, seeds=2, max_seeds=2, device="cpu", log=lambda line: None)
     monkeypatch.setattr(nas.refine, "train_proxy", lambda *a, **k: (calls.append("resumed"), real(*a, **k))[1])
-    refined = run_refine(config, study, data, top=3, epochs=2, seeds=2, device="cpu", log=lambda line: None)
+    refined = run_refine(config, study, data, top=3, epochs=2, seeds=2, max_seeds=2, device="cpu",
+                         log=lambda line: None)
     assert calls.count("resumed") == 3  # 3 x 2 runs in all, 3 were saved before the interruption
     trials = refined.get_trials(states=(TrialState.COMPLETE,))
     assert len(trials) == 3
@@ -78,7 +80,7 @@ def test_refine_records_mean_and_std_and_resumes(searched, monkeypatch):
     arch = ArchConfig.from_dict(first.user_attrs["arch"])
     fresh = real(lambda: build_model(arch), data, dataclasses.replace(config.proxy, epochs=2, seed=0), "cpu")
     assert fresh.accuracy == first.user_attrs["refined_accuracies"][0]
-    front = refined_front(config)  # numbered by the search study's trials
+    front = confirmed_front(config.storage, config.name)  # numbered by the search study's trials
     sources = {t.user_attrs["source_trial"] for t in trials}
     assert front.rows and {r.number for r in front.rows} <= sources == {r.number for r in front.architectures}
     for r in front.architectures:  # each refined architecture: its seeds pooled, at the refined fidelity
@@ -88,18 +90,19 @@ def test_refine_records_mean_and_std_and_resumes(searched, monkeypatch):
         assert r.accuracy_std == pytest.approx(attrs["refined_accuracy_std"])
     # running again trains nothing
     calls.clear()
-    run_refine(config, study, data, top=3, epochs=2, seeds=2, device="cpu", log=lambda line: None)
+    run_refine(config, study, data, top=3, epochs=2, seeds=2, max_seeds=2, device="cpu", log=lambda line: None)
     assert calls == []
-    with pytest.raises(StudyError, match="was refined with"):
-        run_refine(config, study, data, top=3, epochs=3, seeds=2, device="cpu", log=lambda line: None)
+    with pytest.raises(StudyError, match="was confirmed with"):
+        run_refine(config, study, data, top=3, epochs=3, seeds=2, max_seeds=2, device="cpu", log=lambda line: None)
 
 
 def test_refine_cli_front_and_export(searched):
     folder, config, _, _ = searched
     study_file = config.path.name
-    result = run_nas("refine", study_file, "--top", "4", "--epochs", "2", "--seeds", "2", cwd=folder)
+    result = run_nas("refine", study_file, "--top", "4", "--epochs", "2", "--seeds", "2", "--max-seeds", "2",
+                     cwd=folder)
     assert result.returncode == 0, result.stderr
-    assert "refined front" in result.stdout and "±" in result.stdout
+    assert "confirmed front (2 epochs x 2 seeds" in result.stdout and "±" in result.stdout
     result = run_nas("front", study_file, "--refined", cwd=folder)
     assert result.returncode == 0 and "±" in result.stdout
     result = run_nas("export", study_file, "--refined", "--pick", "accuracy", "-o", "refined.yaml", cwd=folder)

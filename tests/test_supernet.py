@@ -147,10 +147,17 @@ def test_a_saved_supernet_loads_and_refuses_another_space_or_backbone(data, tmp_
 
 
 def test_a_study_scored_by_its_supernet(tmp_path):
-    study = write_study(tmp_path, trials=8, evaluation={"kind": "supernet", "epochs": 1, "recal": 100})
+    study = write_study(tmp_path, trials=8, evaluation={"kind": "supernet", "epochs": 1, "recal": 100},
+                        confirm={"top": 2, "epochs": 1, "seeds": 2, "max_seeds": 2})
     run = nas_in_process("search", study, "--no-progress")
     assert run.returncode == 0, run.stderr
     assert "training the supernet" in run.stdout and (tmp_path / "tiny.supernet.pt").exists()
+    assert "#0    * score " in run.stdout or "#0      score " in run.stdout  # a one-shot score, not an accuracy
+    # the one-shot ranking is confirmed by standalone training, and that is the front a user reads
+    assert "confirming 2 architectures of study 'tiny'" in run.stdout
+    front = nas_in_process("front", study)
+    assert front.stdout.startswith("confirmed front (1 epochs x 2 seeds; candidates ranked by one-shot scores of a "
+                                   "supernet (kind sharing)) of study 'tiny'")
     assert not list(tmp_path.glob(".tiny.supernet.pt.checkpoint"))
     loaded = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'tiny.db'}")
     done = [t for t in loaded.trials if t.state == optuna.trial.TrialState.COMPLETE]

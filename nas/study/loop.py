@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 from nas.attrs import TrialAttr
 from nas.data import Dataset
 from nas.errors import ConfigError, StudyError
+from nas.refine import run_refine
 from nas.storage import masked, quiet_experimental, storage_errors
 from nas.study.asha import run_multi_fidelity
 from nas.study.counts import count_complete, count_evaluated, count_waiting, study_target
@@ -23,6 +24,7 @@ from nas.study.noise_seeds import noise_line, record_noise
 from nas.study.objective import Objective, Trainer
 from nas.study.oneshot import SupernetTrainer, prepare_supernet, record_supernet
 from nas.study.progress import format_report, progress_bar, trial_report, write_line
+from nas.study.rungs import top_rung
 from nas.study.workers import reap_dead_local_trials
 from nas.studyfile import StudyConfig, load_study_config
 from nas.train import resolve_device
@@ -44,7 +46,8 @@ def run_search(
 ) -> optuna.Study:
     """Create or resume the study and run trials until it has `trials` COMPLETE ones; a study with a
     `fidelity` section runs its rungs instead (`nas.study.asha`: `trials` finished at rung 0, then
-    the promotions they earn; returns the top rung's study).
+    the promotions they earn; returns the top rung's study). Then, unless `confirm.after_search` is
+    false or `timeout` passed, confirms the front (`nas.refine`: resumable, one worker at a time).
 
     `trainer(arch, data, proxy, device)` replaces the proxy training (default
     `train_architecture`), for example to share results between studies in a benchmark.
@@ -52,11 +55,20 @@ def run_search(
     Stops early, with a StudyError, when it cannot make progress (many failures or over-budget
     samples in a row); stops cleanly after `timeout` seconds (no new trial is started).
     """
+    started = time.monotonic()
     with storage_errors(config.storage):
         if config.fidelity is not None:  # rungs, promotions: its own loop
-            return run_multi_fidelity(config, data, device=device, trials=trials, timeout=timeout, log=log,
-                                      progress=progress, trainer=trainer)
-        return _run(config, data, device, trials, timeout, log, progress, trainer)
+            study = run_multi_fidelity(config, data, device=device, trials=trials, timeout=timeout, log=log,
+                                       progress=progress, trainer=trainer)
+        else:
+            study = _run(config, data, device, trials, timeout, log, progress, trainer)
+        if config.confirm.after_search:
+            if timeout is not None and time.monotonic() - started > timeout:
+                log("confirmation not started (timeout); `nas search` again, or `nas refine`, confirms the front")
+            else:
+                confirm_config = top_rung(config)[0] if config.fidelity is not None else config
+                run_refine(confirm_config, study, data, device=device, log=log)
+    return study
 
 
 def _run(
@@ -91,6 +103,11 @@ def _run(
     log(f"study {config.name!r}: {done}/{target} finished trials ({goal.why()}), storage {masked(config.storage)}, "
         f"device {dev}")
     log("FLOPs are fvcore counts: one multiply-add = one flop")
+    label = "acc"
+    if supernet is not None:
+        label = "score"
+        log("score: validation accuracy with the supernet's inherited weights, a ranking only; the front is "
+            "confirmed by standalone training at the end (confirm section)")
     bar = progress_bar(progress, target, done)
     started = time.monotonic()
     failures = infeasible = 0
@@ -110,7 +127,7 @@ def _run(
                 study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
             number = objective.last.number if objective.last is not None else study.trials[-1].number
             trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
-            write_line(bar, log, format_report(trial_report(study, trial, objective.last)))
+            write_line(bar, log, format_report(trial_report(study, trial, objective.last), label))
             noise = record_noise(study, config, objective.proxy_key)
             if noise is not None:
                 write_line(bar, log, noise_line(noise))

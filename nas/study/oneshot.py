@@ -18,14 +18,13 @@ import optuna
 import torch
 
 from nas.arch import ArchConfig
+from nas.attrs import StudyAttr
 from nas.data import Dataset
 from nas.errors import ConfigError
 from nas.files import exclusive_lock
 from nas.studyfile import StudyConfig
 from nas.supernet import Supernet, fingerprint, load_supernet, save_supernet, score_architecture, train_supernet
 from nas.train import ProxyConfig, ProxyResult
-
-SUPERNET_ATTR = "supernet"  # study user attr: the file, its fingerprint and training, as recorded
 
 
 def supernet_config(config: StudyConfig) -> ProxyConfig:
@@ -102,7 +101,7 @@ def _load(config: StudyConfig, path: Path, template: ArchConfig, data: Dataset) 
 
 def record_supernet(study: optuna.Study, config: StudyConfig, net: Supernet) -> None:
     """The study says which supernet scored it (the dashboard shows study user attrs)."""
-    study.set_user_attr(SUPERNET_ATTR, {"file": str(config.supernet_path), "fingerprint": fingerprint(net),
+    study.set_user_attr(StudyAttr.SUPERNET, {"file": str(config.supernet_path), "fingerprint": fingerprint(net),
                                         "sharing": net.sharing, **{k: v for k, v in net.meta.items() if k != "data"}})
 
 

@@ -48,8 +48,9 @@ def trial_report(study: optuna.Study, trial: FrozenTrial, last: TrialReport | No
     return report
 
 
-def format_report(r: TrialReport) -> str:
-    acc = f"acc {r.accuracy:.4f}" if r.accuracy is not None else f"{r.state.lower():>10}"
+def format_report(r: TrialReport, label: str = "acc") -> str:
+    """`label`: `acc` for a proxy's validation accuracy, `score` for a one-shot score (`nas.supernet`)."""
+    acc = f"{label} {r.accuracy:.4f}" if r.accuracy is not None else f"{r.state.lower():>10}"
     mf = f"{r.mflops:8.2f} MFLOPs" if r.mflops is not None else " " * 15
     star = "*" if r.on_front else " "
     ms = f"  {r.latency_ms:7.3f} ms" if r.latency_ms is not None else ""

@@ -1,0 +1,138 @@
+"""The confirmed front, read: what confirmation (`nas.refine`) wrote to the companion study
+`<name>.refined`, and whether it is finished, without importing torch (`nas front` and `nas
+export` read it by default; see `nas.studyref` for why they stay torch-free).
+
+Optuna cannot change a finished trial, so confirmed results live in that companion study (the
+dashboard lists it next to the search) and its user attr `confirmation` says how far it got.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import optuna
+
+from nas.attrs import StudyAttr, TrialAttr
+from nas.errors import StudyError
+from nas.front import Front, FrontRow, front_of
+from nas.storage import open_storage
+
+CONFIRMED_LABEL = "confirmed validation accuracy (mean ± std over seeds)"
+
+
+def refined_name(name: str) -> str:
+    """The companion study confirmation writes to (named `refined` before confirmation ran after
+    every search; the name is the stored format)."""
+    return f"{name}.refined"
+
+
+@dataclasses.dataclass(frozen=True)
+class Confirmation:
+    """How far a study's confirmation got: its candidates (source trial numbers), those with a
+    confirmed result, and the search's finished trials when it last finished."""
+
+    candidates: tuple[int, ...]
+    confirmed: tuple[int, ...]
+    finished: bool
+    search_trials: int | None
+    epochs: int | None
+    seeds: int | None
+    max_seeds: int | None
+
+    def describe(self) -> str:
+        """`6 epochs x 3-6 seeds`: the fidelity the confirmed accuracies were measured at."""
+        more = self.max_seeds is not None and self.seeds is not None and self.max_seeds > self.seeds
+        seeds = f"{self.seeds}-{self.max_seeds}" if more else f"{self.seeds}"
+        return f"{self.epochs} epochs x {seeds} seeds"
+
+    @staticmethod
+    def of(study: optuna.Study) -> Confirmation:
+        record: dict[str, Any] = study.user_attrs.get(StudyAttr.CONFIRMATION) or {}
+        settings: dict[str, Any] = study.user_attrs.get(StudyAttr.REFINE_SETTINGS) or {}
+        confirmed = tuple(sorted({t.user_attrs[TrialAttr.SOURCE_TRIAL] for t in study.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}))
+        return Confirmation(
+            candidates=tuple(record.get("candidates", confirmed)), confirmed=confirmed,
+            # no record: an older `nas refine`, which added a trial only when all its seeds were done
+            finished=bool(record.get("finished", True)), search_trials=record.get("search_trials"),
+            epochs=settings.get("epochs"), seeds=settings.get("seeds"),
+            max_seeds=settings.get("max_seeds", settings.get("seeds")),
+        )
+
+
+def load_confirmation(storage: str, name: str) -> tuple[optuna.Study, Confirmation] | None:
+    """The companion study and its state, or None when the study was never confirmed."""
+    try:
+        refined = optuna.load_study(study_name=refined_name(name), storage=open_storage(storage, create=False))
+    except KeyError:
+        return None
+    return refined, Confirmation.of(refined)
+
+
+def confirmed_front(storage: str, name: str) -> Front:
+    """Every confirmed architecture and their front, each row numbered by its source trial in the
+    search study; refused when the study was never confirmed."""
+    loaded = load_confirmation(storage, name)
+    if loaded is None:
+        raise StudyError(f"study {name!r} has not been confirmed yet; `nas search` confirms when it reaches its "
+                         "target (confirm.after_search), `nas refine` confirms now")
+    refined, _ = loaded
+
+    def by_source(rows: list[FrontRow]) -> list[FrontRow]:
+        return [dataclasses.replace(r, number=r.user_attrs[TrialAttr.SOURCE_TRIAL],
+                                    trials=(r.user_attrs[TrialAttr.SOURCE_TRIAL],)) for r in rows]
+
+    front = front_of(refined, f"confirmed study {name!r}", CONFIRMED_LABEL)
+    return dataclasses.replace(front, architectures=by_source(front.architectures), rows=by_source(front.rows))
+
+
+def evaluator_of(study: optuna.Study) -> str:
+    """What ranked the search study's trials, in words: a one-shot supernet or the proxy."""
+    supernet = study.user_attrs.get(StudyAttr.SUPERNET)
+    if supernet:
+        return f"one-shot scores of a supernet ({supernet.get('sharing', '?')} sharing)"
+    epochs = (study.user_attrs.get(StudyAttr.PROXY) or {}).get("epochs")
+    return f"{epochs}-epoch proxy" if epochs else "the proxy"
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    """The front `nas front` and `nas export` read, and in words which one and why."""
+
+    front: Front
+    confirmed: bool
+    heading: str  # e.g. "confirmed front (6 epochs x 3-6 seeds; ranked by a 2-epoch proxy)"
+    note: str | None = None  # why not the confirmed one, or that it is out of date
+
+
+def read_front(storage: str, name: str, study: optuna.Study, want: str = "auto", at: str = "") -> Reading:
+    """`want`: `confirmed` (refused when never confirmed), `search` (the search's own scores), or
+    `auto`: the confirmed front once confirmation has finished, else the search's with a note.
+    `at` names a multi-fidelity study's top rung."""
+    evaluator = evaluator_of(study)
+    loaded = None if want == "search" else load_confirmation(storage, name)
+    if want == "confirmed" or (loaded is not None and loaded[1].finished and loaded[1].confirmed):
+        front = confirmed_front(storage, name)
+        state = Confirmation.of(load_confirmation(storage, name)[0])  # type: ignore[index]
+        heading = f"confirmed front ({state.describe()}; candidates ranked by {evaluator}{at})"
+        note = None
+        searched = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+        if not state.finished:
+            note = (f"confirmation unfinished: {len(state.confirmed)} of {len(state.candidates)} candidates "
+                    "confirmed; `nas search` or `nas refine` finishes it")
+        elif state.search_trials is not None and searched > state.search_trials:
+            note = (f"the search has {searched - state.search_trials} finished trials more than when it was "
+                    "confirmed; `nas refine` confirms the new front")
+        return Reading(front, True, heading, note)
+    front = front_of(study)
+    if at:
+        front = dataclasses.replace(front, name=f"study {name!r}{at}")
+    note = None
+    if loaded is not None and want == "auto":
+        state = loaded[1]
+        note = (f"not the confirmed front: confirmation unfinished ({len(state.confirmed)} of "
+                f"{len(state.candidates)} candidates); `nas search` or `nas refine` finishes it")
+    elif want == "auto":
+        note = "not confirmed: `nas refine` retrains the front at the long fidelity over seeds"
+    return Reading(front, False, f"search front ({evaluator}{at}; not confirmed)", note)
