@@ -148,12 +148,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help=STORAGE_HELP)
     p.set_defaults(run=_latency)
 
-    p = command("latency-table", "measure the latency table of the study's space on this machine (resumable)",
+    p = command("latency-table", "measure the latency table of the study's space on this machine (resumable), or "
+                "check or adapt a table measured elsewhere",
                 "  nas latency-table studies/demo.yaml\n"
-                "  nas latency-table studies/demo.yaml -o edge-box.latency.json   # then latency: {table: ...}")
+                "  nas latency-table studies/demo.yaml -o edge-box.latency.json   # then latency: {table: ...}\n"
+                "  nas latency-table studies/demo.yaml --check edge-box.latency.json   # how far it holds here\n"
+                "  nas latency-table studies/demo.yaml --adapt edge-box.latency.json -o here.latency.json")
     p.add_argument("study", type=Path, help=STUDY_HELP)
     p.add_argument("-o", "--output", type=Path,
                    help="table file (default: the study file's latency.table, else <name>.latency.json beside it)")
+    carried = p.add_mutually_exclusive_group()
+    carried.add_argument("--adapt", type=Path, metavar="TABLE.json",
+                         help="refit a table measured elsewhere to this machine in seconds (none and one scale, "
+                              "measured on --archs architectures here; validated on latency.check others) instead of "
+                              "measuring every stage choice")
+    carried.add_argument("--check", type=Path, metavar="TABLE.json",
+                         help="measure --archs random architectures here and print how far the table's predictions "
+                              "hold on this machine; writes nothing")
+    p.add_argument("--archs", type=int, default=12, metavar="N",
+                   help="architectures --adapt refits on, or --check measures")
+    p.add_argument("--allow-runtime-change", action="store_true",
+                   help="let --adapt/--check carry a table to another runtime (eager <-> onnxruntime), which may rank "
+                        "the kinds differently")
     p.add_argument("--storage", help=STORAGE_HELP)
     p.set_defaults(run=_latency_table)
 
@@ -452,14 +468,28 @@ def _latency(args: argparse.Namespace) -> int:
 
 
 def _latency_table(args: argparse.Namespace) -> int:
-    from nas.study.latency import new_table
+    from nas.study.latency import adapt_study_table, check_study_table, new_table
 
     config = _config(args)
+    carried = args.adapt or args.check
+    if carried is not None and args.archs < 2:
+        raise ConfigError(f"--archs = {args.archs} is invalid; allowed: an integer >= 2")
+    if args.check is not None and args.output is not None:
+        raise ConfigError(f"-o {args.output}: --check writes nothing; allowed: -o with --adapt or a build")
+    if carried is None and args.allow_runtime_change:
+        raise ConfigError("--allow-runtime-change is for --adapt or --check; allowed: one of them with it")
     if args.output is not None:
         if not args.output.parent.is_dir():
             raise ConfigError(f"-o {args.output}: the folder {args.output.parent} does not exist")
         config = dataclasses.replace(config, latency_table=args.output)
-    new_table(config, config.load_data())
+    if args.check is not None:
+        check_study_table(config, config.load_data(), args.check, args.archs, args.allow_runtime_change)
+        return 0
+    if args.adapt is not None:
+        adapt_study_table(config, config.load_data(), args.adapt, config.latency_table_path, args.archs,
+                          args.allow_runtime_change)
+    else:
+        new_table(config, config.load_data())
     print(f"latency table written to {config.latency_table_path}")
     return 0
 

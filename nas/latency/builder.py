@@ -139,14 +139,14 @@ Progress = Callable[[int, int, str], None]  # (done, total, what)
 
 def _measure_groups(target: LatencyTarget, reference: Runner, archs: Mapping[str, ArchConfig],
                     passes: list[dict[str, Any]], save: Callable[[], None], progress: Progress | None, what: str,
-                    target_ci: float, max_seconds: float) -> dict[str, dict[str, Any]]:
+                    target_ci: float, max_seconds: float, kept: bool = True) -> dict[str, dict[str, Any]]:
     """Measure `archs` against `reference` once per pass (`len(passes)`), each pass in its own
     order and groups, so an architecture's passes are minutes apart among other neighbours: a
     ratio drifts between runs by more than one run's interval says (issue 27's recheck), and the
     passes' spread measures that. What a pass has measured to `target_ci` is recorded in its dict
     and `save`d after each group. Those still short of the interval are measured once more, for
     twice as long; if any is still short, the machine is too busy and `MachineBusy` says so (what
-    did converge stays saved for the next build). Returns the passes combined (`_combine`)."""
+    did converge stays saved for the next build, where `kept`). Returns the passes combined (`_combine`)."""
     total = len(passes) * len(archs)
     for number, done in enumerate(passes):
         order = sorted(archs)
@@ -167,9 +167,20 @@ def _measure_groups(target: LatencyTarget, reference: Runner, archs: Mapping[str
             raise MachineBusy(
                 f"{len(short)} of {len(archs)} {what} (e.g. {short[0]}) did not reach a ±{100 * target_ci:g} % "
                 f"interval in {2 * max_seconds:g} s: this machine is too loaded for latencies to be trusted; nothing "
-                "was written but the measurements kept for the next build: run it again on an idle machine (or raise "
-                "latency.max_seconds)")
+                f"was written{' but the measurements kept for the next build' if kept else ''}: run it again on an "
+                "idle machine (or raise latency.max_seconds)")
     return {k: _combine([done[k] for done in passes]) for k in archs}
+
+
+def measure_once(target: LatencyTarget, reference: Runner, archs: Mapping[str, ArchConfig],
+                 progress: Progress | None = None, what: str = "architectures", target_ci: float = TARGET,
+                 max_seconds: float = 20.0) -> dict[str, dict[str, Any]]:
+    """`archs` measured directly against `reference`, one pass in groups, as a build measures its
+    calibration architectures, but nothing saved on the way: for work of seconds (adapting or
+    checking a table) that a killed run simply repeats. A machine too busy for the interval raises
+    `MachineBusy`, before anything is written."""
+    return _measure_groups(target, reference, archs, [{}], lambda: None, progress, what, target_ci, max_seconds,
+                           kept=False)
 
 
 def _combine(runs: list[dict[str, Any]]) -> dict[str, Any]:

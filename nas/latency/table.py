@@ -126,16 +126,18 @@ class LatencyTable:
     path: Path | None = None
     scale: float = 1.0  # the fitted factor on the summed excess (see the module docstring)
     calibration: dict[str, Any] | None = None  # what `scale` was fitted on
+    parent: dict[str, Any] | None = None  # the table this one was adapted from (`nas.latency.adapt`), if any
 
     @property
     def conditions(self) -> LatencyConditions:
         return LatencyConditions.from_dict(self.key["conditions"])
 
     def to_dict(self) -> dict[str, Any]:
+        adapted = {} if self.parent is None else {"parent": self.parent}
         return {"format": FORMAT, "key": self.key, "signature": self.signature,
                 "none": {"ms": self.none_ms, "ms_ci": self.none_ms_ci},
                 "model": {"kind": "scaled additive", "scale": self.scale}, "calibration": self.calibration,
-                "validation": self.validation, "built": self.built, "entries": self.entries}
+                "validation": self.validation, "built": self.built, **adapted, "entries": self.entries}
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> LatencyTable:
@@ -151,9 +153,13 @@ class LatencyTable:
             table = cls(key=dict(data["key"]), signature=dict(data["signature"]), none_ms=float(data["none"]["ms"]),
                         none_ms_ci=float(data["none"]["ms_ci"]), entries=dict(entries),
                         validation=data.get("validation"), built=dict(data.get("built") or {}),
-                        scale=float((data.get("model") or {}).get("scale", 1.0)), calibration=data.get("calibration"))
+                        scale=float((data.get("model") or {}).get("scale", 1.0)), calibration=data.get("calibration"),
+                        parent=data.get("parent"))
             if not table.scale > 0:
                 raise ConfigError(f"{where}: model.scale = {table.scale} is invalid; allowed: a number > 0")
+            if table.parent is not None and not isinstance(table.parent.get("signature"), Mapping):
+                raise ConfigError(f"{where}: parent = {table.parent!r} is invalid; allowed: the record of the table "
+                                  "this one was adapted from (nas latency-table --adapt), with its signature")
             missing = [k for k in KEY_FIELDS if k not in table.key]
         except ConfigError:
             raise

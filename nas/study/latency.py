@@ -8,8 +8,10 @@ machine, predicts from the same measurements, and the front and exports need no 
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -17,8 +19,9 @@ import optuna
 from nas.attrs import StudyAttr
 from nas.data import Dataset
 from nas.errors import ConfigError
-from nas.latency.builder import build_table, check_conditions
-from nas.latency.conditions import describe_signature, device_signature
+from nas.latency.adapt import Here, TransferCheck, adapt_table, check_transfer, describe_check, refuse_mismatch
+from nas.latency.builder import LatencyTarget, Progress, build_table, check_conditions
+from nas.latency.conditions import LatencyConditions, describe_signature, device_signature
 from nas.latency.table import LatencyTable, load_table
 from nas.objectives import LATENCY
 from nas.studyfile import StudyConfig
@@ -47,8 +50,10 @@ def existing_table(config: StudyConfig, data: Dataset, log: Callable[[str], None
         raise ConfigError(f"{where} {problem}; allowed: {fix}")
     here = device_signature(config.latency_conditions)
     if table.signature.get("id") != here["id"]:
-        log(f"warning: the latency table {path.name} was measured on {describe_signature(table.signature)}, not on "
-            f"this machine ({describe_signature(here)}): latencies are predicted for that machine")
+        log(f"warning: the latency table {path.name} was measured on {describe_signature(table.signature)}"
+            f"{_origin(table)}, not on this machine ({describe_signature(here)}): latencies are predicted for that "
+            f"machine; how far they hold here: nas latency-table {config.path.name} --check {path} (and --adapt "
+            f"{path} -o NEW.json refits it here in seconds)")
     return table
 
 
@@ -62,6 +67,18 @@ def new_table(config: StudyConfig, data: Dataset, log: Callable[[str], None] = p
     log(f"measuring the latency table ({total} stage choices, then 2 x {config.latency.check} random architectures "
         f"to calibrate and check it, {passes}; {config.latency_conditions.describe()}) into {path}; interrupted, "
         "it resumes")
+    with _progress_bars() as progress:
+        table = build_table(target, path, check=config.latency.check, target_ci=config.latency.target,
+                            max_seconds=config.latency.max_seconds, progress=progress, log=log,
+                            passes=config.latency.passes)
+    log(table_summary(table))
+    return table
+
+
+@contextlib.contextmanager
+def _progress_bars() -> Iterator[Progress]:
+    """A progress callback drawing one tqdm bar per kind of measurement, on stderr (none where it
+    is not a terminal), closed at the end."""
     from tqdm import tqdm
 
     bars: dict[str, Any] = {}
@@ -73,14 +90,70 @@ def new_table(config: StudyConfig, data: Dataset, log: Callable[[str], None] = p
         bar.update(done - bar.n)
 
     try:
-        table = build_table(target, path, check=config.latency.check, target_ci=config.latency.target,
-                            max_seconds=config.latency.max_seconds, progress=progress, log=log,
-                            passes=config.latency.passes)
+        yield progress
     finally:
         for bar in bars.values():
             bar.close()
+
+
+def _parent_table(config: StudyConfig, data: Dataset, path: Path, allow_runtime_change: bool,
+                  option: str) -> tuple[LatencyTable, LatencyTarget]:
+    """The table given to `--adapt`/`--check`, refused (one line) unless it can be carried to this
+    study, and the study's target; nothing measured yet."""
+    check_conditions(config.latency_conditions)
+    where = f"{option} {path}"
+    parent = load_table(path, where)
+    target = config.latency_target(data)
+    refuse_mismatch(parent, target, where, allow_runtime_change)
+    return parent, target
+
+
+def adapt_study_table(config: StudyConfig, data: Dataset, parent_path: Path, output: Path, archs: int = 12,
+                      allow_runtime_change: bool = False, log: Callable[[str], None] = print) -> LatencyTable:
+    """`nas latency-table STUDY --adapt TABLE`: `TABLE` refitted to this machine on `archs`
+    architectures measured here, validated on `latency.check` others, written to `output`."""
+    parent, target = _parent_table(config, data, parent_path, allow_runtime_change, "--adapt")
+    if output.resolve() == parent_path.resolve():
+        raise ConfigError(f"-o {output} is the table being adapted; allowed: another file (-o NEW.json), so the "
+                          "parent stays as it was")
+    here = device_signature(config.latency_conditions)
+    log(f"adapting {parent_path} (measured on {describe_signature(parent.signature)}, "
+        f"{parent.conditions.describe()}) to this machine ({describe_signature(here)}, "
+        f"{config.latency_conditions.describe()}): {archs} architectures to refit on, then {config.latency.check} "
+        f"to validate, measured here, one pass")
+    with _progress_bars() as progress:
+        measurer = Here(target, config.latency.target, config.latency.max_seconds, progress)
+        table = adapt_table(parent, target, output, archs=archs, check=config.latency.check, measurer=measurer,
+                            target_ci=config.latency.target)
     log(table_summary(table))
     return table
+
+
+def check_study_table(config: StudyConfig, data: Dataset, path: Path, archs: int = 12,
+                      allow_runtime_change: bool = False, log: Callable[[str], None] = print) -> TransferCheck:
+    """`nas latency-table STUDY --check TABLE`: how far `TABLE` holds on this machine, measured on
+    `archs` random architectures, printed with what to do about it."""
+    parent, target = _parent_table(config, data, path, allow_runtime_change, "--check")
+    here = device_signature(config.latency_conditions)
+    log(f"checking {path} on this machine:\n  the table: {parent.conditions.describe()} on "
+        f"{describe_signature(parent.signature)}{_origin(parent)}\n  here:      "
+        f"{config.latency_conditions.describe()} on {describe_signature(here)}")
+    with _progress_bars() as progress:
+        result = check_transfer(parent, target, archs,
+                                Here(target, config.latency.target, config.latency.max_seconds, progress))
+    study = config.path.name
+    flag = " --allow-runtime-change" if parent.conditions.runtime != config.latency_conditions.runtime else ""
+    for line in describe_check(result, adapt=f"nas latency-table {study} --adapt {path} -o NEW.json{flag}",
+                               build=f"nas latency-table {study} -o NEW.json"):
+        log(line)
+    return result
+
+
+def _origin(table: LatencyTable) -> str:
+    """`, adapted from a table measured on ...` for an adapted table; nothing for a built one."""
+    if not table.parent:
+        return ""
+    return f" (adapted from a table measured on {describe_signature(table.parent['signature'])})"
 
 
 def table_summary(table: LatencyTable) -> str:
@@ -88,6 +161,12 @@ def table_summary(table: LatencyTable) -> str:
     built = table.built
     head = (f"latency table: {len(table.entries)} stage choices, none {table.none_ms:.3f} ± {table.none_ms_ci:.3f} ms; "
             f"{table.describe()}; built in {built.get('seconds', 0):.0f} s")
+    if table.parent:
+        parent = table.parent
+        there = LatencyConditions.from_dict(parent.get("conditions") or {}).describe()
+        head += (f"\n  adapted from {parent.get('path')} ({there} on {describe_signature(parent['signature'])}): its "
+                 f"entries, with none and the scale measured here (scale {parent.get('scale', 1.0):.3f} there, "
+                 f"{table.scale:.3f} here)")
     if table.calibration:
         head += (f"\n  prediction: the stages' summed excess over none x {table.scale:.3f} (fitted on "
                  f"{table.calibration['n']} random architectures with 1..n attention stages)")
@@ -96,7 +175,17 @@ def table_summary(table: LatencyTable) -> str:
         return head + "\n  not validated on random architectures (latency.check: 0)"
     return (head + f"\n  predicts {v['n']} random architectures measured directly: median |error| "
             f"{100 * v['median_abs_error']:.1f} %, 95th percentile {100 * v['p95_abs_error']:.1f} %, "
-            f"max {100 * v['max_abs_error']:.1f} %, Spearman {v['spearman']:.3f}")
+            f"max {100 * v['max_abs_error']:.1f} %, Spearman {v['spearman']:.3f}" + _untouched(v))
+
+
+def _untouched(validation: dict[str, Any]) -> str:
+    """An adapted table's validation also holds how its parent, untouched, predicted the same."""
+    u = validation.get("untouched")
+    if not u:
+        return ""
+    return (f"\n  the parent, untouched, on the same architectures: median |error| "
+            f"{100 * u['median_abs_error']:.1f} %, 95th percentile {100 * u['p95_abs_error']:.1f} %, "
+            f"Spearman {u['spearman']:.3f}")
 
 
 def table_of(study: optuna.Study) -> LatencyTable | None:
