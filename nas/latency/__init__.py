@@ -9,4 +9,6 @@ once on the target machine that predicts any architecture of the space without r
   their ratio to it is narrow enough.
 - `table`: per stage x block choice, the ratio to `none`; built, resumed, checked against a study,
   validated on random architectures, and used to predict.
+- `adapt`: a table carried to another machine: how far it holds there (`check_transfer`), and
+  refitted there in seconds (`adapt_table`: `none` and one scale measured there, the entries kept).
 """
