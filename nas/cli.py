@@ -148,8 +148,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help=STORAGE_HELP)
     p.set_defaults(run=_latency)
 
-    p = command("latency-table", "measure the latency table of the study's space on this machine (resumable), or "
-                "check or adapt a table measured elsewhere",
+    p = command("latency-table", "measure the study's latency table on this machine (resumable), or check or adapt "
+                "one from another machine",
                 "  nas latency-table studies/demo.yaml\n"
                 "  nas latency-table studies/demo.yaml -o edge-box.latency.json   # then latency: {table: ...}\n"
                 "  nas latency-table studies/demo.yaml --check edge-box.latency.json   # how far it holds here\n"
