@@ -30,13 +30,18 @@ from typing import Any, Protocol
 
 from nas.arch import ArchConfig
 from nas.errors import ConfigError
-from nas.latency.builder import LatencyTarget, Progress, _gpu_name, measure_once
+from nas.latency.builder import (
+    CALIBRATION_SEED,
+    CHECK_SEED,
+    LatencyTarget,
+    Progress,
+    _gpu_name,
+    measure_once,
+)
 from nas.latency.conditions import device_signature
 from nas.latency.measure import TARGET, measure_reference
 from nas.latency.runtime import Runner
 from nas.latency.table import KEY_FIELDS, LatencyTable, accuracy_of, fit_scale, write_json
-
-FIT_SEED, CHECK_SEED = 1, 0  # a build's seeds: spread architectures to fit on, uniform ones to validate on
 
 
 class Measurer(Protocol):
@@ -82,10 +87,11 @@ def refuse_mismatch(parent: LatencyTable, target: LatencyTarget, where: str,
     for field in KEY_FIELDS:
         if field == "conditions":
             continue
-        mine, theirs = _canonical(parent.key.get(field)), _canonical(key.get(field))
-        if mine != theirs:
-            raise ConfigError(f"{where}: {field} = {mine}, but the study has {field} = {theirs}; allowed: a table "
-                              "of this study's network (or a table built here: nas latency-table STUDY.yaml)")
+        table_value, study_value = _canonical(parent.key.get(field)), _canonical(key.get(field))
+        if table_value != study_value:
+            raise ConfigError(f"{where}: {field} = {table_value}, but the study has {field} = {study_value}; "
+                              "allowed: a table of this study's network (or a table built here: nas latency-table "
+                              "STUDY.yaml)")
     runtime, here = parent.conditions.runtime, target.conditions.runtime
     if runtime != here and not allow_runtime_change:
         raise ConfigError(f"{where}: conditions.runtime = {runtime!r}, but the study measures under {here!r} (eager "
@@ -101,7 +107,7 @@ def refuse_mismatch(parent: LatencyTable, target: LatencyTarget, where: str,
 
 def fit_architectures(target: LatencyTarget, n: int) -> dict[str, ArchConfig]:
     """`n` architectures to refit on, spread over 1..n attention stages (as a build calibrates)."""
-    return {a.arch_id: a for a in target.random_architectures(n, seed=FIT_SEED, spread=True)}
+    return {a.arch_id: a for a in target.random_architectures(n, seed=CALIBRATION_SEED, spread=True)}
 
 
 def check_architectures(target: LatencyTarget, n: int, exclude: Collection[str] = ()) -> dict[str, ArchConfig]:

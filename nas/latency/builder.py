@@ -42,6 +42,7 @@ from nas.space import SearchSpace
 
 GROUP = 8  # candidates timed together against one reference (each round: reference + GROUP)
 PARTS = ("entries", "calibration_rows", "validation_rows")  # what a build measures, in its order
+CALIBRATION_SEED, CHECK_SEED = 1, 0  # random_architectures' seeds: spread ones to fit the scale on, uniform to check
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,7 +253,7 @@ def _build(target: LatencyTarget, path: Path, state: dict[str, Any], save: Calla
     table = LatencyTable(key=key, signature=signature, none_ms=none_ms, none_ms_ci=none_ci, entries=entries)
     calibrate = check if calibrate is None else calibrate
     if calibrate:
-        archs = {a.arch_id: a for a in target.random_architectures(calibrate, seed=1, spread=True)}
+        archs = {a.arch_id: a for a in target.random_architectures(calibrate, seed=CALIBRATION_SEED, spread=True)}
         measured = _measure_groups(target, reference, archs, state["calibration_rows"], save, progress,
                                    "calibration architectures", target_ci, max_seconds)
         rows = [{"arch_id": k, "attention_stages": sum(not p.endswith(":none") for p in k.split("|")),
@@ -262,7 +263,7 @@ def _build(target: LatencyTarget, path: Path, state: dict[str, Any], save: Calla
                              "measured excess on summed excess", "rows": rows}
     validation = None
     if check:
-        archs = {a.arch_id: a for a in target.random_architectures(check)}
+        archs = {a.arch_id: a for a in target.random_architectures(check, seed=CHECK_SEED)}
         direct = _measure_groups(target, reference, archs, state["validation_rows"], save, progress,
                                  "validation architectures", target_ci, max_seconds)
         rows = [{"arch_id": k, "measured_ratio": direct[k]["ratio"], "measured_ratio_ci": direct[k]["ratio_ci"],
