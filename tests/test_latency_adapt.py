@@ -223,7 +223,10 @@ def test_other_bad_input_is_refused_with_nothing_written(tmp_path, carried):
     (tmp_path / "narrow.json").write_text(json.dumps({**parent.to_dict(), "entries": narrow}))
     (tmp_path / "corrupt.json").write_text('{"format": 1, "key": ')
     (tmp_path / "wrong.json").write_text(json.dumps({**parent.to_dict(), "parent": {"signature": "x"}}))
+    naming_it = study(tmp_path, name="named", latency={**QUICK, "table": "edge.json"})  # its table file is the parent
     before = sorted(p.name for p in tmp_path.iterdir())
+    result = nas_in_process("latency-table", naming_it.name, "--adapt", "edge.json", cwd=tmp_path)
+    assert result.returncode == 2 and f"the output {tmp_path / 'edge.json'} (-o, else" in result.stderr, result.stderr
     cases = [
         (("--adapt", "narrow.json"), "--adapt narrow.json: entries = "),
         (("--adapt", "narrow.json"), "stage choices without s2:se-r4-avg, but the study's search space has them"),
@@ -231,7 +234,8 @@ def test_other_bad_input_is_refused_with_nothing_written(tmp_path, carried):
         (("--check", "corrupt.json"), "--check corrupt.json: not a readable latency table"),
         (("--adapt", "wrong.json"), "--adapt wrong.json: parent = {'signature': 'x'} is invalid"),
         (("--adapt", "missing.json"), "--adapt missing.json: no such latency table"),
-        (("--adapt", "edge.json", "-o", "edge.json"), "-o edge.json is the table being adapted"),
+        (("--adapt", "edge.json", "-o", "edge.json"), "the output edge.json (-o, else the study's table file) is the "
+                                                      "table being adapted"),
         (("--adapt", "edge.json", "-o", "nowhere/here.json"), "the folder nowhere does not exist"),
         (("--check", "edge.json", "--archs", "1"), "--archs = 1 is invalid; allowed: an integer >= 2"),
         (("--check", "edge.json", "-o", "x.json"), "--check writes nothing"),

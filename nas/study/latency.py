@@ -114,8 +114,8 @@ def adapt_study_table(config: StudyConfig, data: Dataset, parent_path: Path, out
     architectures measured here, validated on `latency.check` others, written to `output`."""
     parent, target = _parent_table(config, data, parent_path, allow_runtime_change, "--adapt")
     if output.resolve() == parent_path.resolve():
-        raise ConfigError(f"-o {output} is the table being adapted; allowed: another file (-o NEW.json), so the "
-                          "parent stays as it was")
+        raise ConfigError(f"the output {output} (-o, else the study's table file) is the table being adapted; "
+                          "allowed: another file (-o NEW.json), so the parent stays as it was")
     here = device_signature(config.latency_conditions)
     log(f"adapting {parent_path} (measured on {describe_signature(parent.signature)}, "
         f"{parent.conditions.describe()}) to this machine ({describe_signature(here)}, "
