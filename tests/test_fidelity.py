@@ -332,7 +332,8 @@ def test_front_export_and_check_read_the_top_rung(searched):
     result = nas_in_process("front", study_path.name, cwd=folder)
     assert result.returncode == 0, result.stderr
     first = result.stdout.splitlines()[0]
-    assert first.startswith("search front (4-epoch proxy at rung 2 (4 epochs x 2 seeds); not confirmed) of study 'tiny'")
+    assert first.startswith("search front (4-epoch proxy at rung 2 (4 epochs x 2 seeds); not confirmed) of study "
+                            "'tiny'")
     rows = json.loads(nas_in_process("front", study_path.name, "--json", cwd=folder).stdout)
     assert rows and {r["trial"] for r in rows} <= {t.number for t in top.best_trials}
     result = nas_in_process("export", study_path.name, "--pick", "accuracy", "-o", "best.yaml", cwd=folder)
