@@ -37,7 +37,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attention_signal import EPOCHS, SUBSET, TASKS  # noqa: E402
-from harness import RESULTS, ROOT, describe, write_json  # noqa: E402
+from harness import RESULTS, ROOT, describe, search_only, write_json  # noqa: E402
 from latency_front import hypervolume, non_dominated, plot_front, snapshot  # noqa: E402
 from long_runs import LongRuns  # noqa: E402
 
@@ -65,7 +65,7 @@ def study_config(data: Path, trials: int | None) -> StudyConfig:
     path = FOLDER / "designer.yaml"
     path.write_text("# written by benchmarks/designer_front.py from studies/designer.yaml\n"
                     + yaml.safe_dump(document, sort_keys=False))
-    config = load_study_config(path)
+    config = search_only(load_study_config(path))
     want = {"classes": TASK.classes, "image_size": TASK.image_size, "subset": SUBSET}
     if {key: config.dataset.get(key) for key in want} != want:
         raise SystemExit(f"{path}: dataset {dict(config.dataset)} is not the long runs' task {want}")

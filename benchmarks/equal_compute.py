@@ -72,7 +72,7 @@ import optuna
 import torch
 import yaml
 from attention_signal import BASELINES, QUICK
-from harness import RESULTS, ROOT, RunCache, describe, new_figure, save_figure, write_json
+from harness import RESULTS, ROOT, RunCache, describe, new_figure, save_figure, search_only, write_json
 from long_runs import LongRuns, ProxyRuns, add_study_arguments, check_study, load_task_study
 from optuna.trial import FrozenTrial, TrialState
 from search_quality import hypervolume_2d
@@ -320,7 +320,7 @@ def quick_study(path: Path, folder: Path) -> StudyConfig:
                 search_space=str((path.parent / data["search_space"]).resolve()), trials=8)
     quick = folder / "quick.yaml"
     quick.write_text(yaml.safe_dump(data, sort_keys=False))
-    return load_study_config(quick)
+    return search_only(load_study_config(quick))
 
 
 def search(configs: dict, seeds: list[int], methods: list[str], long: LongRuns, proxy_runs: ProxyRuns,

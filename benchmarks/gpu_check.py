@@ -21,6 +21,12 @@ bars:
               difference, from the seeds' own spread (plus one validation image).
 - search:     a timed search: ResNet-18 (small input) on 10,000 Fashion-MNIST images at 32 px,
               2-epoch proxies, 12 trials (5 uniform baselines + 7 sampled); seconds per trial.
+- evaluators: the other ways a trial is scored, on the search part's task: the one-shot
+              supernet's (nas.supernet) training images/s against the plain trainer's on the same
+              backbone (the `none` architecture) in the same process, and how many architectures
+              per second it scores with inherited weights (batch-norm recalibrated for each, as a
+              study scores them). One part, not one per evaluator: the device returns at most 8
+              files (7 JSON and the log).
 - latency:    the demo space's latency table measured on the device, eager PyTorch at batch 1 and
               64 (`nas.latency.builder.build_table`, as `nas latency-table` does), with its own
               validation on random architectures against benchmarks/latency_table.py's bar.
@@ -75,7 +81,7 @@ from nas.layout import memory_format  # noqa: E402
 from nas.space import load_space  # noqa: E402
 from nas.train import ProxyConfig, resolve_device, train_proxy  # noqa: E402
 
-PARTS = ("tests", "throughput", "precision", "search", "latency")
+PARTS = ("tests", "throughput", "precision", "search", "evaluators", "latency")
 DEFAULT_DATA = ROOT / ".gpu-data" / "fashion-mnist"
 PACK_TRAIN, PACK_TEST = 20000, 2000  # images of the carried subset (about 9 MB gzipped)
 TRAINER_BAR = 0.90
@@ -91,6 +97,7 @@ class Sizes:
     precision_task: dict[str, Any]  # subset, image_size, width, epochs, batch, seeds
     search: dict[str, Any]  # backbone, args, subset, image_size, epochs, batch, trials, baselines, space
     latency: dict[str, Any]  # batches, check, target_ci, max_seconds, space, image_size
+    supernet: dict[str, Any]  # evaluators: epochs, sharing, scored (architectures), recal (images); rest from `search`
     test_selection: str | None  # pytest -k expression; None: the whole file
 
 
@@ -104,6 +111,7 @@ FULL = Sizes(
             "space": str(ROOT / "search_spaces" / "default.yaml")},
     latency={"batches": [1, 64], "check": 20, "target_ci": 0.02, "max_seconds": 10.0,
              "space": str(ROOT / "search_spaces" / "demo.yaml"), "image_size": 28, "width": 16},
+    supernet={"epochs": 1, "sharing": "choice", "scored": 40, "recal": 2048},
     test_selection=None,
 )
 # The quick rehearsal: the same code paths at toy sizes (synthetic data; a 3-choice space). Its
@@ -120,6 +128,7 @@ QUICK = Sizes(
     latency={"batches": [1, 4], "check": 3, "target_ci": 0.25, "max_seconds": 3.0,
              "space": {"kinds": ["none", "se"], "se": {"reduction": [4]}, "placement": ["block"], "stages": "all"},
              "image_size": 16, "width": 4},
+    supernet={"epochs": 1, "sharing": "choice", "scored": 3, "recal": 50},
     test_selection="layout or reproduces",
 )
 
@@ -201,7 +210,7 @@ class Check:
         print(f"gpu_check on {self.device} ({self.name}), torch {torch.__version__}, "
               f"{'quick' if self.quick else 'full'} sizes, budget {self.budget:.0f} s", flush=True)
         # the least time each part needs to be worth starting, at full sizes
-        need = {"tests": 60, "throughput": 30, "precision": 15, "search": 60, "latency": 40}
+        need = {"tests": 60, "throughput": 30, "precision": 15, "search": 60, "evaluators": 45, "latency": 40}
         results: dict[str, dict[str, Any]] = {}
         for part in parts:
             began = time.perf_counter()
@@ -367,7 +376,8 @@ class Check:
         study = {"name": "gpu_check", "backbone": sz["backbone"], "backbone_args": sz["args"], "dataset": dataset,
                  "search_space": sz["space"], "proxy": {"epochs": sz["epochs"], "batch_size": sz["batch"]},
                  "objectives": ["accuracy", "flops"], "sampler": {"name": "tpe", "seed": 0}, "trials": sz["trials"],
-                 "baselines": sz["baselines"], "noise_seeds": 1}
+                 "baselines": sz["baselines"], "noise_seeds": 1,
+                 "confirm": {"after_search": False}}  # the trials alone are timed
         path = folder / "gpu_check.yaml"
         path.write_text(yaml.safe_dump(study, sort_keys=False))
         lines: list[str] = []
@@ -397,6 +407,50 @@ class Check:
                 "seconds_per_trial_mean": statistics.fmean(per), "seconds_per_trial_median": statistics.median(per),
                 "seconds_first_trial": per[0], "seconds_outside_trials": wall - sum(per),
                 "wall_seconds_per_trial": wall / len(done), "trials": trials, "log": lines[-40:]}
+
+    def evaluators(self) -> dict[str, Any]:
+        """Each evaluator besides the proxy, measured on the search part's task."""
+        return {"supernet": self.supernet()}
+
+    def supernet(self) -> dict[str, Any]:
+        """The supernet's training throughput against the plain trainer's, and its scoring rate."""
+        from nas.supernet import Supernet, score_architecture, train_supernet
+
+        sz, sn = self.sizes.search, self.sizes.supernet
+        space_file = sz["space"]
+        if isinstance(space_file, dict):
+            import yaml
+
+            written = self.tmp / "supernet_space.yaml"
+            written.write_text(yaml.safe_dump(space_file))
+            space_file = str(written)
+        space = load_space(Path(space_file))
+        data = self.dataset(sz["subset"], sz["image_size"])
+        template = ArchConfig.uniform(sz["backbone"], BlockSpec("none"), sz["args"], num_classes=data.num_classes,
+                                      in_chans=data.in_chans)
+        net = Supernet(template, space, sharing=sn["sharing"], seed=0)
+        config = ProxyConfig(epochs=sn["epochs"], batch_size=sz["batch"], threads=self.threads, bn_recal=sn["recal"])
+        trained = train_supernet(net, data, config, self.device, progress=False)
+        plain = train_proxy(lambda: build_model(template), data, config, self.device, progress=False)
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sampler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))  # as a random search samples
+        archs = [space.sample(sampler.ask(), template) for _ in range(sn["scored"])]
+        began = time.perf_counter()
+        scores = [score_architecture(net, arch, data, config, self.device)[0] for arch in archs]
+        scoring = time.perf_counter() - began
+        ratio = trained.images_per_second / plain.images_per_second
+        print(f"  supernet ({sn['sharing']} sharing, {sum(p.numel() for p in net.parameters()):,} parameters): "
+              f"{trained.images_per_second:.0f} img/s training, {ratio:.2f}x the plain trainer's "
+              f"{plain.images_per_second:.0f}; {len(archs) / scoring:.2f} architectures/s scored", flush=True)
+        return {"backbone": sz["backbone"], "args": sz["args"], "image_size": sz["image_size"],
+                "train_images": len(data.train), "val_images": len(data.val), **sn,
+                "parameters": sum(p.numel() for p in net.parameters()),
+                "supernet_images_per_second": trained.images_per_second,
+                "plain_images_per_second": plain.images_per_second, "supernet/plain": ratio,
+                "supernet_seconds": trained.seconds, "scored": len(archs), "scoring_seconds": scoring,
+                "architectures_per_second": len(archs) / scoring, "scores": scores}
 
     def latency(self) -> dict[str, Any]:
         """The demo space's latency table at each batch size, eager on this device, with its validation."""
@@ -507,6 +561,10 @@ def figures(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
             f"{precision['mean']['fp32']:.4f} ± {precision['std']['fp32']:.4f}")
     for key, table in results.get("latency", {}).get("tables", {}).items():
         out[f"latency none ms ({key})"] = round(table["none_ms"], 4)
+    supernet = results.get("evaluators", {}).get("supernet")
+    if supernet:
+        out["supernet training images/s vs the plain trainer's"] = round(supernet["supernet/plain"], 3)
+        out["one-shot architectures scored per second"] = round(supernet["architectures_per_second"], 2)
     return out
 
 

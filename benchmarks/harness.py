@@ -7,13 +7,16 @@
   none drops another's run), written whole or not at all, so a killed benchmark resumes;
 - result writing (`write_json`: the same bytes as `json.dumps(value, indent=...) + "\\n"`,
   written whole or not at all; `finite`: NaN as null, as JSON has no NaN);
-- plots (`new_figure`, `save_figure`: matplotlib without a display, the figure closed once saved).
+- plots (`new_figure`, `save_figure`: matplotlib without a display, the figure closed once saved);
+- `search_only`: a study without the confirmation `nas search` ends with (a benchmark that
+  measures the search itself, and trains its own long runs where it has them).
 
 Importing this does not import torch or matplotlib (benchmarks/cli_startup.py times start-ups).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -27,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 __all__ = ["RESULTS", "ROOT", "RunCache", "cpu_name", "describe", "device_name", "finite", "new_figure",
-           "read_json", "save_figure", "save_run", "write_json"]
+           "read_json", "save_figure", "save_run", "search_only", "write_json"]
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -98,3 +101,8 @@ def save_figure(fig: Any, path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def search_only(config: Any) -> Any:
+    """The StudyConfig with `confirm.after_search` off: the search ends with its trials."""
+    return dataclasses.replace(config, confirm=config.confirm.model_copy(update={"after_search": False}))

@@ -38,7 +38,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attention_signal import BASELINES  # noqa: E402
-from harness import RESULTS, ROOT, describe, new_figure, save_figure, write_json  # noqa: E402
+from harness import RESULTS, ROOT, describe, new_figure, save_figure, search_only, write_json  # noqa: E402
 from long_runs import LongRuns, ProxyRuns, check_study  # noqa: E402
 
 from nas import ArchConfig  # noqa: E402
@@ -67,7 +67,7 @@ def study_config(data: Path, trials: int) -> StudyConfig:
     path = FOLDER / "tin100_latency.yaml"
     path.write_text("# written by benchmarks/latency_front.py from studies/tiny_imagenet.yaml\n"
                     + yaml.safe_dump(document, sort_keys=False))
-    config = load_study_config(path)
+    config = search_only(load_study_config(path))
     check_study(config)
     return config
 

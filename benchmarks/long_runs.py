@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 from attention_signal import BASELINES, EPOCHS, PAD, SUBSET, TASKS, Task, train_once
-from harness import RunCache, describe
+from harness import RunCache, describe, search_only
 
 from nas import ArchConfig, BlockSpec, Dataset, ProxyConfig, load_dataset
 from nas.study.objective import train_architecture
@@ -60,7 +60,7 @@ def add_study_arguments(parser: argparse.ArgumentParser, studies: Path) -> None:
 
 def load_task_study(parser: argparse.ArgumentParser, path: Path) -> StudyConfig:
     """The study file at `path`, refused (one line, exit 2) unless it has rungs and the task's data."""
-    config = load_study_config(path)
+    config = search_only(load_study_config(path))
     if config.fidelity is None:
         parser.error(f"--study {path}: no `fidelity:` section; this benchmark measures a study's rungs")
     check_study(config)

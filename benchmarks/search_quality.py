@@ -37,7 +37,7 @@ from pathlib import Path
 import optuna
 import torch
 import yaml
-from harness import RESULTS, ROOT, describe, new_figure, read_json, save_figure, write_json
+from harness import RESULTS, ROOT, describe, new_figure, read_json, save_figure, search_only, write_json
 from optuna.trial import TrialState
 from scipy.stats import kendalltau
 
@@ -135,7 +135,7 @@ def main() -> None:
         for seed in args.seeds:
             for sampler in args.samplers:
                 path = study_file(folder, f"{sampler}-{seed}", sampler, seed, args)
-                config = load_study_config(path)
+                config = search_only(load_study_config(path))
                 data = data or load_dataset(**config.dataset)
                 t0 = time.perf_counter()
                 study = run_search(config, data, device="cpu", log=lambda line: None, progress=False,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import optuna
 import yaml
-from harness import RESULTS, ROOT, describe, write_json
+from harness import RESULTS, ROOT, describe, search_only, write_json
 from optuna.trial import TrialState
 
 import nas.study.objective
@@ -60,7 +60,7 @@ def main() -> None:
         demo["dataset"] = {**demo["dataset"], "subset": 1000}  # data loading is not per-trial; keep it short
         path = Path(tmp) / "overhead.yaml"
         path.write_text(yaml.safe_dump(demo))
-        config = load_study_config(path)
+        config = search_only(load_study_config(path))
         data = load_dataset(**config.dataset)
         start = time.perf_counter()
         study = run_search(config, data, device="cpu", log=lambda line: None, progress=False, trainer=instant)

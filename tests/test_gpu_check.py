@@ -48,14 +48,14 @@ def test_quick_cpu_rehearsal_fills_every_field(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     # one file per part and the summary, each named after this machine's CPU
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert len(names) == 6 and all(n.startswith("gpu_check-") and n.endswith("_quick.json") for n in names), names
+    assert len(names) == 7 and all(n.startswith("gpu_check-") and n.endswith("_quick.json") for n in names), names
 
     summary = read(tmp_path, "summary")
     for key in ("date", "device", "device_name", "torch", "python", "quick", "command", "bars", "figures"):
         assert key in summary, key
     assert summary["device"] == "cpu" and summary["quick"] is True
     assert {p: r["status"] for p, r in summary["parts"].items()} == dict.fromkeys(
-        ("tests", "throughput", "precision", "search", "latency"), "ok")
+        ("tests", "throughput", "precision", "search", "evaluators", "latency"), "ok")
     bars = summary["bars"]
     assert not any(b["applies"] for b in bars.values())  # a CPU rehearsal judges no GPU bar
     assert bars["device tests pass, none skipped"]["met"] is True
@@ -89,6 +89,12 @@ def test_quick_cpu_rehearsal_fills_every_field(tmp_path: Path) -> None:
     assert search["trials_complete"] == search["study"]["trials"] == 3
     assert 0 < search["seconds_per_trial_median"] <= search["wall_seconds"]
     assert [t["state"] for t in search["trials"]] == ["COMPLETE"] * 3
+
+    supernet = read(tmp_path, "evaluators")["supernet"]
+    assert supernet["sharing"] == "choice" and supernet["parameters"] > 0 and len(supernet["scores"]) == 3
+    assert all(0 <= a <= 1 for a in supernet["scores"]) and supernet["architectures_per_second"] > 0
+    assert supernet["supernet_images_per_second"] > 0 and supernet["supernet/plain"] > 0
+    assert summary["figures"]["one-shot architectures scored per second"] > 0
 
     latency = read(tmp_path, "latency")
     assert set(latency["tables"]) == {"batch_1", "batch_4"}
