@@ -1,0 +1,253 @@
+"""Does search + confirmation beat training the hand placements, at twice their compute? (issue 31, item 4)
+
+The product's bar, on the task where attention measurably matters (tin100: Tiny-ImageNet, first
+100 classes, 32 px, ResNet-20; studies/tiny_imagenet.yaml), objectives [accuracy, latency]
+(ONNX Runtime, batch 1, 1 thread; predicted from the table latency_front.py's study measured,
+benchmarks/results/latency_front/tin100_latency.latency.json, whose conditions the report names).
+
+Budget: twice what training the five hand placements at the long fidelity costs (5 x 10 epochs x
+3 seeds = 150 long epochs), so 300 epochs of the training split, counted in training images:
+the search's (every trial's `images_seen`, or the supernet's epochs) plus the confirmation's.
+Each arm is a real `nas` study (the search), then confirmation as `nas.refine` does it —
+the candidates `nas.refine.candidates` picks, `confirm.seeds` seeds each, more seeds while they
+tie at the top (`nas.refine.tied_at_top`) — but trained at the long runs' setting
+(benchmarks/long_runs.py: 10 epochs, 4-pixel crops, test accuracy on the held-out split), so the
+hand placements' 3-seed runs are reused and every confirmed number is the truth itself:
+
+- tpe4:     TPE on 4-epoch proxies (the default evaluator), --trials (30: 120 epochs), then the
+            top K candidates the remaining budget pays for (K = 6 at 30 epochs each);
+- supernet: the one-shot evaluator (own weights per choice, 10 epochs, the study's whole space),
+            --supernet-trials scored in seconds each, then K = 9 candidates.
+
+Selection reads validation accuracy only (the confirmed front is chosen on the long runs'
+validation means and predicted latency); the report scores it on test accuracy: the confirmed
+front's hypervolume in (test accuracy, latency ratio) against the hand placements', with a
+bootstrap over each architecture's seeds (beyond seed noise when the 95 % interval of the
+difference excludes 0), and whether an architecture the sampler proposed (not a queued hand
+placement) ties ECA everywhere's test accuracy within noise at >= 10 % lower predicted latency.
+
+Hours of CPU; every part resumes (studies in SQLite under --cache, the supernet file there, proxy
+and long runs in benchmarks/results/{proxy,long}_runs.json saved after every run):
+
+    .venv/bin/python benchmarks/end_to_end.py --data DEST --cache /work/cache/e2e --arms tpe4 supernet
+    .venv/bin/python benchmarks/end_to_end.py --data DEST --cache /work/cache/e2e --report
+    .venv/bin/python benchmarks/end_to_end.py --data DEST --cache /tmp/e2e --quick   # minutes: the code path
+
+Writes benchmarks/results/end_to_end.json (not with --quick, whose results stay under --cache).
+MobileNetV3-Small against `designer` (the issue's second task) is not in this script yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import random
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from attention_signal import BASELINES, EPOCHS  # noqa: E402
+from harness import RESULTS, ROOT, describe, search_only, write_json  # noqa: E402
+from latency_front import hypervolume, non_dominated  # noqa: E402
+from long_runs import LongRuns, ProxyRuns, check_study  # noqa: E402
+
+from nas import ArchConfig  # noqa: E402
+from nas.noise import TIE_FACTOR  # noqa: E402
+from nas.refine import candidates, tied_at_top  # noqa: E402
+from nas.study import open_study  # noqa: E402
+from nas.study.latency import table_of  # noqa: E402
+from nas.study.loop import run_search  # noqa: E402
+from nas.studyfile import StudyConfig, load_study_config  # noqa: E402
+
+TABLE = RESULTS / "latency_front" / "tin100_latency.latency.json"
+HAND_RUNS = len(BASELINES) * 3  # the hand placements at the long fidelity, 3 seeds each
+LOWER = 0.10  # ">= 10 % lower latency" than ECA everywhere
+SEEDS, MAX_SEEDS = 3, 6
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    name: str
+    trials: int
+    evaluation: dict[str, Any]
+    proxy_epochs: int
+
+
+def study_config(arm: Arm, data: Path, cache: Path, quick: bool) -> StudyConfig:
+    """studies/tiny_imagenet.yaml, single fidelity, [accuracy, latency], this arm's evaluator;
+    written under --cache (its database and supernet file land beside it)."""
+    document = yaml.safe_load((ROOT / "studies" / "tiny_imagenet.yaml").read_text())
+    document.pop("fidelity")
+    document.update(name=f"e2e_{arm.name}", objectives=["accuracy", "latency"], trials=arm.trials,
+                    search_space=str(ROOT / "search_spaces" / ("demo.yaml" if quick else "default.yaml")),
+                    proxy={**document.get("proxy", {}), "epochs": arm.proxy_epochs},
+                    dataset={**document["dataset"], "path": str(data / "tiny-imagenet-200")},
+                    latency={"runtime": "onnxruntime", "batch_size": 1, "threads": 1, "device": "cpu",
+                             "table": None if quick else str(TABLE), "passes": 1, "check": 5 if quick else 30},
+                    evaluation=arm.evaluation)
+    if quick:
+        document["dataset"]["subset"] = 2000
+    path = cache / f"e2e_{arm.name}.yaml"
+    path.write_text("# written by benchmarks/end_to_end.py from studies/tiny_imagenet.yaml\n"
+                    + yaml.safe_dump(document, sort_keys=False))
+    config = search_only(load_study_config(path))  # confirmation is done below, at the long runs' setting
+    if not quick:
+        check_study(config)
+    return config
+
+
+def search_images(config: StudyConfig, study: Any, train_images: int) -> int:
+    """Training images the search consumed: every trial's own, and the supernet's training."""
+    images = sum(t.user_attrs.get("images_seen", 0) for t in study.get_trials(deepcopy=False))
+    supernet = study.user_attrs.get("supernet")
+    if supernet:
+        images += config.evaluation.epochs * train_images
+    return images
+
+
+def confirm(study: Any, long: LongRuns, budget_runs: int, log: Any) -> dict[str, list[dict[str, Any]]]:
+    """`nas.refine`'s confirmation at the long runs' setting: the candidates the budget pays for
+    (SEEDS runs each), then more seeds while they tie at the top, within the budget."""
+    top = max(1, budget_runs // SEEDS)
+    chosen = {t.number: ArchConfig.from_dict(t.user_attrs["arch"]) for t in candidates(study, top)}
+    runs = {n: [long.train(arch, s) for s in range(SEEDS)] for n, arch in chosen.items()}
+    for n, arch in chosen.items():
+        log(f"confirmed #{n}: val {statistics.fmean(r['val_accuracy'] for r in runs[n]):.4f}  {arch.arch_id}")
+    used, seeds = len(chosen) * SEEDS, SEEDS
+    while seeds < MAX_SEEDS:
+        tied = tied_at_top({n: [r["val_accuracy"] for r in rs] for n, rs in runs.items()})
+        more = min(2 * seeds, MAX_SEEDS)
+        cost = sum(more - len(runs[n]) for n in tied)
+        if len(tied) < 2 or used + cost > budget_runs:
+            break
+        seeds = more
+        log(f"{len(tied)} tie at the top: {seeds} seeds each")
+        for n in tied:
+            runs[n] += [long.train(chosen[n], s) for s in range(len(runs[n]), seeds)]
+        used += cost
+    return {str(n): [{"seed": s, **r} for s, r in enumerate(rs)] for n, rs in runs.items()}
+
+
+def bootstrap_hv(front: list[dict[str, Any]], hand: list[dict[str, Any]], reference: tuple[float, float],
+                 n: int = 2000) -> dict[str, float]:
+    """The hypervolume difference (confirmed front - hand placements) over seed resamples."""
+    rng = random.Random(0)
+
+    def draw(rows: list[dict[str, Any]]) -> list[tuple[float, float]]:
+        return [(statistics.fmean(rng.choices(r["values"], k=len(r["values"]))), r["ratio"]) for r in rows]
+
+    diffs = sorted(hypervolume(draw(front), reference) - hypervolume(draw(hand), reference) for _ in range(n))
+    return {"low": diffs[int(0.025 * n)], "high": diffs[int(0.975 * n) - 1],
+            "p_better": sum(d > 0 for d in diffs) / n}
+
+
+def report_arm(arm: Arm, config: StudyConfig, long: LongRuns, confirmed: dict[str, Any], images: int,
+               budget: int) -> dict[str, Any]:
+    study, _ = open_study(config, create=False)
+    table = table_of(study)
+    assert table is not None
+
+    def row(label: str, arch: ArchConfig, runs: list[dict[str, Any]], proposed: bool) -> dict[str, Any]:
+        p = table.predict(arch.arch_id)
+        test = [r["test_accuracy"] for r in runs]
+        return {"label": label, "arch_id": arch.arch_id, "proposed": proposed, "ratio": p.ratio,
+                "ratio_ci": p.ratio_ci, "accuracy": statistics.fmean(test),
+                "accuracy_std": statistics.stdev(test) if len(test) > 1 else None, "n": len(test), "values": test,
+                "val_accuracy": statistics.fmean(r["val_accuracy"] for r in runs)}
+
+    hand = [row(kind, long.baseline(kind), [long.train(long.baseline(kind), s) for s in range(3)], False)
+            for kind in BASELINES]
+    rows = []
+    for number, runs in confirmed.items():
+        trial = study.trials[int(number)]
+        arch = ArchConfig.from_dict(trial.user_attrs["arch"])
+        label = trial.user_attrs.get("baseline") or f"#{number}"
+        # proposed: sampled, and not a hand placement the sampler happened to draw
+        proposed = "baseline" not in trial.user_attrs and arch.arch_id not in {h["arch_id"] for h in hand}
+        rows.append(row(label, arch, runs, proposed))
+    # the confirmed front, chosen as `nas front` would: validation means and predicted latency
+    chosen = non_dominated([{**r, "accuracy": r["val_accuracy"]} for r in rows])
+    front = [r for r in rows if r["arch_id"] in {c["arch_id"] for c in chosen}]
+    everything = hand + front
+    reference = (min(r["accuracy"] for r in everything), max(r["ratio"] for r in everything) * 1.001)
+    eca = next(r for r in hand if r["label"] == "eca")
+    wins = []
+    for r in front:
+        if not r["proposed"]:
+            continue
+        spread = math.sqrt((r["accuracy_std"] or 0) ** 2 / r["n"] + eca["accuracy_std"] ** 2 / eca["n"])
+        wins.append({"arch_id": r["arch_id"], "difference": r["accuracy"] - eca["accuracy"], "difference_std": spread,
+                     "ties_or_beats_eca": r["accuracy"] >= eca["accuracy"] - TIE_FACTOR * spread,
+                     "ratio_vs_eca": r["ratio"] / eca["ratio"],
+                     "ten_percent_cheaper": r["ratio"] <= (1 - LOWER) * eca["ratio"]})
+    hv = {"confirmed": hypervolume([(r["accuracy"], r["ratio"]) for r in front], reference),
+          "hand": hypervolume([(r["accuracy"], r["ratio"]) for r in hand], reference)}
+    interval = bootstrap_hv(front, hand, reference)
+    return {"arm": dataclasses.asdict(arm), "latency": table.describe(), "trials": len(study.trials),
+            "compute": {"search_epochs": images / len(long.data.train),
+                        "confirm_runs": sum(len(v) for v in confirmed.values()),
+                        "total_epochs": images / len(long.data.train)
+                        + long.epochs * sum(len(v) for v in confirmed.values()),
+                        "budget_epochs": budget},
+            "hand": hand, "confirmed": rows, "front": [r["arch_id"] for r in front], "reference_point": reference,
+            "hypervolume": hv, "hypervolume_difference_95": interval,
+            "beats_hand_beyond_noise": interval["low"] > 0, "eca_comparisons": wins,
+            "cheaper_eca_tie_found": any(w["ties_or_beats_eca"] and w["ten_percent_cheaper"] for w in wins)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="the folder stage-datasets.sh filled")
+    parser.add_argument("--cache", type=Path, required=True, help="studies and the supernet, outside the repo")
+    parser.add_argument("--arms", nargs="+", choices=("tpe4", "supernet"), default=["tpe4", "supernet"])
+    parser.add_argument("--trials", type=int, default=30, help="tpe4's trials (4 epochs each)")
+    parser.add_argument("--supernet-trials", type=int, default=400)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per training")
+    parser.add_argument("--report", action="store_true", help="only report what is trained")
+    parser.add_argument("--quick", action="store_true", help="toy sizes (1-epoch runs, 2,000 images): the code path")
+    args = parser.parse_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    results = args.cache if args.quick else RESULTS
+    epochs = 1 if args.quick else EPOCHS
+    long = LongRuns(args.data, results, args.threads, epochs=epochs, subset=2000 if args.quick else None) \
+        if args.quick else LongRuns(args.data, results, args.threads)
+    proxy_runs = ProxyRuns(results / "proxy_runs.json", long.prefix, args.threads)
+    budget = 2 * HAND_RUNS * epochs  # epochs of the training split
+    arms = {"tpe4": Arm("tpe4", 4 if args.quick else args.trials, {"kind": "proxy"}, 1 if args.quick else 4),
+            "supernet": Arm("supernet", 8 if args.quick else args.supernet_trials,
+                            {"kind": "supernet", "sharing": "choice", "epochs": 1 if args.quick else 10,
+                             "recal": 256 if args.quick else 2048, "file": str(args.cache / "e2e.supernet.pt")},
+                            1 if args.quick else 4)}
+    out: dict[str, Any] = {"benchmark": "end_to_end", "machine": describe("cpu"), "budget_epochs": budget,
+                           "hand_runs": HAND_RUNS, "long_epochs": epochs, "arms": {}}
+    for name in args.arms:
+        arm = arms[name]
+        config = study_config(arm, args.data, args.cache, args.quick)
+
+        def log(line: str, name: str = name) -> None:
+            print(f"{name}: {line}", flush=True)
+
+        if not args.report:
+            run_search(config, long.data, trials=arm.trials, device="cpu", log=log, progress=False,
+                       trainer=proxy_runs.trainer if arm.evaluation["kind"] == "proxy" else None)
+        study, _ = open_study(config, create=False)
+        images = search_images(config, study, len(long.data.train))
+        left_runs = int((budget - images / len(long.data.train)) // epochs)
+        log(f"search used {images / len(long.data.train):.1f} epochs of {budget}; {left_runs} long runs left")
+        confirmed = confirm(study, long, left_runs, log)
+        result = report_arm(arm, config, long, confirmed, images, budget)
+        out["arms"][name] = result
+        hv, ci = result["hypervolume"], result["hypervolume_difference_95"]
+        log(f"hypervolume confirmed {hv['confirmed']:.4f} vs hand {hv['hand']:.4f} (difference 95% "
+            f"[{ci['low']:+.4f}, {ci['high']:+.4f}]); cheaper ECA tie: {result['cheaper_eca_tie_found']}; "
+            f"{result['compute']['total_epochs']:.0f} of {budget} epochs")
+    write_json((args.cache if args.quick else RESULTS) / "end_to_end.json", out)
+
+
+if __name__ == "__main__":
+    main()
