@@ -212,6 +212,17 @@ class EvaluationSettings(_Model):
                            description="a number > 0: the most memory (MB) the supernet's weights may take")
 
 
+class WeightsSettings(_Model):
+    """Pretrained weights the study's candidates start from (`nas.backbones.pretrained`)."""
+
+    noun: ClassVar[str] = "weights setting"
+
+    file: str = Field(description="a local weights file, relative to the study file: a state dict (.pt/.pth), a "
+                                  "safetensors file, or a `nas train --save` checkpoint of the backbone without blocks")
+    identity: StrictBool = Field(True, description="true (every inserted block starts as the identity, so the "
+                                                   "network starts as the pretrained one) or false (paper init)")
+
+
 class StudyFile(_Model):
     """The shape of a study file. `nas.studyfile` adds what needs the backbone, the space and the
     storage, and resolves paths."""
@@ -242,6 +253,9 @@ class StudyFile(_Model):
                                      description="a mapping like {runtime: onnxruntime, batch_size: 1, threads: 1}")
     evaluation: EvaluationSettings = Field(
         default_factory=EvaluationSettings, description="a mapping like {kind: supernet, epochs: 10}")
+    weights: WeightsSettings | None = Field(
+        None, description="a weights file, or a mapping like {file: resnet20.pt, identity: true}; null: candidates "
+                          "start from a fresh initialisation")
 
     @_model_validator(mode="before")
     @classmethod
@@ -252,6 +266,8 @@ class StudyFile(_Model):
         data = dict(data)
         if isinstance(data.get("dataset"), str):
             data["dataset"] = {"name": data["dataset"]}
+        if isinstance(data.get("weights"), str):
+            data["weights"] = {"file": data["weights"]}
         for key in ("proxy", "sampler", "constraints", "backbone_args", "fidelity", "latency", "evaluation"):
             if key in data and data[key] is None:
                 del data[key]
@@ -268,6 +284,14 @@ class StudyFile(_Model):
         if self.fidelity is not None and self.evaluation.kind == "supernet":
             raise _sentence("fidelity rungs train candidates for longer, but evaluation.kind = 'supernet' trains "
                             "none; allowed: remove fidelity, or evaluation.kind proxy")
+        return self
+
+    @_model_validator(mode="after")
+    def _supernet_has_no_weights(self) -> StudyFile:
+        if self.weights is not None and self.evaluation.kind == "supernet":
+            raise _sentence("weights start each candidate from a pretrained network, but evaluation.kind = "
+                            "'supernet' trains one weight-sharing network from scratch; allowed: remove weights, or "
+                            "evaluation.kind proxy")
         return self
 
     @_model_validator(mode="after")
