@@ -70,6 +70,12 @@ class ProxySettings(_Model):
     eval_batch_size: StrictInt = Field(256, ge=1, description="an integer >= 1")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto, fp32, bf16")
     threads: StrictInt | None = Field(None, ge=1, description="an integer >= 1 or null")
+    backbone_lr_scale: Number = Field(1.0, gt=0, le=1, allow_inf_nan=False,
+                                      description="a number in (0, 1]: the learning rate of the parameters loaded from "
+                                                  "the study's weights file, as a fraction of lr (new blocks and a new "
+                                                  "classifier train at lr)")
+    freeze_epochs: StrictInt = Field(0, ge=0, description="an integer >= 0: first epochs in which only the new "
+                                                          "parameters train (the pretrained ones frozen)")
 
     @_model_validator(mode="after")
     def _consistent(self) -> ProxySettings:
@@ -78,6 +84,9 @@ class ProxySettings(_Model):
                             "(fractions of the same run)")
         if self.nesterov and self.momentum == 0:
             raise _sentence("nesterov = true needs momentum > 0; set momentum or nesterov: false")
+        if self.freeze_epochs >= self.epochs:
+            raise _sentence(f"freeze_epochs = {self.freeze_epochs} is invalid for epochs = {self.epochs}; allowed: "
+                            "fewer than epochs (the pretrained parameters must train at some point)")
         return self
 
 

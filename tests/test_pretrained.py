@@ -322,3 +322,53 @@ def test_a_bad_weights_file_in_a_study_is_exit_2_and_nothing_written(tmp_path, s
     assert result.stderr.count("\n") == 1 and match in result.stderr and str(study) in result.stderr
     assert "weights" in result.stderr
     assert not (tmp_path / "tiny.db").exists()
+
+
+# -- 3. the fine-tuning proxy ---------------------------------------------------------------------
+
+
+def _fine_tune(tmp_path: Path, **settings) -> tuple[torch.nn.Module, dict[str, torch.Tensor], list]:
+    from nas.data import load_dataset
+    from nas.train import ProxyConfig, train_proxy
+
+    file = tmp_path / "none.pt"
+    save_none(file, args=CIFAR)
+    model = build_model(with_weights("cifar_resnet", CIFAR, (uniform("se"),) * 3, file))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    data = load_dataset("synthetic", subset=200, image_size=16)
+    snapshots: list[dict[str, torch.Tensor]] = []
+    config = ProxyConfig(epochs=2, batch_size=50, **settings)
+    train_proxy(model, data, config, "cpu", on_epoch=lambda e, a: snapshots.append(
+        {n: p.detach().clone() for n, p in model.named_parameters()}))
+    return model, before, snapshots
+
+
+def test_freeze_epochs_train_only_the_new_parameters_first(tmp_path):
+    model, before, snapshots = _fine_tune(tmp_path, freeze_epochs=1)
+    pretrained = getattr(model, PRETRAINED_ATTR)
+    after_one = snapshots[0]
+    assert all(torch.equal(after_one[n], before[n]) for n in pretrained)
+    assert all(not torch.equal(after_one[n], before[n]) for n in before if n.endswith(".scale"))
+    assert any(not torch.equal(snapshots[1][n], before[n]) for n in pretrained)  # then everything trains
+
+
+def test_backbone_lr_scale_slows_only_the_pretrained_parameters(tmp_path):
+    def moved(scale: float) -> tuple[float, float]:
+        model, before, snapshots = _fine_tune(tmp_path, backbone_lr_scale=scale, weight_decay=0.0)
+        pretrained = getattr(model, PRETRAINED_ATTR)
+        old = sum(float((snapshots[-1][n] - before[n]).abs().sum()) for n in pretrained if n == "stem.0.weight")
+        new = sum(float((snapshots[-1][n] - before[n]).abs().sum()) for n in before if n.endswith(".scale"))
+        return old, new
+
+    full, slow = moved(1.0), moved(0.01)
+    assert slow[0] < 0.1 * full[0]
+    assert slow[1] > 0.1 * full[1]  # the new parameters still learn at lr
+
+
+def test_fine_tuning_settings_leave_old_proxy_keys_alone():
+    from nas.train import ProxyConfig
+
+    assert "backbone_lr_scale" not in ProxyConfig().key_dict()
+    assert ProxyConfig(backbone_lr_scale=0.1).key_dict()["backbone_lr_scale"] == 0.1
+    with pytest.raises(ConfigError, match="freeze_epochs = 2 is invalid for epochs = 2"):
+        ProxyConfig(epochs=2, freeze_epochs=2)

@@ -27,7 +27,7 @@ from nas.studyref import check_ours, missing
 def proxy_key(config: StudyConfig) -> str:
     """A short fingerprint of the study's proxy and data: two results are comparable when they
     have the same one and the same `epochs` and `seed` (which a queued trial may override)."""
-    what = {"proxy": config.proxy.to_dict(), "dataset": config.dataset}
+    what = {"proxy": config.proxy.key_dict(), "dataset": config.dataset}
     if config.weights is not None:  # another starting point is another experiment
         what["weights"] = {"sha256": config.weights.sha256, "identity": config.weights.identity}
     if config.evaluation.kind != "proxy":  # a one-shot score is not comparable with a proxy run's accuracy
