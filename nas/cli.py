@@ -520,6 +520,7 @@ def _check(args: argparse.Namespace) -> int:
 
     config = _config(args)
     data = config.load_data()
+    config.check_weights(data)  # a file that does not fit the network is refused here, like at search
     template = config.template(data.num_classes, data.in_chans)
     floor = _cost(config, "backbone", template, data)
     baselines = []
@@ -535,6 +536,11 @@ def _check(args: argparse.Namespace) -> int:
     print(f"  backbone    {config.backbone} {dict(config.backbone_args)}: {n} stages, searching stages "
           f"{', '.join(map(str, config.space.searched_stages(n)))}; {floor.mflops:.3f} MFLOPs with no attention")
     print(f"  own attention {config.own_attention()}")
+    if config.weights is not None:
+        w = config.weights
+        print(f"  weights     {w.file} (sha256 {w.sha256[:12]}…): loaded and checked; blocks start "
+              f"{'as the identity' if w.identity else 'at their paper initialisation'}; pretrained parameters at "
+              f"{config.proxy.backbone_lr_scale:g} x lr, frozen for {config.proxy.freeze_epochs} epoch(s)")
     print(f"  dataset     {data!r}")
     choices = config.stage_choices()
     per_stage = str(choices[0]) if len(set(choices)) == 1 else "/".join(map(str, choices))

@@ -298,13 +298,29 @@ def test_a_study_records_the_file_refuses_another_and_exports_it(tmp_path):
     exported = yaml.safe_load(out.read_text())
     assert exported["weights"]["sha256"] == sha and exported["provenance"]["weights"]["sha256"] == sha
     assert isinstance(build_model(out), torch.nn.Module)
+    checked = nas_in_process("check", study)
+    assert checked.returncode == 0 and f"sha256 {sha[:12]}" in checked.stdout, checked.stderr
+    trained = nas_in_process("train", out, "--dataset", "synthetic", "--subset", "200", "--image-size", "16",
+                             "--in-chans", "3", "--epochs", "1", "--batch-size", "50", "--save", tmp_path / "ft.pt")
+    assert trained.returncode == 0, trained.stderr
+    refined = nas_in_process("refine", study, "--top", "1", "--epochs", "1", "--seeds", "1")
+    assert refined.returncode == 0, refined.stderr
 
     save_none(tmp_path / "other.pt", args={"depth": 8, "width": 4}, seed=3)
-    before = (tmp_path / "tiny.db").read_bytes()
+    before = _rows(tmp_path / "tiny.db")
     refused = nas_in_process("search", _study(tmp_path, "other.pt"), "--no-progress")
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
     assert "other.pt" in refused.stderr and "was created with" in refused.stderr
-    assert (tmp_path / "tiny.db").read_bytes() == before
+    assert _rows(tmp_path / "tiny.db") == before
+
+
+def _rows(db: Path) -> list:
+    """Every row of every table of an SQLite file: what a refused command must leave as it was."""
+    import sqlite3
+
+    with sqlite3.connect(db) as connection:
+        tables = [r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return [(t, sorted(map(repr, connection.execute(f"SELECT * FROM {t}")))) for t in sorted(tables)]
 
 
 @pytest.mark.parametrize(("setup", "match"), [
@@ -372,3 +388,14 @@ def test_fine_tuning_settings_leave_old_proxy_keys_alone():
     assert ProxyConfig(backbone_lr_scale=0.1).key_dict()["backbone_lr_scale"] == 0.1
     with pytest.raises(ConfigError, match="freeze_epochs = 2 is invalid for epochs = 2"):
         ProxyConfig(epochs=2, freeze_epochs=2)
+
+
+def test_the_study_file_section_shorthand_defaults_and_refusals():
+    from nas.validation import StudyFile, validate
+
+    base = {"name": "s", "backbone": "cifar_resnet", "dataset": "synthetic", "search_space": {"kinds": ["none"]}}
+    assert validate(StudyFile, {**base, "weights": "a.pt"}).weights.model_dump() == {"file": "a.pt", "identity": True}
+    with pytest.raises(ConfigError, match="weights.idenity is not a weights setting; allowed: file, identity"):
+        validate(StudyFile, {**base, "weights": {"file": "a.pt", "idenity": False}})
+    with pytest.raises(ConfigError, match="evaluation.kind = 'supernet' trains one weight-sharing network"):
+        validate(StudyFile, {**base, "weights": "a.pt", "evaluation": {"kind": "supernet"}})
