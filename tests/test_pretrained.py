@@ -239,6 +239,9 @@ def test_another_width_or_backbone_names_the_key_and_both_shapes(tmp_path):
     _refused(lambda: build_model(with_weights("cifar_resnet", CIFAR, (BlockSpec("none"),) * 3,
                                               _checkpoint(tmp_path, {"depth": 8, "width": 8}))),
              "backbone_args.width = 8", "is 4")
+    grey = ArchConfig("cifar_resnet", (BlockSpec("none"),) * 3, CIFAR, 10, in_chans=1,
+                      weights=Pretrained.of(_plain(tmp_path)))
+    _refused(lambda: build_model(grey), "'stem.0.weight'", "[4, 3, 3, 3]", "[4, 1, 3, 3]", "dataset.in_chans: 3")
     mobile = tmp_path / "mobile.pt"
     save_none(mobile, "mobilenet_v3_small", MOBILE, kind="own", checkpoint=False)
     _refused(lambda: build_model(with_weights("cifar_resnet", CIFAR, (BlockSpec("none"),) * 3, mobile)),
@@ -252,6 +255,12 @@ def test_another_width_or_backbone_names_the_key_and_both_shapes(tmp_path):
     torch.save({k: v for k, v in state.items() if k != "stem.1.weight"}, partial)
     _refused(lambda: build_model(with_weights("cifar_resnet", CIFAR, (BlockSpec("none"),) * 3, partial)),
              "key 'stem.1.weight'", "[4]", "is missing")
+
+
+def _plain(tmp_path: Path) -> Path:
+    file = tmp_path / "plain.pt"
+    save_none(file, args=CIFAR, checkpoint=False)
+    return file
 
 
 def _checkpoint(tmp_path: Path, args: dict) -> Path:

@@ -14,6 +14,12 @@ So tensors are matched by position: the candidate's state dict without its block
 order, the same tensors as the source built with the candidate's `own` stages kept and every
 other stage `none` (`own` keeps the pretrained attention with its weights, `none` strips it, a
 block replaces it). Those reference networks are built on the meta device: shapes, no memory.
+
+Why not timm's `create_model(pretrained=True, pretrained_cfg_overlay=dict(file=...))`: when the
+class count differs it drops the classifier and loads with `strict=False`, so any other missing
+key passes silently, and it adapts the input convolution to other channel counts without saying
+so; torchvision's weights API only downloads. timm's `load_state_dict` still reads the files
+(`nas.backbones.weights`), and timm's and torchvision's weight registries name the hub address.
 """
 
 from __future__ import annotations
@@ -144,9 +150,13 @@ def _check_keys(found: WeightsFile, expected: Mapping[str, torch.Size], head: se
                           "backbone_args")
     for key, shape in expected.items():
         if key in found.state and key not in head and found.state[key].shape != shape:
+            channels = len(shape) == 4 and shape[0] == found.state[key].shape[0] and shape[1] != found.state[
+                key].shape[1]
+            hint = (f" (input channels: dataset.in_chans: {found.state[key].shape[1]} converts the images)"
+                    if channels else " (width, depth or another backbone)")
             raise ConfigError(f"{where}: key {key!r} has shape {_shape(found.state[key].shape)} in the file but "
-                              f"{_shape(shape)} in {network}; allowed: weights of this backbone and backbone_args "
-                              "(width, input channels)")
+                              f"{_shape(shape)} in {network}; allowed: weights of this backbone and backbone_args"
+                              f"{hint}")
 
 
 def _shape(shape: torch.Size) -> str:
