@@ -408,3 +408,20 @@ def test_the_study_file_section_shorthand_defaults_and_refusals():
         validate(StudyFile, {**base, "weights": {"file": "a.pt", "idenity": False}})
     with pytest.raises(ConfigError, match="evaluation.kind = 'supernet' trains one weight-sharing network"):
         validate(StudyFile, {**base, "weights": "a.pt", "evaluation": {"kind": "supernet"}})
+
+
+def test_a_nas_train_save_checkpoint_is_a_weights_file(tmp_path):
+    arch = ArchConfig.uniform("cifar_resnet", BlockSpec("none"), CIFAR, 10)
+    (tmp_path / "none.yaml").write_text(arch.to_yaml())
+    trained = nas_in_process("train", tmp_path / "none.yaml", "--dataset", "synthetic", "--subset", "200",
+                             "--image-size", "16", "--in-chans", "3", "--epochs", "1", "--batch-size", "50",
+                             "--save", tmp_path / "none.pt")
+    assert trained.returncode == 0, trained.stderr
+    saved = torch.load(tmp_path / "none.pt", weights_only=True)["state_dict"]
+    model = build_model(with_weights("cifar_resnet", CIFAR, (uniform("ge"),) * 3, tmp_path / "none.pt", 5))
+    assert torch.equal(model.state_dict()["stages.2.0.conv2.weight"], saved["stages.2.0.conv2.weight"])
+    with_blocks = tmp_path / "se-trained.pt"
+    torch.save({"arch": ArchConfig.uniform("cifar_resnet", uniform("se"), CIFAR, 10).to_dict(),
+                "state_dict": saved}, with_blocks)
+    _refused(lambda: build_model(with_weights("cifar_resnet", CIFAR, (uniform("se"),) * 3, with_blocks)),
+             "stages[1].kind = 'se'", "a network without blocks")
