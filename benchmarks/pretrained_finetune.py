@@ -153,12 +153,12 @@ def report(runs: dict[str, list[dict[str, Any]]], pretrained: dict[str, Any], ou
         "pretrained_val_accuracy_on_a": pretrained["val_accuracy"], "step0_on_a": step0, "rows": rows,
         "machine": describe(),
     })
-    fig, ax = new_figure(figsize=(8, 0.35 * len(rows) + 1))
+    fig, ax = new_figure(figsize=(9, 0.35 * len(rows) + 1.2))
     names = [r["arm"] for r in rows][::-1]
     means = [r["mean"] for r in rows][::-1]
     stds = [r["std"] or 0 for r in rows][::-1]
     ax.barh(names, means, xerr=stds, color="#4c72b0")
-    ax.set_xlabel("validation accuracy on task B after a 3-epoch fine-tune (mean ± std over seeds)")
+    ax.set_xlabel("validation accuracy on task B, 3-epoch fine-tune (mean ± seed std)")
     save_figure(fig, out.with_suffix(".png"))
     for r in rows:
         std = "   n/a" if r["std"] is None else f"{r['std']:.4f}"
