@@ -310,8 +310,12 @@ def test_a_study_records_the_file_refuses_another_and_exports_it(tmp_path):
     checked = nas_in_process("check", study)
     assert checked.returncode == 0 and f"sha256 {sha[:12]}" in checked.stdout, checked.stderr
     trained = nas_in_process("train", out, "--dataset", "synthetic", "--subset", "200", "--image-size", "16",
-                             "--in-chans", "3", "--epochs", "1", "--batch-size", "50", "--save", tmp_path / "ft.pt")
+                             "--in-chans", "3", "--epochs", "1", "--batch-size", "50", "--save", tmp_path / "ft.pt",
+                             "--onnx", tmp_path / "ft.onnx")
     assert trained.returncode == 0, trained.stderr
+    _onnx_matches_checkpoint(tmp_path / "ft.onnx", tmp_path / "ft.pt")
+    nowhere = nas_in_process("train", out, "--dataset", "synthetic", "--onnx", tmp_path / "nope" / "x.onnx")
+    assert nowhere.returncode == 2 and "--onnx" in nowhere.stderr and "does not exist" in nowhere.stderr
     refined = nas_in_process("refine", study, "--top", "1", "--epochs", "1", "--seeds", "1")
     assert refined.returncode == 0, refined.stderr
 
@@ -321,6 +325,21 @@ def test_a_study_records_the_file_refuses_another_and_exports_it(tmp_path):
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
     assert "other.pt" in refused.stderr and "was created with" in refused.stderr
     assert _rows(tmp_path / "tiny.db") == before
+
+
+def _onnx_matches_checkpoint(onnx: Path, checkpoint: Path) -> None:
+    """The fine-tuned model as ONNX computes what its PyTorch checkpoint computes."""
+    import onnxruntime as ort
+
+    saved = torch.load(checkpoint, weights_only=True)
+    model = build_model(ArchConfig.from_dict(saved["arch"]))  # the pretrained file, then the fine-tuned weights
+    model.load_state_dict(saved["state_dict"])
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        expected = model.eval()(x).numpy()
+    got = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    assert abs(got - expected).max() < 1e-4
+    assert any(isinstance(m, IdentityStart) for m in model.modules()) or saved["arch"]["stages"][0]["kind"] == "none"
 
 
 def _rows(db: Path) -> list:
