@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "ArchConfig": "nas.arch",
     "load_arch": "nas.arch",
+    "Pretrained": "nas.backbones.weights",
     "BlockSpec": "nas.blocks",
     "make_block": "nas.blocks",
     "reduced_width": "nas.blocks",
@@ -44,6 +45,7 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from nas.arch import ArchConfig, load_arch
+    from nas.backbones.weights import Pretrained
     from nas.blocks import BlockSpec, make_block, reduced_width
     from nas.build import build_model
     from nas.cost import arch_cost, count_flops, count_params
@@ -62,6 +64,7 @@ __all__ = [
     "Dataset",
     "LatencyConditions",
     "NasError",
+    "Pretrained",
     "ProxyConfig",
     "ProxyResult",
     "Split",

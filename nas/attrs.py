@@ -76,6 +76,7 @@ class StudyAttr:
     CONSTRAINTS: Final = "constraints"
     CREATED: Final = "created"
     OWN_ATTENTION: Final = "own_attention"  # what attention the backbone brings itself, in words
+    WEIGHTS: Final = "weights"  # the pretrained file's {file, sha256, identity}; None: trained from scratch
     STUDY_FILE: Final = "study_file"  # written last: the description is complete
     BASELINES_QUEUED: Final = "baselines_queued"
     NOISE_QUEUED: Final = "noise_queued"  # the `none` baseline's extra seeds are queued

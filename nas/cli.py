@@ -199,6 +199,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--save", type=Path,
                    help="save the weights with their preprocessing: a torch checkpoint (README, 'Use the trained "
                         "weights')")
+    p.add_argument("--onnx", type=Path,
+                   help="also write the trained model as ONNX (batch 1, the dataset's image size, inputs normalised "
+                        "as --save's preprocessing says), checked against eager PyTorch in ONNX Runtime first")
     p.set_defaults(run=_train)
 
     p = command("refine", "confirm the front now: retrain it standalone at the long fidelity over seeds "
@@ -572,6 +575,7 @@ def _check(args: argparse.Namespace) -> int:
 
     config = _config(args)
     data = config.load_data()
+    config.check_weights(data)  # a file that does not fit the network is refused here, like at search
     template = config.template(data.num_classes, data.in_chans)
     floor = _cost(config, "backbone", template, data)
     baselines = []
@@ -587,6 +591,11 @@ def _check(args: argparse.Namespace) -> int:
     print(f"  backbone    {config.backbone} {dict(config.backbone_args)}: {n} stages, searching stages "
           f"{', '.join(map(str, config.space.searched_stages(n)))}; {floor.mflops:.3f} MFLOPs with no attention")
     print(f"  own attention {config.own_attention()}")
+    if config.weights is not None:
+        w = config.weights
+        print(f"  weights     {w.file} (sha256 {w.sha256[:12]}…): loaded and checked; blocks start "
+              f"{'as the identity' if w.identity else 'at their paper initialisation'}; pretrained parameters at "
+              f"{config.proxy.backbone_lr_scale:g} x lr, frozen for {config.proxy.freeze_epochs} epoch(s)")
     print(f"  dataset     {data!r}")
     choices = config.stage_choices()
     per_stage = str(choices[0]) if len(set(choices)) == 1 else "/".join(map(str, choices))
@@ -748,8 +757,9 @@ def _train(args: argparse.Namespace) -> int:
     from nas.train import ProxyConfig, evaluate, resolve_device, train_proxy
 
     read_document(args.arch, "the architecture file")  # refused before torch loads, when it cannot be read
-    if args.save is not None and not args.save.parent.is_dir():
-        raise ConfigError(f"--save {args.save}: the folder {args.save.parent} does not exist")
+    for flag, path in (("--save", args.save), ("--onnx", args.onnx)):
+        if path is not None and not path.parent.is_dir():
+            raise ConfigError(f"{flag} {path}: the folder {path.parent} does not exist")
     arch = load_arch(args.arch)
     device = resolve_device(args.device)
     settings = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed}
@@ -794,9 +804,23 @@ def _train(args: argparse.Namespace) -> int:
         print(f"test accuracy {test_acc:.4f} (loss {test_loss:.4f}) on {len(data.test)} images{held_out}")
     else:
         print("this dataset has no test split; only validation accuracy is reported")
+    onnx = None
+    if args.onnx is not None:  # exported and checked before any file is written
+        from nas.latency.runtime import checked_onnx
+
+        x = torch.randn(1, data.in_chans, *data.image_size, generator=torch.Generator().manual_seed(0))
+        onnx = checked_onnx(model, x, f"--onnx {args.onnx}", "leave out --onnx (--save keeps the PyTorch weights)")
     if args.save is not None:
         torch.save(trained_checkpoint(arch, model, data, metrics), args.save)
         print(f"weights and preprocessing saved to {args.save} (README, 'Use the trained weights')")
+    if onnx is not None:
+        from nas.files import atomic_write
+
+        with atomic_write(args.onnx) as handle:
+            handle.write(onnx[0])
+        print(f"ONNX model saved to {args.onnx} (input 'input' 1x{data.in_chans}x{data.image_size[0]}x"
+              f"{data.image_size[1]}, normalised as the checkpoint's preprocessing says; output 'logits'; ONNX Runtime "
+              f"matches eager PyTorch within {onnx[1]:.1e})")
     return 0
 
 

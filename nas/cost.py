@@ -94,5 +94,5 @@ class Cost:
 def arch_cost(arch: ArchConfig, image_size: int | Sequence[int]) -> Cost:
     """FLOPs and parameters of an architecture at one image of `image_size` (H or (H, W))."""
     h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    model = build_model(arch)
+    model = build_model(arch, load_weights=False)  # the structure is the cost; pretrained values change nothing
     return Cost(count_flops(model, (1, arch.in_chans, h, w)), count_params(model))

@@ -166,6 +166,7 @@ def export_document(
         "flops_convention": "fvcore: one multiply-add = one flop, at one proxy input image",
         "dataset": study.user_attrs.get(StudyAttr.DATASET),
         "proxy": study.user_attrs.get(StudyAttr.PROXY),
+        "weights": study.user_attrs.get(StudyAttr.WEIGHTS),  # the pretrained file (sha256) the candidates started from
         "versions": versions(),
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -15,6 +15,7 @@ from typing import Any
 
 from nas.arch import ArchConfig
 from nas.backbones import get_backbone
+from nas.backbones.weights import Pretrained
 from nas.blocks import BlockSpec
 from nas.data import DATASETS, Dataset, load_dataset
 from nas.errors import ConfigError, with_source
@@ -24,7 +25,15 @@ from nas.latency.conditions import LatencyConditions
 from nas.space import DEFAULT_KINDS, SearchSpace, load_space
 from nas.studyref import StudyRef, study_ref
 from nas.train import ProxyConfig
-from nas.validation import ConfirmSettings, DatasetSettings, EvaluationSettings, LatencySettings, StudyFile, validate
+from nas.validation import (
+    ConfirmSettings,
+    DatasetSettings,
+    EvaluationSettings,
+    LatencySettings,
+    StudyFile,
+    WeightsSettings,
+    validate,
+)
 
 DESIGNER = "designer"  # the baseline that keeps a backbone's own attention (`own` on every stage)
 BASELINE_NAMES = (*DEFAULT_KINDS, DESIGNER)
@@ -56,6 +65,7 @@ class StudyConfig:
     evaluation: EvaluationSettings = dataclasses.field(default_factory=EvaluationSettings)
     supernet_file: Path | None = None  # resolved `evaluation.file`; None: the default, see `supernet_path`
     confirm: ConfirmSettings = dataclasses.field(default_factory=ConfirmSettings)
+    weights: Pretrained | None = None  # the pretrained file every candidate starts from (hashed); None: fresh init
 
     @property
     def latency_conditions(self) -> LatencyConditions:
@@ -95,10 +105,23 @@ class StudyConfig:
 
     def template(self, num_classes: int, in_chans: int) -> ArchConfig:
         """The backbone with `none` on every stage; the search fills in the stages."""
-        return ArchConfig.uniform(self.backbone, BlockSpec("none"), self.backbone_args, num_classes, in_chans)
+        return ArchConfig.uniform(self.backbone, BlockSpec("none"), self.backbone_args, num_classes, in_chans,
+                                  self.weights)
 
     def baseline_arch(self, spec: BlockSpec, num_classes: int, in_chans: int) -> ArchConfig:
-        return ArchConfig.uniform(self.backbone, spec, self.backbone_args, num_classes, in_chans)
+        return ArchConfig.uniform(self.backbone, spec, self.backbone_args, num_classes, in_chans, self.weights)
+
+    def check_weights(self, data: Dataset) -> None:
+        """Load the pretrained weights into the study's network once (on the CPU), so that a file of
+        another backbone, width or input is refused naming this file before anything is written."""
+        if self.weights is None:
+            return
+        from nas.build import build_model
+
+        try:
+            build_model(self.template(data.num_classes, data.in_chans))
+        except ConfigError as error:
+            raise with_source(error, str(self.path)) from None
 
     def own_attention(self) -> str:
         """What attention the backbone brings before the search adds any, and what each spec does with it."""
@@ -189,7 +212,14 @@ def _parse(data: Any, path: Path, storage_override: str | None) -> StudyConfig:
         latency=study.latency, latency_table=ref.latency_table, evaluation=study.evaluation,
         supernet_file=None if study.evaluation.file is None else (base / study.evaluation.file),
         confirm=study.confirm,
+        weights=None if study.weights is None else _weights(study.weights, backbone, base),
     )
+
+
+def _weights(settings: WeightsSettings, backbone: str, base: Path) -> Pretrained:
+    """The weights file, resolved against the study file's folder and hashed; a missing file or a
+    hub name is refused (`nas.backbones.weights.locate`)."""
+    return Pretrained.of(settings.file, settings.identity, backbone, base=base)
 
 
 def _dataset(settings: DatasetSettings, written: Any, base: Path) -> dict[str, Any]:

@@ -70,6 +70,12 @@ class ProxySettings(_Model):
     eval_batch_size: StrictInt = Field(256, ge=1, description="an integer >= 1")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto, fp32, bf16")
     threads: StrictInt | None = Field(None, ge=1, description="an integer >= 1 or null")
+    backbone_lr_scale: Number = Field(1.0, gt=0, le=1, allow_inf_nan=False,
+                                      description="a number in (0, 1]: the learning rate of the parameters loaded from "
+                                                  "the study's weights file, as a fraction of lr (new blocks and a new "
+                                                  "classifier train at lr)")
+    freeze_epochs: StrictInt = Field(0, ge=0, description="an integer >= 0: first epochs in which only the new "
+                                                          "parameters train (the pretrained ones frozen)")
 
     @_model_validator(mode="after")
     def _consistent(self) -> ProxySettings:
@@ -78,6 +84,9 @@ class ProxySettings(_Model):
                             "(fractions of the same run)")
         if self.nesterov and self.momentum == 0:
             raise _sentence("nesterov = true needs momentum > 0; set momentum or nesterov: false")
+        if self.freeze_epochs >= self.epochs:
+            raise _sentence(f"freeze_epochs = {self.freeze_epochs} is invalid for epochs = {self.epochs}; allowed: "
+                            "fewer than epochs (the pretrained parameters must train at some point)")
         return self
 
 
@@ -241,6 +250,17 @@ class ConfirmSettings(_Model):
         return self.max_seeds if self.max_seeds is not None else 2 * self.seeds
 
 
+class WeightsSettings(_Model):
+    """Pretrained weights the study's candidates start from (`nas.backbones.pretrained`)."""
+
+    noun: ClassVar[str] = "weights setting"
+
+    file: str = Field(description="a local weights file, relative to the study file: a state dict (.pt/.pth), a "
+                                  "safetensors file, or a `nas train --save` checkpoint of the backbone without blocks")
+    identity: StrictBool = Field(True, description="true (every inserted block starts as the identity, so the "
+                                                   "network starts as the pretrained one) or false (paper init)")
+
+
 class StudyFile(_Model):
     """The shape of a study file. `nas.studyfile` adds what needs the backbone, the space and the
     storage, and resolves paths."""
@@ -273,6 +293,9 @@ class StudyFile(_Model):
         default_factory=EvaluationSettings, description="a mapping like {kind: supernet, epochs: 10}")
     confirm: ConfirmSettings = Field(
         default_factory=ConfirmSettings, description="a mapping like {top: 8, epochs: 6, seeds: 3, max_seeds: 6}")
+    weights: WeightsSettings | None = Field(
+        None, description="a weights file, or a mapping like {file: resnet20.pt, identity: true}; null: candidates "
+                          "start from a fresh initialisation")
 
     @_model_validator(mode="before")
     @classmethod
@@ -283,6 +306,8 @@ class StudyFile(_Model):
         data = dict(data)
         if isinstance(data.get("dataset"), str):
             data["dataset"] = {"name": data["dataset"]}
+        if isinstance(data.get("weights"), str):
+            data["weights"] = {"file": data["weights"]}
         for key in ("proxy", "sampler", "constraints", "backbone_args", "fidelity", "latency", "evaluation", "confirm"):
             if key in data and data[key] is None:
                 del data[key]
@@ -299,6 +324,14 @@ class StudyFile(_Model):
         if self.fidelity is not None and self.evaluation.kind == "supernet":
             raise _sentence("fidelity rungs train candidates for longer, but evaluation.kind = 'supernet' trains "
                             "none; allowed: remove fidelity, or evaluation.kind proxy")
+        return self
+
+    @_model_validator(mode="after")
+    def _supernet_has_no_weights(self) -> StudyFile:
+        if self.weights is not None and self.evaluation.kind == "supernet":
+            raise _sentence("weights start each candidate from a pretrained network, but evaluation.kind = "
+                            "'supernet' trains one weight-sharing network from scratch; allowed: remove weights, or "
+                            "evaluation.kind proxy")
         return self
 
     @_model_validator(mode="after")

@@ -14,7 +14,7 @@ PUBLIC = [
     "measure_latency", "LatencyConditions", "load_table", "arch_cost", "reduced_width",
     "load_dataset", "Dataset", "Split", "ProxyConfig",
     "train_proxy", "ProxyResult", "TrainingDiverged", "evaluate", "resolve_device", "NasError", "ConfigError",
-    "DataError", "StudyError", "search",
+    "DataError", "StudyError", "search", "Pretrained",
 ]
 
 

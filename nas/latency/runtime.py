@@ -45,7 +45,7 @@ def _op_named(message: str) -> str:
     return lines[0][:200] if lines else "(no message)"
 
 
-def onnx_bytes(model: nn.Module, x: torch.Tensor, what: str) -> bytes:
+def onnx_bytes(model: nn.Module, x: torch.Tensor, what: str, instead: str = "latency.runtime: eager") -> bytes:
     """The model exported to ONNX (eval mode, fixed input shape)."""
     buffer = io.BytesIO()
     try:
@@ -55,8 +55,21 @@ def onnx_bytes(model: nn.Module, x: torch.Tensor, what: str) -> bytes:
                               input_names=["input"], output_names=["logits"])
     except Exception as error:  # the exporter raises many types; all mean "cannot ship as ONNX"
         raise ConfigError(f"{what}: the ONNX export fails at {_op_named(str(error))}; allowed: an architecture "
-                          "whose ops ONNX exports, or latency.runtime: eager") from None
+                          f"whose ops ONNX exports, or {instead}") from None
     return buffer.getvalue()
+
+
+def checked_onnx(model: nn.Module, x: torch.Tensor, what: str, instead: str) -> tuple[bytes, float]:
+    """`model` exported to ONNX and run once by ONNX Runtime on the CPU, refused unless its output
+    matches eager PyTorch within `TOLERANCE`: (the ONNX file's bytes, the largest difference).
+    The same export and check a latency table's runners get (`nas train --onnx` uses it)."""
+    import copy
+
+    model = copy.deepcopy(model).cpu().eval()
+    conditions = LatencyConditions("onnxruntime", int(x.shape[0]), 1, "cpu")
+    blob = onnx_bytes(model, x, what, instead)
+    _, gap = _session_checked(blob, model, x, conditions, what, instead)
+    return blob, gap
 
 
 def make_runner(model: nn.Module, input_shape: Sequence[int], conditions: LatencyConditions,
@@ -83,9 +96,18 @@ def make_runner(model: nn.Module, input_shape: Sequence[int], conditions: Latenc
 
 
 def _onnxruntime(model: nn.Module, x: torch.Tensor, conditions: LatencyConditions, what: str) -> Callable[[], object]:
+    blob = onnx_bytes(model, x, what)
+    session, _ = _session_checked(blob, model, x, conditions, what, "latency.runtime: eager")
+    feed = {"input": x.numpy()}
+    return lambda: session.run(None, feed)
+
+
+def _session_checked(blob: bytes, model: nn.Module, x: torch.Tensor, conditions: LatencyConditions, what: str,
+                     instead: str) -> tuple[object, float]:
+    """An ONNX Runtime session of `blob` under `conditions`, and its output's largest difference
+    from eager `model` on `x`; refused beyond `TOLERANCE`."""
     import onnxruntime as ort
 
-    blob = onnx_bytes(model, x, what)
     options = ort.SessionOptions()
     options.intra_op_num_threads = conditions.threads
     options.inter_op_num_threads = 1
@@ -98,11 +120,11 @@ def _onnxruntime(model: nn.Module, x: torch.Tensor, conditions: LatencyCondition
         got = session.run(None, feed)[0]
     except Exception as error:  # onnxruntime raises its own exception types per failure
         raise ConfigError(f"{what}: ONNX Runtime cannot run {_op_named(str(error))}; allowed: an architecture "
-                          "whose ops ONNX Runtime implements, or latency.runtime: eager") from None
+                          f"whose ops ONNX Runtime implements, or {instead}") from None
     with torch.inference_mode():
         expected = model(x).numpy()
     gap = float(np.max(np.abs(got - expected)))
     if not gap <= TOLERANCE:
         raise ConfigError(f"{what}: ONNX Runtime's output differs from eager PyTorch by {gap:.2e} > {TOLERANCE:g} "
-                          "(an op exported with other semantics); allowed: latency.runtime: eager")
-    return lambda: session.run(None, feed)
+                          f"(an op exported with other semantics); allowed: {instead}")
+    return session, gap

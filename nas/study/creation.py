@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from nas.attrs import StudyAttr, TrialAttr
 from nas.data import Dataset
+from nas.errors import ConfigError
 from nas.storage import creation_lock, open_storage, quiet_experimental
 from nas.study import latency
 from nas.study.noise_seeds import queue_noise_seeds
@@ -26,7 +27,9 @@ from nas.studyref import check_ours, missing
 def proxy_key(config: StudyConfig) -> str:
     """A short fingerprint of the study's proxy and data: two results are comparable when they
     have the same one and the same `epochs` and `seed` (which a queued trial may override)."""
-    what = {"proxy": config.proxy.to_dict(), "dataset": config.dataset}
+    what = {"proxy": config.proxy.key_dict(), "dataset": config.dataset}
+    if config.weights is not None:  # another starting point is another experiment
+        what["weights"] = {"sha256": config.weights.sha256, "identity": config.weights.identity}
     if config.evaluation.kind != "proxy":  # a one-shot score is not comparable with a proxy run's accuracy
         what["evaluation"] = config.evaluation.model_dump(exclude={"file", "max_mb"})
     blob = json.dumps(what, sort_keys=True, default=str)
@@ -41,6 +44,8 @@ def open_study(
 
     A study of that name that nas did not create, or that has other objectives, is refused
     before a byte is written to it (`check_ours`)."""
+    if create and data is not None:
+        config.check_weights(data)  # a weights file that does not fit is refused before any write
     measure = create and data is not None and latency.needs_table(config)
     table = latency.existing_table(config, data, log) if measure else None  # a bad table is refused before any write
     if measure and table is None:
@@ -59,6 +64,7 @@ def open_study(
                 sampler=make_sampler(config),
             )
         check_ours(study, config.ref)  # a study just created has no attribute yet: it passes as pristine
+        _check_same_weights(study, config)
         if create:  # each step checks its own mark, so a creation interrupted half-way is completed
             if StudyAttr.MARKER not in study.user_attrs:
                 study.set_user_attr(StudyAttr.MARKER, {"format": 1})
@@ -76,6 +82,28 @@ def open_study(
     return study, storage
 
 
+def weights_attr(config: StudyConfig) -> dict[str, object] | None:
+    """What the study records of its pretrained weights (None: candidates train from scratch)."""
+    return None if config.weights is None else config.weights.to_dict()
+
+
+def _check_same_weights(study: optuna.Study, config: StudyConfig) -> None:
+    """A study resumes only from the weights file it was created with (the same sha256)."""
+    if StudyAttr.STUDY_FILE not in study.user_attrs:
+        return  # pristine, or its description was interrupted: written now
+    stored = study.user_attrs.get(StudyAttr.WEIGHTS)
+    mine = weights_attr(config)
+    if (stored or {}).get("sha256") == (mine or {}).get("sha256") and (stored or {}).get("identity") == (
+            mine or {}).get("identity"):
+        return
+    def say(w: dict | None) -> str:
+        return "no weights (a fresh initialisation)" if not w else (
+            f"{w['file']} (sha256 {w['sha256'][:12]}…, identity {str(w['identity']).lower()})")
+    given = "none" if config.weights is None else repr(config.weights.file)
+    raise ConfigError(f"{config.path}: weights = {given} is {say(mine)}, but study {config.name!r} was created with "
+                      f"{say(stored)}; allowed: the same weights file and identity, or a new study name")
+
+
 def _describe(study: optuna.Study, config: StudyConfig) -> None:
     attrs = {
         StudyAttr.OBJECTIVES: list(config.objectives),
@@ -88,6 +116,7 @@ def _describe(study: optuna.Study, config: StudyConfig) -> None:
         StudyAttr.CONSTRAINTS: {"max_mflops": config.max_mflops, "max_params": config.max_params},
         StudyAttr.FIDELITY: config.fidelity.to_dict() if config.fidelity is not None else None,
         StudyAttr.OWN_ATTENTION: config.own_attention(),
+        StudyAttr.WEIGHTS: weights_attr(config),
         StudyAttr.CREATED: datetime.now(timezone.utc).isoformat(timespec="seconds"),
         StudyAttr.STUDY_FILE: str(config.path),  # last: its presence marks the description complete
     }

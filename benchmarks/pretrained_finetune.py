@@ -1,0 +1,238 @@
+"""Does identity insertion keep a pretrained network usable, and does placement still matter once
+the network was pretrained?
+
+Issue 32's evidence, CPU-sized. Tiny-ImageNet-200 at 32 px is cut in two tasks that share no
+image and no class: task A, the first 100 classes of wnids.txt (tin100: 100 training images per
+class), and task B, 20 of the other 100 (classes 100-119: 150 training and 50 validation images
+per class; all 100 at this budget left every arm within a few points of chance). A `none`
+ResNet-20 (cifar_resnet depth 20, width 16) is pretrained on A (6 epochs) and saved as `nas train
+--save` would save it; then every arm fine-tunes it on B with the proxy (3 epochs, batch 64,
+lr 0.2), 3 seeds:
+
+- identity vs paper initialisation: SE, ECA, CBAM and GE at paper defaults in every unit
+  (`placement: block`), inserted as the identity (`weights.identity: true`, the default) or at
+  their paper initialisation (`false`), against `none` (the pretrained network as it is);
+- the proxy's fine-tuning setting `backbone_lr_scale` 0.1 against the default 1.0, for `none`
+  and SE;
+- `none` trained from scratch on B with the same proxy: what the pretraining is worth.
+
+Every run is saved as it finishes (RunCache: benchmarks/results/pretrained_finetune_runs.json), so a
+killed benchmark resumes. One torch thread by default (the machine is shared).
+
+    .venv/bin/python benchmarks/pretrained_finetune.py --data /work/data          # about 1 h on 1 thread
+    .venv/bin/python benchmarks/pretrained_finetune.py --quick                     # the generated set: seconds
+    .venv/bin/python benchmarks/pretrained_finetune.py --report   # the figures from the runs finished so far
+
+Writes benchmarks/results/pretrained_finetune.json and pretrained_finetune.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import RESULTS, RunCache, describe, new_figure, save_figure, write_json  # noqa: E402
+
+from nas.arch import ArchConfig  # noqa: E402
+from nas.backbones.weights import Pretrained  # noqa: E402
+from nas.blocks import BlockSpec  # noqa: E402
+from nas.build import build_model  # noqa: E402
+from nas.data import Dataset, Split, load_dataset  # noqa: E402
+from nas.train import ProxyConfig, evaluate, train_proxy  # noqa: E402
+
+ARGS = {"depth": 20, "width": 16}
+KINDS = ("se", "eca", "cbam", "ge")
+PRETRAIN = {"epochs": 6, "batch_size": 128, "lr": 0.2, "pad": 2, "seed": 0}
+PER_CLASS_A, PER_CLASS_B, VAL_PER_CLASS = 100, 150, 50
+CLASSES_B = (100, 120)  # 20 of the other 100 classes: a task a 3-epoch fine-tune can learn on a CPU
+FINE_TUNE = {"epochs": 3, "batch_size": 64, "lr": 0.2}
+
+
+def split_classes(data: Dataset, lo: int, hi: int, train_per_class: int, val_per_class: int) -> Dataset:
+    """Classes [lo, hi) of `data`, relabelled from 0, the first N images of each class kept."""
+    def part(split: Split, per_class: int) -> Split:
+        keep = []
+        for label in range(lo, hi):
+            keep.append((split.labels == label).nonzero().flatten()[:per_class])
+        index = torch.cat(keep)
+        return dataclasses.replace(split, images=split.images[index], labels=split.labels[index] - lo)
+
+    return dataclasses.replace(data, train=part(data.train, train_per_class), val=part(data.val, val_per_class),
+                               test=None, num_classes=hi - lo,
+                               classes=None if data.classes is None else tuple(data.classes[lo:hi]))
+
+
+def tasks(quick: bool, data_root: Path) -> tuple[Dataset, Dataset]:
+    if quick:
+        data = load_dataset("synthetic", subset=400, image_size=16, seed=0)
+        half = data.num_classes // 2
+        return (split_classes(data, 0, half, 40, 10), split_classes(data, half, data.num_classes, 20, 10))
+    data = load_dataset("tiny-imagenet", path=data_root / "tiny-imagenet-200", image_size=32, val_fraction=0.1,
+                        seed=0)
+    return (split_classes(data, 0, 100, PER_CLASS_A, 20),
+            split_classes(data, *CLASSES_B, PER_CLASS_B, VAL_PER_CLASS))
+
+
+def pretrain(task_a: Dataset, file: Path, args: dict[str, int], cache: RunCache, threads: int) -> dict[str, Any]:
+    """The `none` network trained on task A, saved as `nas train --save` saves it (arch + state dict)."""
+    key = f"pretrain|A|{args}|{PRETRAIN}"
+    done = cache.get(key)
+    if done is not None and file.exists():
+        return done
+    arch = ArchConfig.uniform("cifar_resnet", BlockSpec("none"), args, task_a.num_classes, task_a.in_chans)
+    model = build_model(arch)
+    result = train_proxy(model, task_a, ProxyConfig(**PRETRAIN, threads=threads), "cpu", progress=False)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"arch": arch.to_dict(), "state_dict": model.state_dict()}, file)
+    entry = {"val_accuracy": result.accuracy, "seconds": result.seconds}
+    cache.save(key, entry)
+    return entry
+
+
+ARMS: list[tuple[str, str, dict[str, Any]]] = [  # (name, kind, how)
+    ("none", "none", {}),
+    *[(f"{k} identity", k, {}) for k in ("se", "cbam")],
+    *[(f"{k} paper init", k, {"identity": False}) for k in ("se", "cbam")],
+    *[(f"{k} identity", k, {}) for k in ("eca", "ge")],
+    *[(f"{k} paper init", k, {"identity": False}) for k in ("eca", "ge")],
+    ("none, backbone_lr_scale 0.1", "none", {"backbone_lr_scale": 0.1}),
+    ("se identity, backbone_lr_scale 0.1", "se", {"backbone_lr_scale": 0.1}),
+    ("none from scratch", "none", {"scratch": True}),
+]
+
+
+def setting(args: dict[str, int]) -> str:
+    """What a fine-tuning run's result depends on besides its arm, seed and weights file."""
+    return f"{args}|{FINE_TUNE}|B{CLASSES_B}x{PER_CLASS_B}+{VAL_PER_CLASS}"
+
+
+def fine_tune(name: str, kind: str, how: dict[str, Any], seed: int, file: Path, task_b: Dataset,
+              args: dict[str, int], cache: RunCache, threads: int) -> dict[str, Any]:
+    weights = None if how.get("scratch") else Pretrained.of(file, identity=how.get("identity", True))
+    source = "scratch" if weights is None else weights.sha256[:12]
+    key = f"finetune|{name}|seed{seed}|{setting(args)}|{source}"
+    done = cache.get(key)
+    if done is not None:
+        return done
+    spec = BlockSpec.paper_default(kind, "block") if kind != "none" else BlockSpec("none")
+    arch = ArchConfig.uniform("cifar_resnet", spec, args, task_b.num_classes, task_b.in_chans, weights)
+    settings = {k: v for k, v in how.items() if k in ("backbone_lr_scale", "freeze_epochs")}
+    config = ProxyConfig(**FINE_TUNE, seed=seed, threads=threads, **settings)
+    tick = time.perf_counter()
+    result = train_proxy(lambda: build_model(arch), task_b, config, "cpu", progress=False)
+    entry = {"val_accuracy": result.accuracy, "val_loss": result.loss, "seconds": time.perf_counter() - tick}
+    cache.save(key, entry)
+    print(f"{name:<36} seed {seed}: {result.accuracy:.4f} ({entry['seconds']:.0f} s)", flush=True)
+    return entry
+
+
+def report(runs: dict[str, list[dict[str, Any]]], pretrained: dict[str, Any], out: Path, quick: bool,
+           step0: dict[str, float] | None = None) -> None:
+    rows = []
+    for name, entries in runs.items():
+        accs = [e["val_accuracy"] for e in entries]
+        rows.append({"arm": name, "seeds": len(accs), "mean": statistics.fmean(accs),
+                     "std": statistics.stdev(accs) if len(accs) > 1 else None, "accuracies": accs,
+                     "seconds_per_run": statistics.fmean(e["seconds"] for e in entries)})
+    write_json(out.with_suffix(".json"), {
+        "question": "identity insertion vs paper init after a short fine-tune of a pretrained ResNet-20; "
+                    "placements vs none after fine-tuning; the proxy's fine-tuning settings",
+        "setup": {"backbone": "cifar_resnet", "backbone_args": ARGS, "pretrain": PRETRAIN,
+                  "task_a": "tiny-imagenet classes 0-99 (32 px), 100 training images per class",
+                  "task_b": f"tiny-imagenet classes {CLASSES_B[0]}-{CLASSES_B[1] - 1} (32 px), {PER_CLASS_B} "
+                            f"training / {VAL_PER_CLASS} validation images per class",
+                  "fine_tune_proxy": FINE_TUNE, "placement": "block, paper defaults", "quick": quick},
+        "pretrained_val_accuracy_on_a": pretrained["val_accuracy"], "step0_on_a": step0, "rows": rows,
+        "machine": describe(),
+    })
+    fig, ax = new_figure(figsize=(9, 0.35 * len(rows) + 1.2))
+    names = [r["arm"] for r in rows][::-1]
+    means = [r["mean"] for r in rows][::-1]
+    stds = [r["std"] or 0 for r in rows][::-1]
+    ax.barh(names, means, xerr=stds, color="#4c72b0")
+    ax.set_xlabel("validation accuracy on task B, 3-epoch fine-tune (mean ± seed std)")
+    save_figure(fig, out.with_suffix(".png"))
+    for r in rows:
+        std = "   n/a" if r["std"] is None else f"{r['std']:.4f}"
+        print(f"{r['arm']:<36} {r['mean']:.4f} ± {std}  ({r['seeds']} seeds, {r['seconds_per_run']:.0f} s/run)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("/work/data"), help="the folder holding tiny-imagenet-200")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="the generated set and ResNet-8/4: checks the script")
+    parser.add_argument("--report", action="store_true", help="train nothing: report the runs already finished")
+    parser.add_argument("--step0", action="store_true", help="only the step-0 accuracies on task A (no training)")
+    opts = parser.parse_args()
+    if opts.report:
+        return report_cached(opts.quick)
+    if opts.step0:
+        args = {"depth": 8, "width": 4} if opts.quick else ARGS
+        stem = "pretrained_finetune-quick" if opts.quick else "pretrained_finetune"
+        task_a, _ = tasks(opts.quick, opts.data)
+        step_zero(task_a, RESULTS / stem / "resnet-none-task-a.pt", args, RunCache(RESULTS / f"{stem}_runs.json"))
+        return None
+    torch.set_num_threads(opts.threads)
+    stem = "pretrained_finetune-quick" if opts.quick else "pretrained_finetune"
+    args = {"depth": 8, "width": 4} if opts.quick else ARGS
+    cache = RunCache(RESULTS / f"{stem}_runs.json")
+    file = RESULTS / stem / "resnet-none-task-a.pt"  # not committed: rebuilt from the cached key when missing
+    task_a, task_b = tasks(opts.quick, opts.data)
+    pretrained = pretrain(task_a, file, args, cache, opts.threads)
+    print(f"pretrained on A: validation accuracy {pretrained['val_accuracy']:.4f}", flush=True)
+    step_zero(task_a, file, args, cache)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for seed in opts.seeds:  # a seed of every arm before the next seed: a stopped run still compares every arm
+        for name, kind, how in ARMS:
+            runs.setdefault(name, []).append(fine_tune(name, kind, how, seed, file, task_b, args, cache,
+                                                       opts.threads))
+    report_cached(opts.quick)
+
+
+def step_zero(task_a: Dataset, file: Path, args: dict[str, int], cache: RunCache) -> dict[str, float]:
+    """Before any step, on task A itself (the pretrained classifier kept): validation accuracy of the
+    pretrained network with each kind inserted on every unit, as the identity and at paper init."""
+    out = {}
+    for kind in ("none", *KINDS):
+        for identity in ((True,) if kind == "none" else (True, False)):
+            name = kind if kind == "none" else f"{kind} {'identity' if identity else 'paper init'}"
+            key = f"step0|{name}|{args}|{Pretrained.of(file).sha256[:12]}"
+            if cache.get(key) is None:
+                spec = BlockSpec.paper_default(kind, "block") if kind != "none" else BlockSpec("none")
+                arch = ArchConfig.uniform("cifar_resnet", spec, args, task_a.num_classes, task_a.in_chans,
+                                          Pretrained.of(file, identity))
+                model = build_model(arch).eval()
+                cache.save(key, {"val_accuracy": evaluate(model, task_a.val, task_a, "cpu")[0]})
+            out[name] = cache.get(key)["val_accuracy"]
+            print(f"step 0 on A, {name:<16} {out[name]:.4f}", flush=True)
+    return out
+
+
+def report_cached(quick: bool) -> None:
+    """The report from the run cache alone: every arm with the seeds finished so far."""
+    stem = "pretrained_finetune-quick" if quick else "pretrained_finetune"
+    cached = RunCache(RESULTS / f"{stem}_runs.json").all()
+    pretrained = next(v for k, v in cached.items() if k.startswith("pretrain|"))
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for name, _, _ in ARMS:
+        args = {"depth": 8, "width": 4} if quick else ARGS
+        found = [v for k, v in sorted(cached.items())
+                 if k.startswith(f"finetune|{name}|seed") and f"|{setting(args)}|" in k]
+        if found:
+            runs[name] = found
+    step0 = {k.split("|")[1]: v["val_accuracy"] for k, v in cached.items() if k.startswith("step0|")}
+    report(runs, pretrained, RESULTS / stem, quick, step0)
+
+
+if __name__ == "__main__":
+    main()
