@@ -25,8 +25,9 @@ bars:
               supernet's (nas.supernet) training images/s against the plain trainer's on the same
               backbone (the `none` architecture) in the same process, and how many architectures
               per second it scores with inherited weights (batch-norm recalibrated for each, as a
-              study scores them). One part, not one per evaluator: the device returns at most 8
-              files (7 JSON and the log).
+              study scores them); and the fine-tuning proxy's seconds per trial (a weights file,
+              blocks inserted as the identity) against the same proxy from scratch. One part, not
+              one per evaluator: the device returns at most 8 files (7 JSON and the log).
 - latency:    the demo space's latency table measured on the device, eager PyTorch at batch 1 and
               64 (`nas.latency.builder.build_table`, as `nas latency-table` does), with its own
               validation on random architectures against benchmarks/latency_table.py's bar.
@@ -410,7 +411,32 @@ class Check:
 
     def evaluators(self) -> dict[str, Any]:
         """Each evaluator besides the proxy, measured on the search part's task."""
-        return {"supernet": self.supernet()}
+        return {"supernet": self.supernet(), "finetune": self.finetune()}
+
+    def finetune(self) -> dict[str, Any]:
+        """Seconds per trial of the fine-tuning proxy (every candidate starts from a weights file,
+        its blocks inserted as the identity) against the same proxy from scratch."""
+        from nas import Pretrained
+
+        sz = self.sizes.search
+        data = self.dataset(sz["subset"], sz["image_size"])
+        plain = ArchConfig.uniform(sz["backbone"], BlockSpec("none"), sz["args"], num_classes=data.num_classes,
+                                   in_chans=data.in_chans)
+        path = self.tmp / "pretrained.pt"
+        torch.save(build_model(plain).state_dict(), path)  # stands in for a user's pretrained file
+        config = ProxyConfig(epochs=sz["epochs"], batch_size=sz["batch"], threads=self.threads)
+        runs: dict[str, float] = {}
+        for label, weights in (("scratch", None), ("finetune", Pretrained.of(path))):
+            arch = dataclasses.replace(ArchConfig.uniform(sz["backbone"], BlockSpec("se"), sz["args"],
+                                                          num_classes=data.num_classes, in_chans=data.in_chans),
+                                       weights=weights)
+            began = time.perf_counter()
+            train_proxy(lambda arch=arch: build_model(arch), data, config, self.device, progress=False)
+            runs[label] = time.perf_counter() - began
+        print(f"  fine-tune proxy: {runs['finetune']:.2f} s per trial against {runs['scratch']:.2f} s from scratch",
+              flush=True)
+        return {"arch": "se everywhere, identity insertion", "epochs": sz["epochs"], "train_images": len(data.train),
+                "seconds_per_trial": runs, "finetune/scratch": runs["finetune"] / runs["scratch"]}
 
     def supernet(self) -> dict[str, Any]:
         """The supernet's training throughput against the plain trainer's, and its scoring rate."""
@@ -565,6 +591,9 @@ def figures(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     if supernet:
         out["supernet training images/s vs the plain trainer's"] = round(supernet["supernet/plain"], 3)
         out["one-shot architectures scored per second"] = round(supernet["architectures_per_second"], 2)
+    finetune = results.get("evaluators", {}).get("finetune")
+    if finetune:
+        out["fine-tune proxy seconds per trial"] = round(finetune["seconds_per_trial"]["finetune"], 2)
     return out
 
 

@@ -95,6 +95,9 @@ def test_quick_cpu_rehearsal_fills_every_field(tmp_path: Path) -> None:
     assert all(0 <= a <= 1 for a in supernet["scores"]) and supernet["architectures_per_second"] > 0
     assert supernet["supernet_images_per_second"] > 0 and supernet["supernet/plain"] > 0
     assert summary["figures"]["one-shot architectures scored per second"] > 0
+    finetune = read(tmp_path, "evaluators")["finetune"]
+    assert set(finetune["seconds_per_trial"]) == {"scratch", "finetune"} and finetune["finetune/scratch"] > 0
+    assert summary["figures"]["fine-tune proxy seconds per trial"] > 0
 
     latency = read(tmp_path, "latency")
     assert set(latency["tables"]) == {"batch_1", "batch_4"}

@@ -204,8 +204,10 @@ def two_workers(postgres: Server, tmp_path_factory: pytest.TempPathFactory) -> R
 
 
 def _trial_numbers(stdout: str) -> list[int]:
-    """Trial numbers from a worker's one-line-per-trial log ("#12  * acc 0.5000 ...")."""
-    return [int(m) for m in re.findall(r"^#(\d+)\s", stdout, flags=re.M)]
+    """Trial numbers from a worker's one-line-per-trial log ("#12  * acc 0.5000 ..."), not its
+    confirmation's lines ("#12   search 0.5000 -> confirmed ...")."""
+    trials = [line for line in stdout.splitlines() if " -> confirmed " not in line]  # not the confirmation's
+    return [int(m) for m in re.findall(r"^#(\d+)\s", "\n".join(trials), flags=re.M)]
 
 
 def test_both_workers_finish_cleanly(two_workers: Run) -> None:
