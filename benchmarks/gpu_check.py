@@ -252,6 +252,16 @@ class Check:
         return load_dataset("fashion-mnist", path=self.data_dir, root=self.tmp / "cache", subset=subset,
                             image_size=image_size, val_fraction=val_fraction)
 
+    def space(self, spec: str | dict[str, Any], name: str) -> Any:
+        """A search space from a file path, or from a mapping (the quick sizes) written to `name`."""
+        if isinstance(spec, dict):
+            import yaml
+
+            written = self.tmp / name
+            written.write_text(yaml.safe_dump(spec))
+            spec = str(written)
+        return load_space(Path(spec))
+
     # -----------------------------------------------------------------------------------------
     # Parts
 
@@ -443,14 +453,7 @@ class Check:
         from nas.supernet import Supernet, score_architecture, train_supernet
 
         sz, sn = self.sizes.search, self.sizes.supernet
-        space_file = sz["space"]
-        if isinstance(space_file, dict):
-            import yaml
-
-            written = self.tmp / "supernet_space.yaml"
-            written.write_text(yaml.safe_dump(space_file))
-            space_file = str(written)
-        space = load_space(Path(space_file))
+        space = self.space(sz["space"], "supernet_space.yaml")
         data = self.dataset(sz["subset"], sz["image_size"])
         template = ArchConfig.uniform(sz["backbone"], BlockSpec("none"), sz["args"], num_classes=data.num_classes,
                                       in_chans=data.in_chans)
@@ -467,12 +470,13 @@ class Check:
         scores = [score_architecture(net, arch, data, config, self.device)[0] for arch in archs]
         scoring = time.perf_counter() - began
         ratio = trained.images_per_second / plain.images_per_second
-        print(f"  supernet ({sn['sharing']} sharing, {sum(p.numel() for p in net.parameters()):,} parameters): "
+        parameters = sum(p.numel() for p in net.parameters())
+        print(f"  supernet ({sn['sharing']} sharing, {parameters:,} parameters): "
               f"{trained.images_per_second:.0f} img/s training, {ratio:.2f}x the plain trainer's "
               f"{plain.images_per_second:.0f}; {len(archs) / scoring:.2f} architectures/s scored", flush=True)
         return {"backbone": sz["backbone"], "args": sz["args"], "image_size": sz["image_size"],
                 "train_images": len(data.train), "val_images": len(data.val), **sn,
-                "parameters": sum(p.numel() for p in net.parameters()),
+                "parameters": parameters,
                 "supernet_images_per_second": trained.images_per_second,
                 "plain_images_per_second": plain.images_per_second, "supernet/plain": ratio,
                 "supernet_seconds": trained.seconds, "scored": len(archs), "scoring_seconds": scoring,
@@ -481,14 +485,7 @@ class Check:
     def latency(self) -> dict[str, Any]:
         """The demo space's latency table at each batch size, eager on this device, with its validation."""
         lat = self.sizes.latency
-        space_file = lat["space"]
-        if isinstance(space_file, dict):
-            import yaml
-
-            written = self.tmp / "latency_space.yaml"
-            written.write_text(yaml.safe_dump(space_file))
-            space_file = str(written)
-        space = load_space(Path(space_file))
+        space = self.space(lat["space"], "latency_space.yaml")
         in_chans = 3 if self.data_dir is None else 1  # synthetic: RGB; Fashion-MNIST: grey
         tables: dict[str, Any] = {}
         for batch in lat["batches"]:

@@ -73,12 +73,17 @@ def load_confirmation(storage: str, name: str) -> tuple[optuna.Study, Confirmati
 def confirmed_front(storage: str, name: str) -> Front:
     """Every confirmed architecture and their front, each row numbered by its source trial in the
     search study; refused when the study was never confirmed."""
-    loaded = load_confirmation(storage, name)
+    return _front_of(_confirmed(load_confirmation(storage, name), name)[0], name)
+
+
+def _confirmed(loaded: tuple[optuna.Study, Confirmation] | None, name: str) -> tuple[optuna.Study, Confirmation]:
     if loaded is None:
         raise StudyError(f"study {name!r} has not been confirmed yet; `nas search` confirms when it reaches its "
                          "target (confirm.after_search), `nas refine` confirms now")
-    refined, _ = loaded
+    return loaded
 
+
+def _front_of(refined: optuna.Study, name: str) -> Front:
     def by_source(rows: list[FrontRow]) -> list[FrontRow]:
         return [dataclasses.replace(r, number=r.user_attrs[TrialAttr.SOURCE_TRIAL],
                                     trials=(r.user_attrs[TrialAttr.SOURCE_TRIAL],)) for r in rows]
@@ -113,8 +118,8 @@ def read_front(storage: str, name: str, study: optuna.Study, want: str = "auto",
     evaluator = evaluator_of(study)
     loaded = None if want == "search" else load_confirmation(storage, name)
     if want == "confirmed" or (loaded is not None and loaded[1].finished and loaded[1].confirmed):
-        front = confirmed_front(storage, name)
-        state = Confirmation.of(load_confirmation(storage, name)[0])  # type: ignore[index]
+        refined, state = _confirmed(loaded, name)
+        front = _front_of(refined, name)
         heading = f"confirmed front ({state.describe()}; candidates ranked by {evaluator}{at})"
         note = None
         searched = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
