@@ -196,7 +196,21 @@ def test_a_runtime_change_needs_the_flag(tmp_path, carried):
     assert load_table(tmp_path / "here.json").conditions.runtime == "onnxruntime"  # the study's, measured here
     other_batch = {**target.conditions.to_dict(), "batch_size": 8}
     parent_table(target, tmp_path / "edge.json", conditions=other_batch)  # batch, threads: what adapting is for
-    assert nas_in_process("latency-table", study_file.name, "--check", "edge.json", cwd=tmp_path).returncode == 0
+    checked = nas_in_process("latency-table", study_file.name, "--check", "edge.json", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    # ... but a batch change reorders architectures, which a scale cannot undo: the user is told so
+    assert ("batch_size 8 there, 1 here: adapting fixes magnitudes, not the order of architectures" in checked.stdout
+            and "build a table here: nas latency-table tiny.yaml -o NEW.json" in checked.stdout)
+
+
+def test_threads_or_another_cpu_alone_get_no_order_warning(tmp_path, carried):
+    study_file, target, _ = carried
+    parent_table(target, tmp_path / "edge.json", conditions={**target.conditions.to_dict(), "threads": 2})
+    checked = nas_in_process("latency-table", study_file.name, "--check", "edge.json", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert "not the order of architectures" not in checked.stdout
+    adapted = nas_in_process("latency-table", study_file.name, "--adapt", "edge.json", "-o", "here.json", cwd=tmp_path)
+    assert adapted.returncode == 0 and "not the order of architectures" not in adapted.stdout
 
 
 @pytest.mark.parametrize("key, message", [

@@ -38,7 +38,7 @@ from nas.latency.builder import (
     _gpu_name,
     measure_once,
 )
-from nas.latency.conditions import device_signature
+from nas.latency.conditions import LatencyConditions, device_signature
 from nas.latency.measure import TARGET, measure_reference
 from nas.latency.runtime import Runner
 from nas.latency.table import KEY_FIELDS, LatencyTable, accuracy_of, fit_scale, write_json
@@ -217,6 +217,28 @@ def parent_record(parent: LatencyTable) -> dict[str, Any]:
 
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
+
+
+# What benchmarks/latency_transfer.py measured when only this condition changed (2-core AMD EPYC,
+# AVX2; ResNet-20/16 at 32 px; docs/latency.md): the Spearman of the table adapted with 12
+# measurements on 30 other architectures measured here, and of two measurements of those same
+# architectures (what any table could reach). A refitted scale fixes magnitudes; it cannot reorder
+# architectures whose blocks' relative costs change with the batch or the runtime.
+ORDER_AFTER_ADAPTING = {"batch_size": (0.838, 0.911), "runtime": (0.483, 0.890)}
+
+
+def order_warning(parent: LatencyConditions, here: LatencyConditions, build: str) -> str | None:
+    """A line when the table was measured under a batch size or runtime other than this study's:
+    adapting then keeps magnitudes but not the order of architectures (`build`: the command that
+    would build a table here)."""
+    changed = [f for f in ORDER_AFTER_ADAPTING if getattr(parent, f) != getattr(here, f)]
+    if not changed:
+        return None
+    what = ", ".join(f"{f} {getattr(parent, f)} there, {getattr(here, f)} here" for f in changed)
+    measured = "; ".join(f"a {f} change: Spearman {a:.2f} after adapting, {r:.2f} between two measurements of the "
+                         "same architectures" for f, (a, r) in ORDER_AFTER_ADAPTING.items() if f in changed)
+    return (f"  {what}: adapting fixes magnitudes, not the order of architectures (measured for {measured}; "
+            f"docs/latency.md); to rank by latency under these conditions, build a table here: {build}")
 
 
 def describe_check(check: TransferCheck, adapt: str, build: str) -> list[str]:

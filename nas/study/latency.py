@@ -19,7 +19,15 @@ import optuna
 from nas.attrs import StudyAttr
 from nas.data import Dataset
 from nas.errors import ConfigError
-from nas.latency.adapt import Here, TransferCheck, adapt_table, check_transfer, describe_check, refuse_mismatch
+from nas.latency.adapt import (
+    Here,
+    TransferCheck,
+    adapt_table,
+    check_transfer,
+    describe_check,
+    order_warning,
+    refuse_mismatch,
+)
 from nas.latency.builder import LatencyTarget, Progress, build_table, check_conditions
 from nas.latency.conditions import LatencyConditions, describe_signature, device_signature
 from nas.latency.table import LatencyTable, load_table
@@ -126,6 +134,10 @@ def adapt_study_table(config: StudyConfig, data: Dataset, parent_path: Path, out
         table = adapt_table(parent, target, output, archs=archs, check=config.latency.check, measurer=measurer,
                             target_ci=config.latency.target)
     log(table_summary(table))
+    warning = order_warning(parent.conditions, config.latency_conditions,
+                            f"nas latency-table {config.path.name} -o NEW.json")
+    if warning:
+        log(warning)
     return table
 
 
@@ -146,6 +158,9 @@ def check_study_table(config: StudyConfig, data: Dataset, path: Path, archs: int
     for line in describe_check(result, adapt=f"nas latency-table {study} --adapt {path} -o NEW.json{flag}",
                                build=f"nas latency-table {study} -o NEW.json"):
         log(line)
+    warning = order_warning(parent.conditions, config.latency_conditions, f"nas latency-table {study} -o NEW.json")
+    if warning:
+        log(warning)
     return result
 
 
