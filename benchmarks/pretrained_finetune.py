@@ -12,18 +12,27 @@ lr 0.2), 3 seeds:
 - identity vs paper initialisation: SE, ECA, CBAM and GE at paper defaults in every unit
   (`placement: block`), inserted as the identity (`weights.identity: true`, the default) or at
   their paper initialisation (`false`), against `none` (the pretrained network as it is);
-- the proxy's fine-tuning setting `backbone_lr_scale` 0.1 against the default 1.0, for `none`
-  and SE;
+- the proxy's fine-tuning settings against their defaults, for `none` and SE: `backbone_lr_scale`
+  0.1 (default 1.0), and `freeze_epochs` 1 (default 0: the first epoch trains only the new
+  classifier and blocks);
 - `none` trained from scratch on B with the same proxy: what the pretraining is worth.
+
+`--backbone mobilenet_v3_small` asks the same of the network whose designers chose SE: a
+MobileNetV3-Small (torchvision's, stride-1 stem for 32 px) pretrained on A *with* its 9 SE blocks
+(`own`), then fine-tuned on B as `designer` (its pretrained SE kept), `none` (stripped), and SE
+(paper default, reduction 16) or ECA in every unit's SE slot (`expand`), each inserted as the
+identity and at its paper initialisation; and the step-0 accuracies on A of each.
 
 Every run is saved as it finishes (RunCache: benchmarks/results/pretrained_finetune_runs.json), so a
 killed benchmark resumes. One torch thread by default (the machine is shared).
 
     .venv/bin/python benchmarks/pretrained_finetune.py --data /work/data          # about 1 h on 1 thread
+    .venv/bin/python benchmarks/pretrained_finetune.py --data /work/data --backbone mobilenet_v3_small
     .venv/bin/python benchmarks/pretrained_finetune.py --quick                     # the generated set: seconds
     .venv/bin/python benchmarks/pretrained_finetune.py --report   # the figures from the runs finished so far
 
-Writes benchmarks/results/pretrained_finetune.json and pretrained_finetune.png.
+Writes benchmarks/results/pretrained_finetune.json and pretrained_finetune.png (with
+`--backbone mobilenet_v3_small`: pretrained_finetune_mobilenet.json and .png).
 """
 
 from __future__ import annotations
@@ -42,13 +51,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import RESULTS, RunCache, describe, new_figure, save_figure, write_json  # noqa: E402
 
 from nas.arch import ArchConfig  # noqa: E402
+from nas.backbones import get_backbone  # noqa: E402
 from nas.backbones.weights import Pretrained  # noqa: E402
 from nas.blocks import BlockSpec  # noqa: E402
 from nas.build import build_model  # noqa: E402
 from nas.data import Dataset, Split, load_dataset  # noqa: E402
+from nas.files import exclusive_lock  # noqa: E402
 from nas.train import ProxyConfig, evaluate, train_proxy  # noqa: E402
 
 ARGS = {"depth": 20, "width": 16}
+MOBILE = "mobilenet_v3_small"
+MOBILE_ARGS = {"small_input": True}
 KINDS = ("se", "eca", "cbam", "ge")
 PRETRAIN = {"epochs": 6, "batch_size": 128, "lr": 0.2, "pad": 2, "seed": 0}
 PER_CLASS_A, PER_CLASS_B, VAL_PER_CLASS = 100, 150, 50
@@ -81,13 +94,24 @@ def tasks(quick: bool, data_root: Path) -> tuple[Dataset, Dataset]:
             split_classes(data, *CLASSES_B, PER_CLASS_B, VAL_PER_CLASS))
 
 
-def pretrain(task_a: Dataset, file: Path, args: dict[str, int], cache: RunCache, threads: int) -> dict[str, Any]:
-    """The `none` network trained on task A, saved as `nas train --save` saves it (arch + state dict)."""
-    key = f"pretrain|A|{args}|{PRETRAIN}"
+def spec_of(kind: str, backbone: str) -> BlockSpec:
+    """`none`, `designer` (the backbone's own attention kept) or a kind at its paper defaults, placed
+    where the backbone's uniform baselines go (ResNet: `block`; MobileNetV3: the SE slot, `expand`)."""
+    if kind in ("none", "designer"):
+        return BlockSpec("own" if kind == "designer" else "none")
+    return BlockSpec.paper_default(kind, get_backbone(backbone).default_placement())
+
+
+def pretrain(task_a: Dataset, file: Path, args: dict[str, Any], cache: RunCache, threads: int,
+             backbone: str = "cifar_resnet") -> dict[str, Any]:
+    """The network trained on task A (ResNet: `none`; MobileNetV3: its designer's SE kept), saved as
+    `nas train --save` saves it (arch + state dict)."""
+    kind = "none" if backbone == "cifar_resnet" else "designer"
+    key = f"pretrain|A|{args}|{PRETRAIN}" + ("" if backbone == "cifar_resnet" else f"|{backbone}:{kind}")
     done = cache.get(key)
     if done is not None and file.exists():
         return done
-    arch = ArchConfig.uniform("cifar_resnet", BlockSpec("none"), args, task_a.num_classes, task_a.in_chans)
+    arch = ArchConfig.uniform(backbone, spec_of(kind, backbone), args, task_a.num_classes, task_a.in_chans)
     model = build_model(arch)
     result = train_proxy(model, task_a, ProxyConfig(**PRETRAIN, threads=threads), "cpu", progress=False)
     file.parent.mkdir(parents=True, exist_ok=True)
@@ -105,25 +129,36 @@ ARMS: list[tuple[str, str, dict[str, Any]]] = [  # (name, kind, how)
     *[(f"{k} paper init", k, {"identity": False}) for k in ("eca", "ge")],
     ("none, backbone_lr_scale 0.1", "none", {"backbone_lr_scale": 0.1}),
     ("se identity, backbone_lr_scale 0.1", "se", {"backbone_lr_scale": 0.1}),
+    ("none, freeze_epochs 1", "none", {"freeze_epochs": 1}),
+    ("se identity, freeze_epochs 1", "se", {"freeze_epochs": 1}),
     ("none from scratch", "none", {"scratch": True}),
+]
+MOBILE_ARMS: list[tuple[str, str, dict[str, Any]]] = [
+    ("designer (pretrained SE kept)", "designer", {}),
+    ("none (SE stripped)", "none", {}),
+    *[(f"{k} identity", k, {}) for k in ("se", "eca")],
+    *[(f"{k} paper init", k, {"identity": False}) for k in ("se", "eca")],
 ]
 
 
-def setting(args: dict[str, int]) -> str:
+def arms_of(backbone: str) -> list[tuple[str, str, dict[str, Any]]]:
+    return ARMS if backbone == "cifar_resnet" else MOBILE_ARMS
+
+
+def setting(args: dict[str, Any]) -> str:
     """What a fine-tuning run's result depends on besides its arm, seed and weights file."""
     return f"{args}|{FINE_TUNE}|B{CLASSES_B}x{PER_CLASS_B}+{VAL_PER_CLASS}"
 
 
 def fine_tune(name: str, kind: str, how: dict[str, Any], seed: int, file: Path, task_b: Dataset,
-              args: dict[str, int], cache: RunCache, threads: int) -> dict[str, Any]:
+              args: dict[str, Any], cache: RunCache, threads: int, backbone: str = "cifar_resnet") -> dict[str, Any]:
     weights = None if how.get("scratch") else Pretrained.of(file, identity=how.get("identity", True))
     source = "scratch" if weights is None else weights.sha256[:12]
     key = f"finetune|{name}|seed{seed}|{setting(args)}|{source}"
     done = cache.get(key)
     if done is not None:
         return done
-    spec = BlockSpec.paper_default(kind, "block") if kind != "none" else BlockSpec("none")
-    arch = ArchConfig.uniform("cifar_resnet", spec, args, task_b.num_classes, task_b.in_chans, weights)
+    arch = ArchConfig.uniform(backbone, spec_of(kind, backbone), args, task_b.num_classes, task_b.in_chans, weights)
     settings = {k: v for k, v in how.items() if k in ("backbone_lr_scale", "freeze_epochs")}
     config = ProxyConfig(**FINE_TUNE, seed=seed, threads=threads, **settings)
     tick = time.perf_counter()
@@ -134,7 +169,39 @@ def fine_tune(name: str, kind: str, how: dict[str, Any], seed: int, file: Path, 
     return entry
 
 
-def report(runs: dict[str, list[dict[str, Any]]], pretrained: dict[str, Any], out: Path, quick: bool,
+@dataclasses.dataclass(frozen=True)
+class Net:
+    """One benchmark: which network is pretrained, with what arguments, and where its files go."""
+
+    backbone: str
+    args: dict[str, Any]
+    quick: bool
+
+    @classmethod
+    def of(cls, backbone: str, quick: bool) -> Net:
+        if backbone == MOBILE:
+            return cls(MOBILE, {**MOBILE_ARGS, **({"width_mult": 0.25} if quick else {})}, quick)
+        return cls("cifar_resnet", {"depth": 8, "width": 4} if quick else ARGS, quick)
+
+    @property
+    def stem(self) -> str:  # the runs' cache is shared by both backbones; their reports are not
+        return "pretrained_finetune-quick" if self.quick else "pretrained_finetune"
+
+    @property
+    def out(self) -> Path:
+        return RESULTS / (self.stem + ("" if self.backbone == "cifar_resnet" else "_mobilenet"))
+
+    @property
+    def file(self) -> Path:  # not committed: rebuilt from the cached key when missing
+        name = "resnet-none-task-a.pt" if self.backbone == "cifar_resnet" else "mobilenet-designer-task-a.pt"
+        return RESULTS / self.stem / name
+
+    @property
+    def step0_kinds(self) -> tuple[str, ...]:
+        return ("none", *KINDS) if self.backbone == "cifar_resnet" else ("designer", "none", "se", "eca")
+
+
+def report(net: Net, runs: dict[str, list[dict[str, Any]]], pretrained: dict[str, Any],
            step0: dict[str, float] | None = None) -> None:
     rows = []
     for name, entries in runs.items():
@@ -142,14 +209,16 @@ def report(runs: dict[str, list[dict[str, Any]]], pretrained: dict[str, Any], ou
         rows.append({"arm": name, "seeds": len(accs), "mean": statistics.fmean(accs),
                      "std": statistics.stdev(accs) if len(accs) > 1 else None, "accuracies": accs,
                      "seconds_per_run": statistics.fmean(e["seconds"] for e in entries)})
-    write_json(out.with_suffix(".json"), {
-        "question": "identity insertion vs paper init after a short fine-tune of a pretrained ResNet-20; "
+    placement = get_backbone(net.backbone).default_placement()
+    write_json(net.out.with_suffix(".json"), {
+        "question": f"identity insertion vs paper init after a short fine-tune of a pretrained {net.backbone}; "
                     "placements vs none after fine-tuning; the proxy's fine-tuning settings",
-        "setup": {"backbone": "cifar_resnet", "backbone_args": ARGS, "pretrain": PRETRAIN,
+        "setup": {"backbone": net.backbone, "backbone_args": net.args, "pretrain": PRETRAIN,
+                  "pretrained_with": "none" if net.backbone == "cifar_resnet" else "designer (own SE)",
                   "task_a": "tiny-imagenet classes 0-99 (32 px), 100 training images per class",
                   "task_b": f"tiny-imagenet classes {CLASSES_B[0]}-{CLASSES_B[1] - 1} (32 px), {PER_CLASS_B} "
                             f"training / {VAL_PER_CLASS} validation images per class",
-                  "fine_tune_proxy": FINE_TUNE, "placement": "block, paper defaults", "quick": quick},
+                  "fine_tune_proxy": FINE_TUNE, "placement": f"{placement}, paper defaults", "quick": net.quick},
         "pretrained_val_accuracy_on_a": pretrained["val_accuracy"], "step0_on_a": step0, "rows": rows,
         "machine": describe(),
     })
@@ -158,8 +227,8 @@ def report(runs: dict[str, list[dict[str, Any]]], pretrained: dict[str, Any], ou
     means = [r["mean"] for r in rows][::-1]
     stds = [r["std"] or 0 for r in rows][::-1]
     ax.barh(names, means, xerr=stds, color="#4c72b0")
-    ax.set_xlabel("validation accuracy on task B, 3-epoch fine-tune (mean ± seed std)")
-    save_figure(fig, out.with_suffix(".png"))
+    ax.set_xlabel(f"{net.backbone}: validation accuracy on task B, 3-epoch fine-tune (mean ± seed std)")
+    save_figure(fig, net.out.with_suffix(".png"))
     for r in rows:
         std = "   n/a" if r["std"] is None else f"{r['std']:.4f}"
         print(f"{r['arm']:<36} {r['mean']:.4f} ± {std}  ({r['seeds']} seeds, {r['seconds_per_run']:.0f} s/run)")
@@ -168,49 +237,44 @@ def report(runs: dict[str, list[dict[str, Any]]], pretrained: dict[str, Any], ou
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("/work/data"), help="the folder holding tiny-imagenet-200")
+    parser.add_argument("--backbone", choices=("cifar_resnet", MOBILE), default="cifar_resnet")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="the generated set and ResNet-8/4: checks the script")
+    parser.add_argument("--quick", action="store_true", help="the generated set and a tiny network: checks the script")
     parser.add_argument("--report", action="store_true", help="train nothing: report the runs already finished")
     parser.add_argument("--step0", action="store_true", help="only the step-0 accuracies on task A (no training)")
     opts = parser.parse_args()
+    net = Net.of(opts.backbone, opts.quick)
+    cache = RunCache(RESULTS / f"{net.stem}_runs.json")
     if opts.report:
-        return report_cached(opts.quick)
+        return report_cached(net)
+    task_a, task_b = tasks(opts.quick, opts.data)
     if opts.step0:
-        args = {"depth": 8, "width": 4} if opts.quick else ARGS
-        stem = "pretrained_finetune-quick" if opts.quick else "pretrained_finetune"
-        task_a, _ = tasks(opts.quick, opts.data)
-        step_zero(task_a, RESULTS / stem / "resnet-none-task-a.pt", args, RunCache(RESULTS / f"{stem}_runs.json"))
+        step_zero(net, task_a, cache)
         return None
     torch.set_num_threads(opts.threads)
-    stem = "pretrained_finetune-quick" if opts.quick else "pretrained_finetune"
-    args = {"depth": 8, "width": 4} if opts.quick else ARGS
-    cache = RunCache(RESULTS / f"{stem}_runs.json")
-    file = RESULTS / stem / "resnet-none-task-a.pt"  # not committed: rebuilt from the cached key when missing
-    task_a, task_b = tasks(opts.quick, opts.data)
-    pretrained = pretrain(task_a, file, args, cache, opts.threads)
+    net.file.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(net.file.with_name(f".{net.file.name}.lock")):  # processes split by --seeds pretrain once
+        pretrained = pretrain(task_a, net.file, net.args, cache, opts.threads, net.backbone)
     print(f"pretrained on A: validation accuracy {pretrained['val_accuracy']:.4f}", flush=True)
-    step_zero(task_a, file, args, cache)
-    runs: dict[str, list[dict[str, Any]]] = {}
+    step_zero(net, task_a, cache)
     for seed in opts.seeds:  # a seed of every arm before the next seed: a stopped run still compares every arm
-        for name, kind, how in ARMS:
-            runs.setdefault(name, []).append(fine_tune(name, kind, how, seed, file, task_b, args, cache,
-                                                       opts.threads))
-    report_cached(opts.quick)
+        for name, kind, how in arms_of(net.backbone):
+            fine_tune(name, kind, how, seed, net.file, task_b, net.args, cache, opts.threads, net.backbone)
+    report_cached(net)
 
 
-def step_zero(task_a: Dataset, file: Path, args: dict[str, int], cache: RunCache) -> dict[str, float]:
+def step_zero(net: Net, task_a: Dataset, cache: RunCache) -> dict[str, float]:
     """Before any step, on task A itself (the pretrained classifier kept): validation accuracy of the
     pretrained network with each kind inserted on every unit, as the identity and at paper init."""
     out = {}
-    for kind in ("none", *KINDS):
-        for identity in ((True,) if kind == "none" else (True, False)):
-            name = kind if kind == "none" else f"{kind} {'identity' if identity else 'paper init'}"
-            key = f"step0|{name}|{args}|{Pretrained.of(file).sha256[:12]}"
+    for kind in net.step0_kinds:
+        for identity in ((True,) if kind in ("none", "designer") else (True, False)):
+            name = kind if kind in ("none", "designer") else f"{kind} {'identity' if identity else 'paper init'}"
+            key = f"step0|{name}|{net.args}|{Pretrained.of(net.file).sha256[:12]}"
             if cache.get(key) is None:
-                spec = BlockSpec.paper_default(kind, "block") if kind != "none" else BlockSpec("none")
-                arch = ArchConfig.uniform("cifar_resnet", spec, args, task_a.num_classes, task_a.in_chans,
-                                          Pretrained.of(file, identity))
+                arch = ArchConfig.uniform(net.backbone, spec_of(kind, net.backbone), net.args, task_a.num_classes,
+                                          task_a.in_chans, Pretrained.of(net.file, identity))
                 model = build_model(arch).eval()
                 cache.save(key, {"val_accuracy": evaluate(model, task_a.val, task_a, "cpu")[0]})
             out[name] = cache.get(key)["val_accuracy"]
@@ -218,20 +282,21 @@ def step_zero(task_a: Dataset, file: Path, args: dict[str, int], cache: RunCache
     return out
 
 
-def report_cached(quick: bool) -> None:
+def report_cached(net: Net) -> None:
     """The report from the run cache alone: every arm with the seeds finished so far."""
-    stem = "pretrained_finetune-quick" if quick else "pretrained_finetune"
-    cached = RunCache(RESULTS / f"{stem}_runs.json").all()
-    pretrained = next(v for k, v in cached.items() if k.startswith("pretrain|"))
+    cached = RunCache(RESULTS / f"{net.stem}_runs.json").all()
+    mine = "" if net.backbone == "cifar_resnet" else f"|{net.backbone}:designer"
+    pretrained = next(v for k, v in cached.items() if k.startswith(f"pretrain|A|{net.args}|") and k.endswith(
+        f"{PRETRAIN}{mine}"))
     runs: dict[str, list[dict[str, Any]]] = {}
-    for name, _, _ in ARMS:
-        args = {"depth": 8, "width": 4} if quick else ARGS
+    for name, _, _ in arms_of(net.backbone):
         found = [v for k, v in sorted(cached.items())
-                 if k.startswith(f"finetune|{name}|seed") and f"|{setting(args)}|" in k]
+                 if k.startswith(f"finetune|{name}|seed") and f"|{setting(net.args)}|" in k]
         if found:
             runs[name] = found
-    step0 = {k.split("|")[1]: v["val_accuracy"] for k, v in cached.items() if k.startswith("step0|")}
-    report(runs, pretrained, RESULTS / stem, quick, step0)
+    step0 = {k.split("|")[1]: v["val_accuracy"] for k, v in cached.items()
+             if k.startswith("step0|") and k.split("|")[2] == str(net.args)}
+    report(net, runs, pretrained, step0)
 
 
 if __name__ == "__main__":
