@@ -107,18 +107,24 @@ def pretrain(task_a: Dataset, file: Path, args: dict[str, Any], cache: RunCache,
     """The network trained on task A (ResNet: `none`; MobileNetV3: its designer's SE kept), saved as
     `nas train --save` saves it (arch + state dict)."""
     kind = "none" if backbone == "cifar_resnet" else "designer"
-    key = f"pretrain|A|{args}|{PRETRAIN}" + ("" if backbone == "cifar_resnet" else f"|{backbone}:{kind}")
-    done = cache.get(key)
-    if done is not None and file.exists():
-        return done
+    key = pretrain_key(args, backbone)
+    if file.exists():  # pretraining is not bitwise repeatable across machines: the record names its file's hash
+        done = cache.get(f"{key}|{Pretrained.of(file).sha256[:12]}")
+        if done is not None:
+            return done
     arch = ArchConfig.uniform(backbone, spec_of(kind, backbone), args, task_a.num_classes, task_a.in_chans)
     model = build_model(arch)
     result = train_proxy(model, task_a, ProxyConfig(**PRETRAIN, threads=threads), "cpu", progress=False)
     file.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"arch": arch.to_dict(), "state_dict": model.state_dict()}, file)
-    entry = {"val_accuracy": result.accuracy, "seconds": result.seconds}
-    cache.save(key, entry)
+    entry = {"val_accuracy": result.accuracy, "seconds": result.seconds, "sha256": Pretrained.of(file).sha256}
+    cache.save(f"{key}|{entry['sha256'][:12]}", entry)
     return entry
+
+
+def pretrain_key(args: dict[str, Any], backbone: str) -> str:
+    """What a pretraining depends on (the file's hash is appended once it exists)."""
+    return f"pretrain|A|{args}|{PRETRAIN}" + ("" if backbone == "cifar_resnet" else f"|{backbone}:designer")
 
 
 ARMS: list[tuple[str, str, dict[str, Any]]] = [  # (name, kind, how)
@@ -201,12 +207,14 @@ class Net:
         return ("none", *KINDS) if self.backbone == "cifar_resnet" else ("designer", "none", "se", "eca")
 
 
-def report(net: Net, runs: dict[str, list[dict[str, Any]]], pretrained: dict[str, Any],
-           step0: dict[str, float] | None = None) -> None:
+def report(net: Net, runs: dict[tuple[str, str], list[dict[str, Any]]], pretrained: dict[str, dict[str, Any]],
+           step0: dict[str, dict[str, float]]) -> None:
+    """`runs` by (arm, the pretrained file's hash), `pretrained` and `step0` by that hash: a network
+    pretrained again (a lost file) gets rows of its own, compared only with runs from the same file."""
     rows = []
-    for name, entries in runs.items():
+    for (name, weights), entries in runs.items():
         accs = [e["val_accuracy"] for e in entries]
-        rows.append({"arm": name, "seeds": len(accs), "mean": statistics.fmean(accs),
+        rows.append({"arm": name, "weights": weights, "seeds": len(accs), "mean": statistics.fmean(accs),
                      "std": statistics.stdev(accs) if len(accs) > 1 else None, "accuracies": accs,
                      "seconds_per_run": statistics.fmean(e["seconds"] for e in entries)})
     placement = get_backbone(net.backbone).default_placement()
@@ -219,11 +227,14 @@ def report(net: Net, runs: dict[str, list[dict[str, Any]]], pretrained: dict[str
                   "task_b": f"tiny-imagenet classes {CLASSES_B[0]}-{CLASSES_B[1] - 1} (32 px), {PER_CLASS_B} "
                             f"training / {VAL_PER_CLASS} validation images per class",
                   "fine_tune_proxy": FINE_TUNE, "placement": f"{placement}, paper defaults", "quick": net.quick},
-        "pretrained_val_accuracy_on_a": pretrained["val_accuracy"], "step0_on_a": step0, "rows": rows,
+        "pretrained": {w: {"val_accuracy_on_a": p["val_accuracy"], "seconds": p["seconds"],
+                           "step0_on_a": step0.get(w, {})} for w, p in pretrained.items()},
+        "rows": rows,
         "machine": describe(),
     })
     fig, ax = new_figure(figsize=(9, 0.35 * len(rows) + 1.2))
-    names = [r["arm"] for r in rows][::-1]
+    several = len({r["weights"] for r in rows}) > 1
+    names = [f"{r['arm']} [{r['weights'][:6]}]" if several else r["arm"] for r in rows][::-1]
     means = [r["mean"] for r in rows][::-1]
     stds = [r["std"] or 0 for r in rows][::-1]
     ax.barh(names, means, xerr=stds, color="#4c72b0")
@@ -231,7 +242,8 @@ def report(net: Net, runs: dict[str, list[dict[str, Any]]], pretrained: dict[str
     save_figure(fig, net.out.with_suffix(".png"))
     for r in rows:
         std = "   n/a" if r["std"] is None else f"{r['std']:.4f}"
-        print(f"{r['arm']:<36} {r['mean']:.4f} ± {std}  ({r['seeds']} seeds, {r['seconds_per_run']:.0f} s/run)")
+        print(f"{r['arm']:<36} {r['weights']} {r['mean']:.4f} ± {std}  ({r['seeds']} seeds, "
+              f"{r['seconds_per_run']:.0f} s/run)")
 
 
 def main() -> None:
@@ -243,6 +255,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="the generated set and a tiny network: checks the script")
     parser.add_argument("--report", action="store_true", help="train nothing: report the runs already finished")
     parser.add_argument("--step0", action="store_true", help="only the step-0 accuracies on task A (no training)")
+    parser.add_argument("--arms", nargs="+", help="only these arms (their names as printed)")
     opts = parser.parse_args()
     net = Net.of(opts.backbone, opts.quick)
     cache = RunCache(RESULTS / f"{net.stem}_runs.json")
@@ -260,6 +273,8 @@ def main() -> None:
     step_zero(net, task_a, cache)
     for seed in opts.seeds:  # a seed of every arm before the next seed: a stopped run still compares every arm
         for name, kind, how in arms_of(net.backbone):
+            if opts.arms and name not in opts.arms:
+                continue
             fine_tune(name, kind, how, seed, net.file, task_b, net.args, cache, opts.threads, net.backbone)
     report_cached(net)
 
@@ -283,19 +298,20 @@ def step_zero(net: Net, task_a: Dataset, cache: RunCache) -> dict[str, float]:
 
 
 def report_cached(net: Net) -> None:
-    """The report from the run cache alone: every arm with the seeds finished so far."""
+    """The report from the run cache alone: every arm with the seeds finished so far, per pretrained file."""
     cached = RunCache(RESULTS / f"{net.stem}_runs.json").all()
-    mine = "" if net.backbone == "cifar_resnet" else f"|{net.backbone}:designer"
-    pretrained = next(v for k, v in cached.items() if k.startswith(f"pretrain|A|{net.args}|") and k.endswith(
-        f"{PRETRAIN}{mine}"))
-    runs: dict[str, list[dict[str, Any]]] = {}
+    head = pretrain_key(net.args, net.backbone) + "|"
+    pretrained = {k[len(head):]: v for k, v in cached.items() if k.startswith(head)}
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for name, _, _ in arms_of(net.backbone):
-        found = [v for k, v in sorted(cached.items())
-                 if k.startswith(f"finetune|{name}|seed") and f"|{setting(net.args)}|" in k]
-        if found:
-            runs[name] = found
-    step0 = {k.split("|")[1]: v["val_accuracy"] for k, v in cached.items()
-             if k.startswith("step0|") and k.split("|")[2] == str(net.args)}
+        for k, v in sorted(cached.items()):
+            if k.startswith(f"finetune|{name}|seed") and f"|{setting(net.args)}|" in k:
+                runs.setdefault((name, k.rsplit("|", 1)[1]), []).append(v)
+    step0: dict[str, dict[str, float]] = {}
+    for k, v in cached.items():
+        parts = k.split("|")
+        if parts[0] == "step0" and parts[2] == str(net.args):
+            step0.setdefault(parts[3], {})[parts[1]] = v["val_accuracy"]
     report(net, runs, pretrained, step0)
 
 
