@@ -11,6 +11,11 @@ A first signal can land while Python runs a finaliser (a `__del__`, a weakref ca
 runs some at every garbage collection). Python prints "Exception ignored in ..." and drops what the
 handler raised there, and the stop would be lost; `_dropped`, the `sys.unraisablehook`, sees that
 and delivers the signal again, to be raised in ordinary code.
+
+A signal can also land while a module is being imported, e.g. torch's start-up, where a C++
+extension (pybind11) runs Python code: an exception raised there cannot cross the C++ frame and
+the process aborts (SIGABRT, a C++ traceback; seen once in CI as Ctrl-C at start-up). Imports
+last seconds at most, so the handler delivers such a signal again until it lands outside one.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ class _Handler:
         self.raised: KeyboardInterrupt | None = None  # what the first signal raised
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
-        if _inside_the_hook(frame):  # raised here, it would be dropped too
+        if _inside_the_hook(frame) or _inside_an_import(frame):  # raised here, dropped or fatal
             _deliver_again(signum)
             return
         self.received += 1
@@ -72,6 +77,14 @@ def _deliver_again(signum: int) -> None:
 def _inside_the_hook(frame: FrameType | None) -> bool:
     while frame is not None:
         if frame.f_code is _dropped.__code__:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _inside_an_import(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_name == "_find_and_load" and frame.f_code.co_filename.startswith("<frozen importlib"):
             return True
         frame = frame.f_back
     return False

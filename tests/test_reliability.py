@@ -205,6 +205,39 @@ print("lost")
 """
 
 
+# A signal that lands while a module is imported: raised inside torch's import, where a C++
+# extension runs Python code, it aborted the process (SIGABRT, seen once in CI at start-up). The
+# handler waits until the import is over; the module is then complete and the stop still arrives.
+DURING_IMPORT = """
+import pathlib, signal, sys, tempfile, time
+from nas import interrupts
+interrupts.install()
+folder = pathlib.Path(tempfile.mkdtemp())
+(folder / "slow_module.py").write_text(
+    "import signal, time\\n"
+    "signal.raise_signal(signal.SIG{name})\\n"
+    "time.sleep(0.3)\\n"
+    "complete = True\\n")
+sys.path.insert(0, str(folder))
+try:
+    import slow_module
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+except KeyboardInterrupt as interrupt:
+    print(type(interrupt).__name__, getattr(sys.modules.get("slow_module"), "complete", False))
+    sys.exit(1)
+print("lost")
+"""
+
+
+@pytest.mark.parametrize(("name", "raised"), [("TERM", "Terminated"), ("INT", "KeyboardInterrupt")])
+def test_a_signal_during_an_import_waits_for_the_import_then_stops(name, raised):
+    done = subprocess.run([sys.executable, "-c", DURING_IMPORT.format(name=name)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == [raised, "True"], done.stdout + done.stderr
+
+
 @pytest.mark.parametrize(("name", "raised"), [("TERM", "Terminated"), ("INT", "KeyboardInterrupt")])
 def test_a_signal_landing_in_a_finaliser_is_not_lost(name, raised):
     done = subprocess.run([sys.executable, "-c", FINALISER.format(name=name)],
