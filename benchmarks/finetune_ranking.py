@@ -136,8 +136,9 @@ def report(cache: RunCache, archs: dict[str, ArchConfig], out: Path | None) -> d
     spread = [t["mean"] for t in truth.values()]
     result["truth_range"] = [min(spread), max(spread)]
     c = result["ceiling"]
-    print(f"truth: {len(truth)} architectures, long fine-tune {LONG['epochs']} epochs, {len(both)} of them at 2 seeds, "
-          f"the others at 1; range {min(spread):.4f}-{max(spread):.4f}; pooled seed std "
+    print(f"truth: {len(truth)} architectures, long fine-tune {LONG['epochs']} epochs, {len(both)} of them at 2 seeds"
+          f"{'' if len(both) == len(truth) else ', the others at 1'}; "
+          f"range {min(spread):.4f}-{max(spread):.4f}; pooled seed std "
           f"{c.get('pooled_seed_std', float('nan')):.4f}; ceiling tau {c.get('tau_mean', float('nan')):.3f}; "
           f"seed vs seed tau {c['seed_vs_seed_tau'] if c['seed_vs_seed_tau'] is not None else float('nan'):.3f} "
           f"on {len(both)}")
