@@ -13,8 +13,9 @@ lr 0.2), 3 seeds:
   (`placement: block`), inserted as the identity (`weights.identity: true`, the default) or at
   their paper initialisation (`false`), against `none` (the pretrained network as it is);
 - the proxy's fine-tuning settings against their defaults, for `none` and SE: `backbone_lr_scale`
-  0.1 (default 1.0), and `freeze_epochs` 1 (default 0: the first epoch trains only the new
-  classifier and blocks);
+  0.1 (default 1.0), `freeze_epochs` 1 (default 0: the first epoch trains only the new
+  classifier and blocks), and `bn_recal` 0 (default 4096: batch-norm statistics recalibrated on
+  task B's training images before scoring; 0 scores with the running statistics training left);
 - `none` trained from scratch on B with the same proxy: what the pretraining is worth.
 
 `--backbone mobilenet_v3_small` asks the same of the network whose designers chose SE: a
@@ -137,6 +138,8 @@ ARMS: list[tuple[str, str, dict[str, Any]]] = [  # (name, kind, how)
     ("se identity, backbone_lr_scale 0.1", "se", {"backbone_lr_scale": 0.1}),
     ("none, freeze_epochs 1", "none", {"freeze_epochs": 1}),
     ("se identity, freeze_epochs 1", "se", {"freeze_epochs": 1}),
+    ("none, bn_recal 0", "none", {"bn_recal": 0}),
+    ("se identity, bn_recal 0", "se", {"bn_recal": 0}),
     ("none from scratch", "none", {"scratch": True}),
 ]
 MOBILE_ARMS: list[tuple[str, str, dict[str, Any]]] = [
@@ -165,7 +168,7 @@ def fine_tune(name: str, kind: str, how: dict[str, Any], seed: int, file: Path, 
     if done is not None:
         return done
     arch = ArchConfig.uniform(backbone, spec_of(kind, backbone), args, task_b.num_classes, task_b.in_chans, weights)
-    settings = {k: v for k, v in how.items() if k in ("backbone_lr_scale", "freeze_epochs")}
+    settings = {k: v for k, v in how.items() if k in ("backbone_lr_scale", "freeze_epochs", "bn_recal")}
     config = ProxyConfig(**FINE_TUNE, seed=seed, threads=threads, **settings)
     tick = time.perf_counter()
     result = train_proxy(lambda: build_model(arch), task_b, config, "cpu", progress=False)
