@@ -73,11 +73,13 @@ def study_config(data: Path, trials: int | None) -> StudyConfig:
 
 
 class DesignerRuns(LongRuns):
-    """long_runs.LongRuns on the same task and setting, MobileNetV3-Small's runs in their own file."""
+    """long_runs.LongRuns on the same task and setting, MobileNetV3-Small's runs in their own file
+    (under `results`: end_to_end.py's --quick keeps its toy runs out of the committed one)."""
 
-    def __init__(self, data_root: Path, threads: int | None) -> None:
-        super().__init__(data_root, RESULTS, threads)
-        self.path = RUNS
+    def __init__(self, data_root: Path, threads: int | None, results: Path = RESULTS, epochs: int = EPOCHS,
+                 subset: int | None = SUBSET) -> None:
+        super().__init__(data_root, results, threads, epochs=epochs, subset=subset)
+        self.path = results / RUNS.name
         self.prefix = f"{self.prefix}|mobilenet_v3_small"  # the task's key names the ResNet-20 it was made for
 
 

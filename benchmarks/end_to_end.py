@@ -1,13 +1,22 @@
 """Does search + confirmation beat training the hand placements, at twice their compute? (issue 31, item 4)
 
-The product's bar, on the task where attention measurably matters (tin100: Tiny-ImageNet, first
-100 classes, 32 px, ResNet-20; studies/tiny_imagenet.yaml), objectives [accuracy, latency]
-(ONNX Runtime, batch 1, 1 thread; predicted from the table latency_front.py's study measured,
-benchmarks/results/latency_front/tin100_latency.latency.json, whose conditions the report names).
+The product's bar, objectives [accuracy, latency] (ONNX Runtime, batch 1, 1 thread; predicted from
+a committed table, whose conditions the report names: only the ResNet-20's --quick measures one),
+on two tasks (--task):
 
-Budget: twice what training the five hand placements at the long fidelity costs (5 x 10 epochs x
-3 seeds = 150 long epochs), so 300 epochs of the training split, counted in training images:
-the search's (every trial's `images_seen`, or the supernet's epochs) plus the confirmation's.
+- resnet20 (the default): the task where attention measurably matters (tin100: Tiny-ImageNet,
+  first 100 classes, 32 px, ResNet-20; studies/tiny_imagenet.yaml), the table latency_front.py's
+  study measured (benchmarks/results/latency_front/tin100_latency.latency.json); the hand
+  placements are the five kinds everywhere (none, se, eca, cbam, ge);
+- mobilenet: MobileNetV3-Small on the same data, designer_front.py's setting (studies/designer.yaml,
+  search_spaces/designer.yaml, the table its study measured:
+  benchmarks/results/designer_front/designer.latency.json, --quick included); the hand placements
+  are that study's baselines: designer (its 9 SE kept), none (stripped), SE and ECA in every SE slot.
+
+Budget: twice what training the hand placements at the long fidelity costs (10 epochs x 3 seeds
+each: resnet20 5 x 30 = 150 long epochs, so 300; mobilenet 4 x 30 = 120, so 240 epochs of the
+training split), counted in training images: the search's (every trial's `images_seen`, or the
+supernet's epochs) plus the confirmation's.
 Each arm is a real `nas` study (the search), then confirmation as `nas.refine` does it —
 the candidates `nas.refine.candidates` picks, `confirm.seeds` seeds each, more seeds while they
 tie at the top (`nas.refine.tied_at_top`) — but trained at the long runs' setting
@@ -15,26 +24,33 @@ tie at the top (`nas.refine.tied_at_top`) — but trained at the long runs' sett
 hand placements' 3-seed runs are reused and every confirmed number is the truth itself:
 
 - tpe4:     TPE on 4-epoch proxies (the default evaluator), --trials (30: 120 epochs), then the
-            top K candidates the remaining budget pays for (K = 6 at 30 epochs each);
+            top K candidates the remaining budget pays for (K = 6 at 30 epochs each; mobilenet 4);
 - supernet: the one-shot evaluator (own weights per choice, 10 epochs, the study's whole space),
-            --supernet-trials scored in seconds each, then K = 9 candidates.
+            --supernet-trials scored in seconds each, then K = 9 candidates (mobilenet 7).
 
 Selection reads validation accuracy only (the confirmed front is chosen on the long runs'
 validation means and predicted latency); the report scores it on test accuracy: the confirmed
 front's hypervolume in (test accuracy, latency ratio) against the hand placements', with a
 bootstrap over each architecture's seeds (beyond seed noise when the 95 % interval of the
 difference excludes 0), and whether an architecture the sampler proposed (not a queued hand
-placement) ties ECA everywhere's test accuracy within noise at >= 10 % lower predicted latency.
+placement) ties a reference hand placement's test accuracy within noise at >= 10 % lower
+predicted latency: ECA everywhere on the ResNet-20; on MobileNetV3-Small `designer` (the issue's
+"against designer"), and ECA in every SE slot beside it.
 
 Hours of CPU; every part resumes (studies in SQLite under --cache, the supernet file there, proxy
-and long runs in benchmarks/results/{proxy,long}_runs.json saved after every run):
+and long runs in benchmarks/results/{proxy,long}_runs.json, MobileNetV3-Small's in
+designer_proxy_runs.json and designer_runs.json, saved after every run). The two tasks may share
+one --cache (their studies, supernets and quick files have names of their own):
 
     .venv/bin/python benchmarks/end_to_end.py --data DEST --cache /work/cache/e2e --arms tpe4 supernet
     .venv/bin/python benchmarks/end_to_end.py --data DEST --cache /work/cache/e2e --report
     .venv/bin/python benchmarks/end_to_end.py --data DEST --cache /tmp/e2e --quick   # minutes: the code path
+    .venv/bin/python benchmarks/end_to_end.py --data DEST --cache /work/cache/e2e --task mobilenet --arms tpe4 supernet
+    .venv/bin/python benchmarks/end_to_end.py --data DEST --cache /work/cache/e2e --task mobilenet --report
+    .venv/bin/python benchmarks/end_to_end.py --data DEST --cache /tmp/e2e_mbv3 --task mobilenet --quick
 
-Writes benchmarks/results/end_to_end.json (not with --quick, whose results stay under --cache).
-MobileNetV3-Small against `designer` (the issue's second task) is not in this script yet.
+Writes benchmarks/results/end_to_end.json, with --task mobilenet end_to_end_mobilenet.json (not
+with --quick, whose results stay under --cache).
 """
 
 from __future__ import annotations
@@ -52,6 +68,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attention_signal import BASELINES, EPOCHS  # noqa: E402
+from designer_front import FOLDER, DesignerRuns  # noqa: E402
 from harness import RESULTS, ROOT, describe, search_only, write_json  # noqa: E402
 from latency_front import hypervolume, non_dominated  # noqa: E402
 from long_runs import LongRuns, ProxyRuns, check_study  # noqa: E402
@@ -65,9 +82,33 @@ from nas.study.loop import run_search  # noqa: E402
 from nas.studyfile import StudyConfig, load_study_config  # noqa: E402
 
 TABLE = RESULTS / "latency_front" / "tin100_latency.latency.json"
-HAND_RUNS = len(BASELINES) * 3  # the hand placements at the long fidelity, 3 seeds each
-LOWER = 0.10  # ">= 10 % lower latency" than ECA everywhere
+LOWER = 0.10  # ">= 10 % lower latency" than the reference (ECA everywhere, designer)
 SEEDS, MAX_SEEDS = 3, 6
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """What the issue's two tasks differ in; search, confirmation and report are shared."""
+
+    study: str  # studies/<study>.yaml
+    space: str  # search_spaces/<space>.yaml, and with --quick
+    quick_space: str
+    prefix: str  # under --cache: studies <prefix>_<arm>, the supernet <prefix>.supernet.pt
+    table: Path  # the committed latency table the studies predict from
+    quick_table: bool  # --quick predicts from it too (it covers the quick space), else measures a small one
+    output: str  # under benchmarks/results (--quick: under --cache)
+    references: tuple[str, ...]  # hand placements a >= 10 % cheaper tie is sought against
+    backbone: tuple[str, dict[str, Any]] | None  # long_runs.check_study's; None: the task's ResNet-20
+
+
+TASK_SETTINGS = {
+    "resnet20": Setting("tiny_imagenet", "default", "demo", "e2e", TABLE, False, "end_to_end.json", ("eca",),
+                        None),
+    # designer_front.py's study: its space, the table it measured, designer_runs.json's long runs
+    "mobilenet": Setting("designer", "designer", "designer", "e2e_mbv3", FOLDER / "designer.latency.json", True,
+                         "end_to_end_mobilenet.json", ("designer", "eca"),
+                         ("mobilenet_v3_small", {"width_mult": 1.0, "small_input": True})),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,27 +119,38 @@ class Arm:
     proxy_epochs: int
 
 
-def study_config(arm: Arm, data: Path, cache: Path, quick: bool) -> StudyConfig:
-    """studies/tiny_imagenet.yaml, single fidelity, [accuracy, latency], this arm's evaluator;
-    written under --cache (its database and supernet file land beside it)."""
-    document = yaml.safe_load((ROOT / "studies" / "tiny_imagenet.yaml").read_text())
-    document.pop("fidelity")
-    document.update(name=f"e2e_{arm.name}", objectives=["accuracy", "latency"], trials=arm.trials,
-                    search_space=str(ROOT / "search_spaces" / ("demo.yaml" if quick else "default.yaml")),
+def study_config(setting: Setting, arm: Arm, data: Path, cache: Path, quick: bool) -> StudyConfig:
+    """The task's study file (studies/tiny_imagenet.yaml or designer.yaml), single fidelity,
+    [accuracy, latency], this arm's evaluator; written under --cache (its database and supernet
+    file land beside it)."""
+    document = yaml.safe_load((ROOT / "studies" / f"{setting.study}.yaml").read_text())
+    document.pop("fidelity", None)
+    table = str(setting.table) if setting.quick_table or not quick else None
+    space = setting.quick_space if quick else setting.space
+    document.update(name=f"{setting.prefix}_{arm.name}", objectives=["accuracy", "latency"], trials=arm.trials,
+                    search_space=str(ROOT / "search_spaces" / f"{space}.yaml"),
                     proxy={**document.get("proxy", {}), "epochs": arm.proxy_epochs},
                     dataset={**document["dataset"], "path": str(data / "tiny-imagenet-200")},
                     latency={"runtime": "onnxruntime", "batch_size": 1, "threads": 1, "device": "cpu",
-                             "table": None if quick else str(TABLE), "passes": 1, "check": 5 if quick else 30},
+                             "table": table, "passes": 1, "check": 5 if quick else 30},
                     evaluation=arm.evaluation)
     if quick:
         document["dataset"]["subset"] = 2000
-    path = cache / f"e2e_{arm.name}.yaml"
-    path.write_text("# written by benchmarks/end_to_end.py from studies/tiny_imagenet.yaml\n"
+    path = cache / f"{setting.prefix}_{arm.name}.yaml"
+    path.write_text(f"# written by benchmarks/end_to_end.py from studies/{setting.study}.yaml\n"
                     + yaml.safe_dump(document, sort_keys=False))
     config = search_only(load_study_config(path))  # confirmation is done below, at the long runs' setting
     if not quick:
-        check_study(config)
+        check_study(config, backbone=setting.backbone)
     return config
+
+
+def hand_placements(setting: Setting, config: StudyConfig, long: LongRuns) -> list[tuple[str, ArchConfig]]:
+    """(label, architecture) of the hand placements: attention_signal.py's five on the ResNet-20,
+    the designer study's baselines (none, designer, se, eca) on MobileNetV3-Small."""
+    if setting.backbone is None:
+        return [(kind, long.baseline(kind)) for kind in BASELINES]
+    return [(label, config.baseline_arch(spec, long.task.classes, 3)) for label, spec in config.baselines]
 
 
 def search_images(config: StudyConfig, study: Any, train_images: int) -> int:
@@ -147,7 +199,8 @@ def bootstrap_hv(front: list[dict[str, Any]], hand: list[dict[str, Any]], refere
 
 
 def report_arm(arm: Arm, config: StudyConfig, long: LongRuns, confirmed: dict[str, Any], images: int,
-               budget: int) -> dict[str, Any]:
+               budget: int, hand_archs: list[tuple[str, ArchConfig]],
+               references: tuple[str, ...]) -> dict[str, Any]:
     study, _ = open_study(config, create=False)
     table = table_of(study)
     assert table is not None
@@ -160,8 +213,7 @@ def report_arm(arm: Arm, config: StudyConfig, long: LongRuns, confirmed: dict[st
                 "accuracy_std": statistics.stdev(test) if len(test) > 1 else None, "n": len(test), "values": test,
                 "val_accuracy": statistics.fmean(r["val_accuracy"] for r in runs)}
 
-    hand = [row(kind, long.baseline(kind), [long.train(long.baseline(kind), s) for s in range(3)], False)
-            for kind in BASELINES]
+    hand = [row(label, arch, [long.train(arch, s) for s in range(3)], False) for label, arch in hand_archs]
     rows = []
     for number, runs in confirmed.items():
         trial = study.trials[int(number)]
@@ -175,19 +227,10 @@ def report_arm(arm: Arm, config: StudyConfig, long: LongRuns, confirmed: dict[st
     front = [r for r in rows if r["arch_id"] in {c["arch_id"] for c in chosen}]
     everything = hand + front
     reference = (min(r["accuracy"] for r in everything), max(r["ratio"] for r in everything) * 1.001)
-    eca = next(r for r in hand if r["label"] == "eca")
-    wins = []
-    for r in front:
-        if not r["proposed"]:
-            continue
-        spread = math.sqrt((r["accuracy_std"] or 0) ** 2 / r["n"] + eca["accuracy_std"] ** 2 / eca["n"])
-        wins.append({"arch_id": r["arch_id"], "difference": r["accuracy"] - eca["accuracy"], "difference_std": spread,
-                     "ties_or_beats_eca": r["accuracy"] >= eca["accuracy"] - TIE_FACTOR * spread,
-                     "ratio_vs_eca": r["ratio"] / eca["ratio"],
-                     "ten_percent_cheaper": r["ratio"] <= (1 - LOWER) * eca["ratio"]})
     hv = {"confirmed": hypervolume([(r["accuracy"], r["ratio"]) for r in front], reference),
           "hand": hypervolume([(r["accuracy"], r["ratio"]) for r in hand], reference)}
     interval = bootstrap_hv(front, hand, reference)
+    ties = {key: value for label in references for key, value in cheaper_ties(front, hand, label).items()}
     return {"arm": dataclasses.asdict(arm), "latency": table.describe(), "trials": len(study.trials),
             "compute": {"search_epochs": images / len(long.data.train),
                         "confirm_runs": sum(len(v) for v in confirmed.values()),
@@ -196,14 +239,33 @@ def report_arm(arm: Arm, config: StudyConfig, long: LongRuns, confirmed: dict[st
                         "budget_epochs": budget},
             "hand": hand, "confirmed": rows, "front": [r["arch_id"] for r in front], "reference_point": reference,
             "hypervolume": hv, "hypervolume_difference_95": interval,
-            "beats_hand_beyond_noise": interval["low"] > 0, "eca_comparisons": wins,
-            "cheaper_eca_tie_found": any(w["ties_or_beats_eca"] and w["ten_percent_cheaper"] for w in wins)}
+            "beats_hand_beyond_noise": interval["low"] > 0, **ties}
+
+
+def cheaper_ties(front: list[dict[str, Any]], hand: list[dict[str, Any]], label: str) -> dict[str, Any]:
+    """Does an architecture the sampler proposed tie the hand placement `label` within noise at >= 10 %
+    lower predicted latency? (`<label>_comparisons`, `cheaper_<label>_tie_found`)"""
+    ref = next(r for r in hand if r["label"] == label)
+    wins = []
+    for r in front:
+        if not r["proposed"]:
+            continue
+        spread = math.sqrt((r["accuracy_std"] or 0) ** 2 / r["n"] + ref["accuracy_std"] ** 2 / ref["n"])
+        wins.append({"arch_id": r["arch_id"], "difference": r["accuracy"] - ref["accuracy"], "difference_std": spread,
+                     f"ties_or_beats_{label}": r["accuracy"] >= ref["accuracy"] - TIE_FACTOR * spread,
+                     f"ratio_vs_{label}": r["ratio"] / ref["ratio"],
+                     "ten_percent_cheaper": r["ratio"] <= (1 - LOWER) * ref["ratio"]})
+    return {f"{label}_comparisons": wins,
+            f"cheaper_{label}_tie_found": any(w[f"ties_or_beats_{label}"] and w["ten_percent_cheaper"] for w in wins)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="the folder stage-datasets.sh filled")
     parser.add_argument("--cache", type=Path, required=True, help="studies and the supernet, outside the repo")
+    parser.add_argument("--task", choices=tuple(TASK_SETTINGS), default="resnet20",
+                        help="resnet20: ResNet-20 against the five hand placements; mobilenet: MobileNetV3-Small "
+                             "against designer_front.py's baselines (designer, none, se, eca)")
     parser.add_argument("--arms", nargs="+", choices=("tpe4", "supernet"), default=["tpe4", "supernet"])
     parser.add_argument("--trials", type=int, default=30, help="tpe4's trials (4 epochs each)")
     parser.add_argument("--supernet-trials", type=int, default=400)
@@ -211,23 +273,35 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="only report what is trained")
     parser.add_argument("--quick", action="store_true", help="toy sizes (1-epoch runs, 2,000 images): the code path")
     args = parser.parse_args()
+    setting = TASK_SETTINGS[args.task]
     args.cache.mkdir(parents=True, exist_ok=True)
     results = args.cache if args.quick else RESULTS
     epochs = 1 if args.quick else EPOCHS
-    long = LongRuns(args.data, results, args.threads, epochs=epochs, subset=2000 if args.quick else None) \
-        if args.quick else LongRuns(args.data, results, args.threads)
-    proxy_runs = ProxyRuns(results / "proxy_runs.json", long.prefix, args.threads)
-    budget = 2 * HAND_RUNS * epochs  # epochs of the training split
+    if setting.backbone is not None:  # MobileNetV3-Small: its long and proxy runs in files of their own
+        long: LongRuns = DesignerRuns(args.data, args.threads, results, epochs, 2000) if args.quick \
+            else DesignerRuns(args.data, args.threads)
+        proxy_runs = ProxyRuns(results / "designer_proxy_runs.json", long.prefix, args.threads)
+    else:
+        long = LongRuns(args.data, results, args.threads, epochs=epochs, subset=2000 if args.quick else None) \
+            if args.quick else LongRuns(args.data, results, args.threads)
+        proxy_runs = ProxyRuns(results / "proxy_runs.json", long.prefix, args.threads)
     arms = {"tpe4": Arm("tpe4", 4 if args.quick else args.trials, {"kind": "proxy"}, 1 if args.quick else 4),
             "supernet": Arm("supernet", 8 if args.quick else args.supernet_trials,
                             {"kind": "supernet", "sharing": "choice", "epochs": 1 if args.quick else 10,
-                             "recal": 256 if args.quick else 2048, "file": str(args.cache / "e2e.supernet.pt")},
+                             "recal": 256 if args.quick else 2048,
+                             "file": str(args.cache / f"{setting.prefix}.supernet.pt")},
                             1 if args.quick else 4)}
+    configs = {name: study_config(setting, arms[name], args.data, args.cache, args.quick) for name in args.arms}
+    hand_archs = hand_placements(setting, configs[args.arms[0]], long)
+    hand_runs = len(hand_archs) * 3  # the hand placements at the long fidelity, 3 seeds each
+    budget = 2 * hand_runs * epochs  # epochs of the training split
     out: dict[str, Any] = {"benchmark": "end_to_end", "machine": describe("cpu"), "budget_epochs": budget,
-                           "hand_runs": HAND_RUNS, "long_epochs": epochs, "arms": {}}
+                           "hand_runs": hand_runs, "long_epochs": epochs, "arms": {}}
+    if setting.backbone is not None:
+        out = {"benchmark": "end_to_end", "task": args.task, "backbone": setting.backbone[0],
+               "hand": [label for label, _ in hand_archs], "references": list(setting.references), **out}
     for name in args.arms:
-        arm = arms[name]
-        config = study_config(arm, args.data, args.cache, args.quick)
+        arm, config = arms[name], configs[name]
 
         def log(line: str, name: str = name) -> None:
             print(f"{name}: {line}", flush=True)
@@ -240,13 +314,15 @@ def main() -> None:
         left_runs = int((budget - images / len(long.data.train)) // epochs)
         log(f"search used {images / len(long.data.train):.1f} epochs of {budget}; {left_runs} long runs left")
         confirmed = confirm(study, long, left_runs, log)
-        result = report_arm(arm, config, long, confirmed, images, budget)
+        result = report_arm(arm, config, long, confirmed, images, budget, hand_archs, setting.references)
         out["arms"][name] = result
         hv, ci = result["hypervolume"], result["hypervolume_difference_95"]
+        ties = "; ".join(f"cheaper {'ECA' if label == 'eca' else label} tie: {result[f'cheaper_{label}_tie_found']}"
+                         for label in setting.references)
         log(f"hypervolume confirmed {hv['confirmed']:.4f} vs hand {hv['hand']:.4f} (difference 95% "
-            f"[{ci['low']:+.4f}, {ci['high']:+.4f}]); cheaper ECA tie: {result['cheaper_eca_tie_found']}; "
+            f"[{ci['low']:+.4f}, {ci['high']:+.4f}]); {ties}; "
             f"{result['compute']['total_epochs']:.0f} of {budget} epochs")
-    write_json((args.cache if args.quick else RESULTS) / "end_to_end.json", out)
+    write_json((args.cache if args.quick else RESULTS) / setting.output, out)
 
 
 if __name__ == "__main__":

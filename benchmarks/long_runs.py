@@ -37,17 +37,19 @@ from nas.train import ProxyResult
 TASK = TASKS["tin100"]
 
 
-def check_study(config: StudyConfig, task: Task = TASK, subset: int | None = SUBSET) -> None:
+def check_study(config: StudyConfig, task: Task = TASK, subset: int | None = SUBSET,
+                backbone: tuple[str, dict[str, Any]] | None = None) -> None:
     """Refuse a study whose data or backbone differ from the task's long runs (the truth would be
-    of another problem)."""
+    of another problem). `backbone`: (name, arguments) of runs on the task's data with another
+    backbone than its own (designer_front.DesignerRuns' MobileNetV3-Small)."""
+    name, args = backbone or ("cifar_resnet", dict(task.backbone_args))
     want = {"name": task.dataset, "classes": task.classes, "image_size": task.image_size, "subset": subset,
             "val_fraction": 0.1, "seed": 0}
     defaults = {"seed": 0, "val_fraction": 0.1}
     got = {key: config.dataset.get(key, defaults.get(key)) for key in want}
-    if got != want or config.backbone != "cifar_resnet" or dict(config.backbone_args) != dict(task.backbone_args):
+    if got != want or config.backbone != name or dict(config.backbone_args) != args:
         raise SystemExit(f"{config.path}: dataset {got}, backbone {config.backbone} {dict(config.backbone_args)} "
-                         f"differ from the long runs' task {task.name} ({want}, cifar_resnet "
-                         f"{dict(task.backbone_args)})")
+                         f"differ from the long runs' task {task.name} ({want}, {name} {args})")
 
 
 def add_study_arguments(parser: argparse.ArgumentParser, studies: Path) -> None:
