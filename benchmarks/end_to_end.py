@@ -69,9 +69,10 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attention_signal import BASELINES, EPOCHS  # noqa: E402
 from designer_front import FOLDER, DesignerRuns  # noqa: E402
-from harness import RESULTS, ROOT, describe, search_only, write_json  # noqa: E402
+from harness import RESULTS, ROOT, describe, new_figure, save_figure, search_only, write_json  # noqa: E402
 from latency_front import hypervolume, non_dominated  # noqa: E402
 from long_runs import LongRuns, ProxyRuns, check_study  # noqa: E402
+from oneshot_ranking import template, truth_set  # noqa: E402
 
 from nas import ArchConfig  # noqa: E402
 from nas.noise import TIE_FACTOR  # noqa: E402
@@ -206,12 +207,7 @@ def report_arm(arm: Arm, config: StudyConfig, long: LongRuns, confirmed: dict[st
     assert table is not None
 
     def row(label: str, arch: ArchConfig, runs: list[dict[str, Any]], proposed: bool) -> dict[str, Any]:
-        p = table.predict(arch.arch_id)
-        test = [r["test_accuracy"] for r in runs]
-        return {"label": label, "arch_id": arch.arch_id, "proposed": proposed, "ratio": p.ratio,
-                "ratio_ci": p.ratio_ci, "accuracy": statistics.fmean(test),
-                "accuracy_std": statistics.stdev(test) if len(test) > 1 else None, "n": len(test), "values": test,
-                "val_accuracy": statistics.fmean(r["val_accuracy"] for r in runs)}
+        return result_row(table, label, arch, runs, proposed)
 
     hand = [row(label, arch, [long.train(arch, s) for s in range(3)], False) for label, arch in hand_archs]
     rows = []
@@ -242,6 +238,46 @@ def report_arm(arm: Arm, config: StudyConfig, long: LongRuns, confirmed: dict[st
             "beats_hand_beyond_noise": interval["low"] > 0, **ties}
 
 
+def result_row(table: Any, label: str, arch: ArchConfig, runs: list[dict[str, Any]],
+               proposed: bool) -> dict[str, Any]:
+    """One architecture's confirmed figures: test accuracy over its seeds, predicted latency ratio."""
+    p = table.predict(arch.arch_id)
+    test = [r["test_accuracy"] for r in runs]
+    return {"label": label, "arch_id": arch.arch_id, "proposed": proposed, "ratio": p.ratio,
+            "ratio_ci": p.ratio_ci, "accuracy": statistics.fmean(test),
+            "accuracy_std": statistics.stdev(test) if len(test) > 1 else None, "n": len(test), "values": test,
+            "val_accuracy": statistics.fmean(r["val_accuracy"] for r in runs)}
+
+
+def probe_space(config: StudyConfig, long: LongRuns, hand_archs: list[tuple[str, ArchConfig]], top: int,
+                log: Any) -> dict[str, Any]:
+    """Does the space hold a >= 10 % cheaper tie of ECA everywhere at all, whether or not a search
+    finds it? Every architecture of the study's space with long runs in long_runs.json (earlier
+    benchmarks' random draws and searches) that is predicted >= 10 % cheaper than ECA everywhere,
+    the `top` best by mean validation accuracy (selection never reads test accuracy) trained to
+    SEEDS seeds, then judged on test accuracy as the arms' fronts are."""
+    study, _ = open_study(config, create=False)
+    table = table_of(study)
+    assert table is not None
+    eca_arch = dict(hand_archs)["eca"]
+    eca = result_row(table, "eca", eca_arch, [long.train(eca_arch, s) for s in range(SEEDS)], False)
+    known = truth_set(long, template(long.task.classes))
+    hand_ids = {arch.arch_id for _, arch in hand_archs}
+    cheap = {a: row["arch"] for a, row in known.items()
+             if a not in hand_ids and table.predict(a).ratio <= (1 - LOWER) * eca["ratio"]}
+    by_val = sorted(cheap, key=lambda a: -statistics.fmean(r["val_accuracy"] for r in long.runs_of(a)))
+    probed = []
+    for arch_id in by_val[:top]:
+        arch = cheap[arch_id]
+        probed.append(result_row(table, arch_id, arch, [long.train(arch, s) for s in range(SEEDS)], True))
+        log(f"probe: {probed[-1]['accuracy']:.4f} ± {probed[-1]['accuracy_std']:.4f} "
+            f"x{probed[-1]['ratio']:.3f}  {arch_id}")
+    ties = cheaper_ties(probed, [eca], "eca")
+    return {"latency": table.describe(), "with_long_runs": len(known), "cheaper_than_eca": len(cheap),
+            "selected_by": "mean validation accuracy of the runs so far", "eca": eca, "probed": probed,
+            "eca_comparisons": ties["eca_comparisons"], "cheaper_eca_tie_exists": ties["cheaper_eca_tie_found"]}
+
+
 def cheaper_ties(front: list[dict[str, Any]], hand: list[dict[str, Any]], label: str) -> dict[str, Any]:
     """Does an architecture the sampler proposed tie the hand placement `label` within noise at >= 10 %
     lower predicted latency? (`<label>_comparisons`, `cheaper_<label>_tie_found`)"""
@@ -259,6 +295,33 @@ def cheaper_ties(front: list[dict[str, Any]], hand: list[dict[str, Any]], label:
             f"cheaper_{label}_tie_found": any(w[f"ties_or_beats_{label}"] and w["ten_percent_cheaper"] for w in wins)}
 
 
+def plot(out: dict[str, Any], path: Path) -> Path:
+    """Each arm's confirmed front against the hand placements: test accuracy (mean ± seed std) over
+    predicted latency ratio; hollow markers are confirmed candidates off the front."""
+    fig, ax = new_figure(figsize=(6.4, 4.4))
+    hand = next(iter(out["arms"].values()))["hand"]
+    ax.errorbar([r["ratio"] for r in hand], [r["accuracy"] for r in hand], yerr=[r["accuracy_std"] for r in hand],
+                fmt="ks", capsize=3, label="hand placements (3 seeds)")
+    for r in hand:
+        ax.annotate(r["label"], (r["ratio"], r["accuracy"]), textcoords="offset points", xytext=(5, -10), fontsize=8)
+    for (name, arm), colour in zip(out["arms"].items(), ("tab:blue", "tab:orange"), strict=False):
+        front = sorted((r for r in arm["confirmed"] if r["arch_id"] in arm["front"]), key=lambda r: r["ratio"])
+        rest = [r for r in arm["confirmed"] if r["arch_id"] not in arm["front"]]
+        hv = arm["hypervolume"]["confirmed"]
+        ax.errorbar([r["ratio"] for r in front], [r["accuracy"] for r in front],
+                    yerr=[r["accuracy_std"] or 0 for r in front], fmt="o-", color=colour, capsize=3,
+                    label=f"{name}: confirmed front (HV {hv:.4f})")
+        ax.plot([r["ratio"] for r in rest], [r["accuracy"] for r in rest], "o", mfc="none", color=colour,
+                label=f"{name}: confirmed, off the front")
+    hv_hand = next(iter(out["arms"].values()))["hypervolume"]["hand"]
+    ax.set_title(f"search + confirmation at <= {out['budget_epochs']} epochs vs hand placements (HV {hv_hand:.4f})",
+                 fontsize=9)
+    ax.set_xlabel("predicted latency ratio to none (ONNX Runtime, batch 1, 1 thread)")
+    ax.set_ylabel(f"test accuracy, {out['long_epochs']} epochs")
+    ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="the folder stage-datasets.sh filled")
@@ -271,6 +334,10 @@ def main() -> None:
     parser.add_argument("--supernet-trials", type=int, default=400)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per training")
     parser.add_argument("--report", action="store_true", help="only report what is trained")
+    parser.add_argument("--probe", type=int, metavar="K", default=0,
+                        help="resnet20: also train the K best known architectures >= 10 %% cheaper than ECA "
+                             "everywhere to 3 seeds: does the space hold a cheaper tie at all? "
+                             "(end_to_end_space.json)")
     parser.add_argument("--quick", action="store_true", help="toy sizes (1-epoch runs, 2,000 images): the code path")
     args = parser.parse_args()
     setting = TASK_SETTINGS[args.task]
@@ -300,6 +367,14 @@ def main() -> None:
     if setting.backbone is not None:
         out = {"benchmark": "end_to_end", "task": args.task, "backbone": setting.backbone[0],
                "hand": [label for label, _ in hand_archs], "references": list(setting.references), **out}
+    if args.probe:
+        if setting.backbone is not None:
+            parser.error("--probe: resnet20 only (the MobileNetV3-Small task has too few long runs to probe)")
+        probe = probe_space(configs[args.arms[0]], long, hand_archs, args.probe, print)
+        write_json((args.cache if args.quick else RESULTS) / "end_to_end_space.json",
+                   {"benchmark": "end_to_end --probe", "machine": describe("cpu"), **probe})
+        print(f"probe: cheaper ECA tie in the space: {probe['cheaper_eca_tie_exists']}")
+        return
     for name in args.arms:
         arm, config = arms[name], configs[name]
 
@@ -322,7 +397,8 @@ def main() -> None:
         log(f"hypervolume confirmed {hv['confirmed']:.4f} vs hand {hv['hand']:.4f} (difference 95% "
             f"[{ci['low']:+.4f}, {ci['high']:+.4f}]); {ties}; "
             f"{result['compute']['total_epochs']:.0f} of {budget} epochs")
-    write_json((args.cache if args.quick else RESULTS) / setting.output, out)
+    output = write_json((args.cache if args.quick else RESULTS) / setting.output, out)
+    print(f"wrote {output} and {plot(out, output.with_suffix('.png'))}")
 
 
 if __name__ == "__main__":
