@@ -25,6 +25,8 @@ hand placements' 3-seed runs are reused and every confirmed number is the truth 
 
 - tpe4:     TPE on 4-epoch proxies (the default evaluator), --trials (30: 120 epochs), then the
             top K candidates the remaining budget pays for (K = 6 at 30 epochs each; mobilenet 4);
+- tpe4stages: tpe4 on the same space with `choose_stages: true` (each stage drawn on/off before
+            its kind, so attention on one or two stages is a common draw);
 - supernet: the one-shot evaluator (own weights per choice, 10 epochs, the study's whole space),
             --supernet-trials scored in seconds each, then K = 9 candidates (mobilenet 7).
 
@@ -118,6 +120,7 @@ class Arm:
     trials: int
     evaluation: dict[str, Any]
     proxy_epochs: int
+    choose_stages: bool = False  # the space's `choose_stages` (search-spaces.md): stage on/off drawn first
 
 
 def study_config(setting: Setting, arm: Arm, data: Path, cache: Path, quick: bool) -> StudyConfig:
@@ -128,8 +131,12 @@ def study_config(setting: Setting, arm: Arm, data: Path, cache: Path, quick: boo
     document.pop("fidelity", None)
     table = str(setting.table) if setting.quick_table or not quick else None
     space = setting.quick_space if quick else setting.space
+    space_path = ROOT / "search_spaces" / f"{space}.yaml"
+    search_space: Any = str(space_path)
+    if arm.choose_stages:  # the same space inline, its stages chosen on/off before their kind
+        search_space = {**yaml.safe_load(space_path.read_text()), "choose_stages": True}
     document.update(name=f"{setting.prefix}_{arm.name}", objectives=["accuracy", "latency"], trials=arm.trials,
-                    search_space=str(ROOT / "search_spaces" / f"{space}.yaml"),
+                    search_space=search_space,
                     proxy={**document.get("proxy", {}), "epochs": arm.proxy_epochs},
                     dataset={**document["dataset"], "path": str(data / "tiny-imagenet-200")},
                     latency={"runtime": "onnxruntime", "batch_size": 1, "threads": 1, "device": "cpu",
@@ -304,7 +311,7 @@ def plot(out: dict[str, Any], path: Path) -> Path:
                 fmt="ks", capsize=3, label="hand placements (3 seeds)")
     for r in hand:
         ax.annotate(r["label"], (r["ratio"], r["accuracy"]), textcoords="offset points", xytext=(5, -10), fontsize=8)
-    for (name, arm), colour in zip(out["arms"].items(), ("tab:blue", "tab:orange"), strict=False):
+    for (name, arm), colour in zip(out["arms"].items(), ("tab:blue", "tab:orange", "tab:green"), strict=False):
         front = sorted((r for r in arm["confirmed"] if r["arch_id"] in arm["front"]), key=lambda r: r["ratio"])
         rest = [r for r in arm["confirmed"] if r["arch_id"] not in arm["front"]]
         hv = arm["hypervolume"]["confirmed"]
@@ -329,7 +336,8 @@ def main() -> None:
     parser.add_argument("--task", choices=tuple(TASK_SETTINGS), default="resnet20",
                         help="resnet20: ResNet-20 against the five hand placements; mobilenet: MobileNetV3-Small "
                              "against designer_front.py's baselines (designer, none, se, eca)")
-    parser.add_argument("--arms", nargs="+", choices=("tpe4", "supernet"), default=["tpe4", "supernet"])
+    parser.add_argument("--arms", nargs="+", choices=("tpe4", "tpe4stages", "supernet"),
+                        default=["tpe4", "supernet"])
     parser.add_argument("--trials", type=int, default=30, help="tpe4's trials (4 epochs each)")
     parser.add_argument("--supernet-trials", type=int, default=400)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per training")
@@ -353,6 +361,8 @@ def main() -> None:
             if args.quick else LongRuns(args.data, results, args.threads)
         proxy_runs = ProxyRuns(results / "proxy_runs.json", long.prefix, args.threads)
     arms = {"tpe4": Arm("tpe4", 4 if args.quick else args.trials, {"kind": "proxy"}, 1 if args.quick else 4),
+            "tpe4stages": Arm("tpe4stages", 4 if args.quick else args.trials, {"kind": "proxy"},
+                              1 if args.quick else 4, choose_stages=True),
             "supernet": Arm("supernet", 8 if args.quick else args.supernet_trials,
                             {"kind": "supernet", "sharing": "choice", "epochs": 1 if args.quick else 10,
                              "recal": 256 if args.quick else 2048,

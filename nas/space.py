@@ -3,7 +3,9 @@
 This is the only module that calls `trial.suggest_*`. Parameter names are stable for a given
 space, so TPE's conditional (group) handling sees the same tree every trial:
 
-    stage2.kind                 one of the space's kinds
+    stage2.attend               only with `choose_stages: true`: does the stage take attention
+    stage2.kind                 one of the space's kinds (with `choose_stages`, not `none`, and
+                                only when stage2.attend)
     stage2.se.reduction         only when stage2.kind == se, and only if the space offers > 1 choice
     stage2.placement            only when the kind is not none and the stage offers > 1 of the
                                 space's placements
@@ -32,7 +34,7 @@ from nas.errors import ConfigError, with_source
 from nas.files import read_document
 
 DEFAULT_KINDS = tuple(k for k in KINDS if k != "own")  # `own` only where asked: it needs a backbone that has some
-SPACE_KEYS = ("kinds", *BLOCK_KINDS, "placement", "stages")
+SPACE_KEYS = ("kinds", *BLOCK_KINDS, "placement", "stages", "choose_stages")
 
 
 class _NotInSpace(Exception):
@@ -49,6 +51,11 @@ class SearchSpace:
     `placements` are the positions to consider; each stage offers those of them its backbone has
     there (a ResNet stage has no `expand`, MobileNetV2's head no `pre`). `stages` is `None` for
     every stage, else a tuple of 1-based stage indices; the other stages stay `none`.
+
+    `choose_stages`: each searched stage first chooses whether it takes attention at all
+    (`stageN.attend`, even odds), then which kind. The architectures are the same; the draws are
+    not: with k kinds a stage is `none` 1 time in k, so attention on one stage alone (cheap, and
+    on tin100 as accurate as ECA everywhere) is 1 draw in hundreds, against 3 in 8 with it on.
     """
 
     kinds: tuple[str, ...]
@@ -56,6 +63,7 @@ class SearchSpace:
     placements: tuple[str, ...] = ("block",)
     stages: tuple[int, ...] | None = None
     variants: Mapping[str, tuple[BlockSpec, ...]] = dataclasses.field(default_factory=dict)
+    choose_stages: bool = False
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "search_space") -> SearchSpace:
@@ -72,6 +80,11 @@ class SearchSpace:
     def stage_kinds(self, has_own: bool) -> tuple[str, ...]:
         """The kinds one stage offers: `own` only where the backbone brings attention there."""
         return tuple(k for k in self.kinds if k != "own" or has_own)
+
+    def _kind_choices(self, has_own: bool) -> tuple[str, ...]:
+        """What `stageN.kind` chooses from: with `choose_stages`, `none` is `stageN.attend` = False."""
+        kinds = self.stage_kinds(has_own)
+        return tuple(k for k in kinds if k != "none") if self.choose_stages else kinds
 
     def check_stages(
         self, num_stages: int, backbone: str, where: str = "search_space",
@@ -195,7 +208,13 @@ def _parse(data: Any, where: str) -> SearchSpace:
         if kind not in KINDS:
             raise ConfigError(f"{where}.kinds: {kind!r} is not a block kind; allowed: {', '.join(KINDS)}")
     settings, variants = _kinds_choices(data, kinds, where)
-    space = SearchSpace(kinds, settings, _placements(data, where), _stages(data, where), variants)
+    choose = data.get("choose_stages", False)
+    if not isinstance(choose, bool):
+        raise ConfigError(f"{where}.choose_stages = {choose!r} is invalid; expected true or false")
+    if choose and ("none" not in kinds or len(kinds) < 2):
+        raise ConfigError(f"{where}.choose_stages: true needs none and at least one other kind in {where}.kinds; "
+                          f"got kinds [{', '.join(kinds)}]")
+    space = SearchSpace(kinds, settings, _placements(data, where), _stages(data, where), variants, choose)
     for kind in kinds:  # combinations no single choice can judge (GE's conv gather and extent 0)
         for values in space._combinations(kind):
             try:
@@ -252,7 +271,10 @@ def _sample(space: SearchSpace, trial: optuna.trial.BaseTrial, template: ArchCon
     per_stage = backbone.placements_per_stage(template.backbone_args)
     owned = backbone.own_counts(template.backbone_args)
     for s in space.searched_stages(len(stages)):
-        kind = trial.suggest_categorical(f"stage{s}.kind", list(space.stage_kinds(bool(owned[s - 1]))))
+        if space.choose_stages and not trial.suggest_categorical(f"stage{s}.attend", [False, True]):
+            stages[s - 1] = BlockSpec("none")
+            continue
+        kind = trial.suggest_categorical(f"stage{s}.kind", list(space._kind_choices(bool(owned[s - 1]))))
         prefix = f"stage{s}.{kind}."
         values = space._walk(
             kind, lambda name, choices, prefix=prefix: trial.suggest_categorical(prefix + name, list(choices))
@@ -283,6 +305,10 @@ def _params_for(space: SearchSpace, arch: ArchConfig) -> dict[str, Any] | None:
             continue
         if spec.kind not in space.kinds:
             return None
+        if space.choose_stages:
+            params[f"stage{s}.attend"] = spec.kind != "none"
+            if spec.kind == "none":
+                continue
         params[f"stage{s}.kind"] = spec.kind
 
         def pick(name: str, choices: tuple[Any, ...], s: int = s, spec: BlockSpec = spec) -> Any:

@@ -440,6 +440,8 @@ def json_schema() -> dict[str, Any]:
             **kinds,
             "placement": {"type": "array", "items": {"enum": list(PLACEMENTS)}},
             "stages": {"anyOf": [{"const": "all"}, {"type": "array", "items": {"type": "integer", "minimum": 1}}]},
+            "choose_stages": {"type": "boolean",
+                              "description": "each stage first chooses whether it takes attention, then which kind"},
         },
     }
     schema["properties"]["search_space"] = {"anyOf": [{"type": "string"}, space],

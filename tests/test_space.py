@@ -7,6 +7,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 
 from nas import ArchConfig, BlockSpec, ConfigError
 from nas.backbones import get_backbone
@@ -100,6 +101,47 @@ def test_params_for_round_trips_through_a_fixed_trial():
     assert space.params_for(ArchConfig.uniform("cifar_resnet", BlockSpec("ge"), {"depth": 8})) is None
 
 
+def _draws(space: SearchSpace, n: int) -> list[ArchConfig]:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    archs = []
+    for _ in range(n):
+        trial = study.ask()
+        archs.append(space.sample(trial, TEMPLATE))
+        if space.choose_stages:
+            for s, spec in enumerate(archs[-1].stages, 1):  # kind asked only where the stage attends
+                assert trial.params[f"stage{s}.attend"] == (spec.kind != "none")
+                assert trial.params.get(f"stage{s}.kind") == (None if spec.kind == "none" else spec.kind)
+        study.tell(trial, 0.0)
+    return archs
+
+
+def test_choose_stages_makes_cheap_placements_common_draws_of_the_same_space():
+    document = (ROOT / "search_spaces" / "default.yaml").read_text()
+    plain = SearchSpace.from_dict(yaml.safe_load(document))
+    gated = SearchSpace.from_dict({**yaml.safe_load(document), "choose_stages": True})
+    residual = get_backbone("cifar_resnet").placements_per_stage({})
+    assert gated.size(3, residual) == plain.size(3, residual)  # the same architectures
+    share = {}
+    for name, space in (("plain", plain), ("gated", gated)):
+        archs = _draws(space, 400)
+        stages = [spec.kind for arch in archs for spec in arch.stages]
+        share[name] = (stages.count("none") / len(stages),
+                       sum(sum(spec.kind != "none" for spec in arch.stages) == 1 for arch in archs) / len(archs))
+    assert share["plain"][0] < 0.2 and 0.42 < share["gated"][0] < 0.58  # 1/7 against 1/2
+    assert share["plain"][1] < 0.1 and share["gated"][1] > 0.28  # one stage alone: ~0.05 against 3/8
+
+
+def test_choose_stages_round_trips_an_architecture_with_stages_off():
+    space = SearchSpace.from_dict({"kinds": ["none", "se", "eca"], "eca": {"kernel_size": [3, 5]},
+                                   "placement": ["block", "pre"], "choose_stages": True})
+    arch = ArchConfig("cifar_resnet", (BlockSpec("none"), BlockSpec("eca", kernel_size=3, placement="pre"),
+                                       BlockSpec("none")), {"depth": 8})
+    params = space.params_for(arch)
+    assert params == {"stage1.attend": False, "stage2.attend": True, "stage2.kind": "eca",
+                      "stage2.eca.kernel_size": 3, "stage2.placement": "pre", "stage3.attend": False}
+    assert space.sample(optuna.trial.FixedTrial(params), TEMPLATE) == arch
+
+
 def test_stage_subset_leaves_other_stages_none():
     space = SearchSpace.from_dict({"kinds": ["se"], "stages": [2]})
     arch = space.sample(optuna.trial.FixedTrial({"stage2.kind": "se"}), TEMPLATE)
@@ -130,6 +172,11 @@ def test_stage_subset_leaves_other_stages_none():
     ({"kinds": ["se"], "placement": ["head"]},
      "'head' is not a placement; allowed: block, stage, pre, post, identity, expand"),
     ({"kinds": ["se"], "stages": [0]}, "0 is not a stage index"),
+    ({"kinds": ["none", "se"], "choose_stages": "yes"},
+     "search_space.choose_stages = 'yes' is invalid; expected true or false"),
+    ({"kinds": ["se", "eca"], "choose_stages": True},
+     "search_space.choose_stages: true needs none and at least one other kind in search_space.kinds; "
+     "got kinds [se, eca]"),
 ])
 def test_bad_spaces_are_refused_with_the_field_named(data, needle):
     with pytest.raises(ConfigError) as info:
