@@ -741,6 +741,8 @@ def _space_lines(space) -> list[str]:  # type: ignore[no-untyped-def]
                 parts.append(f"{name} {show(default[name])} ({note})")
         lines.append(f"{kind:<5} " + "  ".join(parts))
     lines.append(f"placement [{', '.join(space.placements)}]")
+    if space.choose_stages:
+        lines.append("choose_stages: each stage is drawn on or off (even odds) before its kind")
     return lines
 
 

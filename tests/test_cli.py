@@ -68,6 +68,24 @@ def test_check_shows_the_resolved_choices_and_the_defaults_that_differ_from_the_
     assert sorted(p.name for p in tmp_path.iterdir()) == [study.name]
 
 
+def test_a_space_that_chooses_stages_first_is_shown_and_searched_with_stages_off(tmp_path):
+    import optuna
+
+    study = write_study(tmp_path, name="gated", trials=5, baselines=["none"],
+                        search_space={"kinds": ["none", "se", "eca"], "choose_stages": True})
+    check = nas_in_process("check", study.name, cwd=tmp_path)
+    assert check.returncode == 0 and "choose_stages: each stage is drawn on or off" in check.stdout, check.stdout
+    result = nas_in_process("search", study.name, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    trials = optuna.load_study(study_name="gated", storage=f"sqlite:///{tmp_path / 'gated.db'}").trials
+    sampled = [t for t in trials if "baseline" not in t.user_attrs and "stage1.attend" in t.params]
+    assert sampled, [t.params for t in trials]
+    for t in sampled:  # an off stage is `none`; an on stage never draws `none` as its kind
+        for s, part in enumerate(t.user_attrs["arch_id"].split("|"), 1):
+            assert (part == f"s{s}:none") == (not t.params[f"stage{s}.attend"])
+            assert t.params.get(f"stage{s}.kind") != "none"
+
+
 def test_check_refuses_a_backbone_that_cannot_take_the_input_size_in_one_line(tmp_path):
     # ViT-Tiny asserts a 224 px input; the study's synthetic images are 16 px
     study = write_study(tmp_path, name="vit", backbone="timm:vit_tiny_patch16_224", backbone_args=None,

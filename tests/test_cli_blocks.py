@@ -11,6 +11,8 @@ import pytest
 from conftest import nas, nas_in_process, write_study
 
 CASES = {  # name: (study overrides, phrases the one-line message must contain)
+    "choose_stages without none": ({"search_space": {"kinds": ["se", "eca"], "choose_stages": True}},
+                                   ["search_space.choose_stages: true needs none", "got kinds [se, eca]"]),
     "divisor 0": ({"search_space": {"kinds": ["se"], "se": {"divisor": [8, 0]}}},
                   ["search_space.se.divisor[1]", "divisor = 0 is invalid for se", "an integer >= 1"]),
     "fractional reduction below 1": ({"search_space": {"kinds": ["cbam"], "cbam": {"reduction": [0.5]}}},
