@@ -212,11 +212,8 @@ def report_arm(arm: Arm, config: StudyConfig, long: LongRuns, confirmed: dict[st
     study, _ = open_study(config, create=False)
     table = table_of(study)
     assert table is not None
-
-    def row(label: str, arch: ArchConfig, runs: list[dict[str, Any]], proposed: bool) -> dict[str, Any]:
-        return result_row(table, label, arch, runs, proposed)
-
-    hand = [row(label, arch, [long.train(arch, s) for s in range(3)], False) for label, arch in hand_archs]
+    hand = [result_row(table, label, arch, [long.train(arch, s) for s in range(3)], False)
+            for label, arch in hand_archs]
     rows = []
     for number, runs in confirmed.items():
         trial = study.trials[int(number)]
@@ -224,7 +221,7 @@ def report_arm(arm: Arm, config: StudyConfig, long: LongRuns, confirmed: dict[st
         label = trial.user_attrs.get("baseline") or f"#{number}"
         # proposed: sampled, and not a hand placement the sampler happened to draw
         proposed = "baseline" not in trial.user_attrs and arch.arch_id not in {h["arch_id"] for h in hand}
-        rows.append(row(label, arch, runs, proposed))
+        rows.append(result_row(table, label, arch, runs, proposed))
     # the confirmed front, chosen as `nas front` would: validation means and predicted latency
     chosen = non_dominated([{**r, "accuracy": r["val_accuracy"]} for r in rows])
     front = [r for r in rows if r["arch_id"] in {c["arch_id"] for c in chosen}]
@@ -306,7 +303,8 @@ def plot(out: dict[str, Any], path: Path) -> Path:
     """Each arm's confirmed front against the hand placements: test accuracy (mean ± seed std) over
     predicted latency ratio; hollow markers are confirmed candidates off the front."""
     fig, ax = new_figure(figsize=(6.4, 4.4))
-    hand = next(iter(out["arms"].values()))["hand"]
+    first = next(iter(out["arms"].values()))  # every arm holds the same hand placements
+    hand = first["hand"]
     ax.errorbar([r["ratio"] for r in hand], [r["accuracy"] for r in hand], yerr=[r["accuracy_std"] for r in hand],
                 fmt="ks", capsize=3, label="hand placements (3 seeds)")
     for r in hand:
@@ -320,7 +318,7 @@ def plot(out: dict[str, Any], path: Path) -> Path:
                     label=f"{name}: confirmed front (HV {hv:.4f})")
         ax.plot([r["ratio"] for r in rest], [r["accuracy"] for r in rest], "o", mfc="none", color=colour,
                 label=f"{name}: confirmed, off the front")
-    hv_hand = next(iter(out["arms"].values()))["hypervolume"]["hand"]
+    hv_hand = first["hypervolume"]["hand"]
     ax.set_title(f"search + confirmation at <= {out['budget_epochs']} epochs vs hand placements (HV {hv_hand:.4f})",
                  fontsize=9)
     ax.set_xlabel("predicted latency ratio to none (ONNX Runtime, batch 1, 1 thread)")
