@@ -12,6 +12,13 @@ runs some at every garbage collection). Python prints "Exception ignored in ..."
 handler raised there, and the stop would be lost; `_dropped`, the `sys.unraisablehook`, sees that
 and delivers the signal again, to be raised in ordinary code.
 
+Some code drops it without a trace: C code that clears any error raised under it (CPython's
+`PyObject_HasAttr` and `PyDict_GetItem` do, around a Python `__getattr__`, `__eq__` or `__hash__`,
+which torch modules have) or a library's `except BaseException: pass`. Nothing is printed and the
+process ran on and exited 0 (seen twice in CI: `nas search` ignored a SIGTERM mid-trial). So the
+long loops (every training step, every trial) call `stop_if_swallowed`, which raises the interrupt
+again when it was raised and the process is still at work.
+
 A signal can also land while a module is being imported, e.g. torch's start-up, where a C++
 extension (pybind11) runs Python code: an exception raised there cannot cross the C++ frame and
 the process aborts (SIGABRT, a C++ traceback; seen once in CI as Ctrl-C at start-up). Imports
@@ -65,6 +72,14 @@ def _dropped(unraisable: sys.UnraisableHookArgs) -> None:
     _deliver_again(signum)
 
 
+def stop_if_swallowed() -> None:
+    """Raise again an interrupt that was raised and then dropped without a trace. Call it where
+    the work goes on (a training step, a trial): an interrupt that propagated never gets there,
+    because nothing after it trains."""
+    if _handler is not None and _handler.raised is not None:
+        raise _handler.raised
+
+
 def _deliver_again(signum: int) -> None:
     """Run the handler for `signum` again shortly, from another thread: delivered from here, it
     would run at the next check, still inside the hook. Landing in a finaliser or the hook again
@@ -94,6 +109,8 @@ def ignore_further() -> None:
     """Ignore SIGINT/SIGTERM from here on, for a process on its way out after an interrupt: at
     exit Python puts its own handlers back to the default, and a second Ctrl-C arriving then
     would end the process by the signal instead of the exit status already chosen."""
+    if _handler is not None:
+        _handler.raised = None  # caught where it was meant to be: nothing to raise again
     if threading.current_thread() is threading.main_thread():
         for signum in EXIT:
             signal.signal(signum, signal.SIG_IGN)

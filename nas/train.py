@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from nas import interrupts
 from nas.backbones.pretrained import PRETRAINED_ATTR
 from nas.data import Dataset, Split
 from nas.errors import ConfigError, TrainingDiverged
@@ -565,6 +566,7 @@ class _Run:
         losses = torch.zeros(s.steps_per_epoch, device=self.device)
         checked = 0
         for i in range(s.steps_per_epoch):
+            interrupts.stop_if_swallowed()
             sl = slice(i * s.batch, (i + 1) * s.batch)
             idx = order[sl]
             x = on.batch_images(idx, None if shifts is None else shifts[:, sl], None if flips is None else flips[sl])

@@ -247,6 +247,45 @@ def test_a_signal_landing_in_a_finaliser_is_not_lost(name, raised):
     assert raised not in done.stderr, done.stderr  # ours was not reported as ignored
 
 
+# A signal whose exception something drops without a trace: C code that clears any error raised
+# under it (CPython's PyObject_HasAttr around a torch module's Python __getattr__) or a library's
+# `except BaseException: pass`. Nothing is printed and `nas search` ran on and exited 0 (seen twice
+# in CI). Here a layer's forward swallows it at the third training step: the next step stops the run.
+SWALLOWED = """
+import signal, sys, torch
+from torch import nn
+from nas import interrupts
+from nas.data import load_dataset
+from nas.train import ProxyConfig, train_proxy
+interrupts.install()
+class Swallowing(nn.Module):
+    calls = 0
+    def forward(self, x):
+        Swallowing.calls += 1
+        if Swallowing.calls == 3:
+            try:
+                signal.raise_signal(signal.SIG{name})  # the handler raises here...
+            except BaseException:
+                pass  # ...and a library drops it
+        return x
+net = nn.Sequential(Swallowing(), nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
+data = load_dataset("synthetic", image_size=8, val_fraction=0.2)
+try:
+    train_proxy(net, data, ProxyConfig(epochs=3, batch_size=16, threads=1), progress=False)
+except KeyboardInterrupt as interrupt:
+    print(type(interrupt).__name__, Swallowing.calls)
+    sys.exit(1)
+print("lost", Swallowing.calls)
+"""
+
+
+@pytest.mark.parametrize(("name", "raised"), [("TERM", "Terminated"), ("INT", "KeyboardInterrupt")])
+def test_a_signal_something_swallows_still_stops_the_training_at_the_next_step(name, raised):
+    done = subprocess.run([sys.executable, "-c", SWALLOWED.format(name=name)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == [raised, "3"], done.stdout + done.stderr  # stopped before a fourth step
+
+
 def test_a_closed_pipe_ends_the_search_quietly_and_keeps_the_study_consistent(tmp_path):
     # `nas search study.yaml | head -3`
     study_path = write_study(tmp_path, trials=8)

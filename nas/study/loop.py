@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from nas import interrupts
 from nas.attrs import TrialAttr
 from nas.data import Dataset
 from nas.errors import ConfigError, StudyError
@@ -113,6 +114,7 @@ def _run(
     failures = infeasible = 0
     try:
         while done < target or count_waiting(study):
+            interrupts.stop_if_swallowed()
             if timeout is not None and time.monotonic() - started > timeout:
                 log(f"timeout: {timeout:g} s passed; stopping with {done}/{target} finished trials")
                 break
