@@ -132,9 +132,8 @@ def study_config(setting: Setting, arm: Arm, data: Path, cache: Path, quick: boo
     table = str(setting.table) if setting.quick_table or not quick else None
     space = setting.quick_space if quick else setting.space
     space_path = ROOT / "search_spaces" / f"{space}.yaml"
-    search_space: Any = str(space_path)
-    if arm.choose_stages:  # the same space inline, its stages chosen on/off before their kind
-        search_space = {**yaml.safe_load(space_path.read_text()), "choose_stages": True}
+    # the space inline with the arm's `choose_stages`, whatever the file's default
+    search_space = {**yaml.safe_load(space_path.read_text()), "choose_stages": arm.choose_stages}
     document.update(name=f"{setting.prefix}_{arm.name}", objectives=["accuracy", "latency"], trials=arm.trials,
                     search_space=search_space,
                     proxy={**document.get("proxy", {}), "epochs": arm.proxy_epochs},

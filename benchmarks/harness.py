@@ -103,6 +103,15 @@ def save_figure(fig: Any, path: Path) -> Path:
     return path
 
 
+def default_space(choose_stages: bool) -> dict[str, Any]:
+    """search_spaces/default.yaml with `choose_stages` pinned: benchmarks whose figures were
+    measured before it became the default (true, issue 31) keep sampling as they did."""
+    import yaml
+
+    document = yaml.safe_load((ROOT / "search_spaces" / "default.yaml").read_text())
+    return {**document, "choose_stages": choose_stages}
+
+
 def search_only(config: Any) -> Any:
     """The StudyConfig with `confirm.after_search` off: the search ends with its trials."""
     return dataclasses.replace(config, confirm=config.confirm.model_copy(update={"after_search": False}))

@@ -38,7 +38,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attention_signal import BASELINES  # noqa: E402
-from harness import RESULTS, ROOT, describe, new_figure, save_figure, search_only, write_json  # noqa: E402
+from harness import RESULTS, ROOT, default_space, describe, new_figure, save_figure, search_only, write_json  # noqa: E402
 from long_runs import LongRuns, ProxyRuns, check_study  # noqa: E402
 
 from nas import ArchConfig  # noqa: E402
@@ -60,7 +60,7 @@ def study_config(data: Path, trials: int) -> StudyConfig:
     document = yaml.safe_load((ROOT / "studies" / "tiny_imagenet.yaml").read_text())
     document.pop("fidelity")
     document.update(name="tin100_latency", objectives=["accuracy", "latency"], trials=trials,
-                    search_space=str(ROOT / "search_spaces" / "default.yaml"),
+                    search_space=default_space(choose_stages=False),  # as its figures were measured
                     proxy={**document.get("proxy", {}), "epochs": EPOCHS},
                     dataset={**document["dataset"], "path": str(data / "tiny-imagenet-200")},
                     latency={"runtime": "onnxruntime", "batch_size": 1, "threads": 1, "device": "cpu"})

@@ -43,12 +43,12 @@ from pathlib import Path
 import numpy as np
 import optuna
 import torch
-from harness import RESULTS, ROOT, describe, new_figure, read_json, save_figure, write_json
+from harness import RESULTS, default_space, describe, new_figure, read_json, save_figure, write_json
 from scipy.stats import kendalltau, spearmanr
 
 from nas import ArchConfig, BlockSpec, Dataset, ProxyConfig, Split, build_model, evaluate, load_dataset, train_proxy
 from nas.noise import binomial_std, noise_record
-from nas.space import load_space
+from nas.space import SearchSpace
 
 # (epochs, training subset incl. 10% validation, image size): the demo's is (2, 10000, 28)
 PROXIES = [(1, 5000, 28), (1, 10000, 28), (2, 5000, 28), (2, 10000, 28), (2, 10000, 20), (2, 20000, 28),
@@ -67,7 +67,7 @@ def architectures(n_random: int, args_: dict, in_chans: int) -> list[ArchConfig]
     """The five uniform baselines, then distinct random samples of the default space."""
     archs = [ArchConfig.uniform("cifar_resnet", BlockSpec.paper_default(kind), args_, 10, in_chans)
              for kind in ("none", "se", "eca", "cbam", "ge")]
-    space = load_space(ROOT / "search_spaces" / "default.yaml")
+    space = SearchSpace.from_dict(default_space(choose_stages=False))  # the draws its figures came from
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     template = archs[0]
