@@ -27,6 +27,7 @@ hand placements' 3-seed runs are reused and every confirmed number is the truth 
             top K candidates the remaining budget pays for (K = 6 at 30 epochs each; mobilenet 4);
 - tpe4stages: tpe4 on the same space with `choose_stages: true` (each stage drawn on/off before
             its kind, so attention on one or two stages is a common draw);
+- tpe4stages_seed1: the same with TPE's seed 1: a second search, for how much one search varies;
 - supernet: the one-shot evaluator (own weights per choice, 10 epochs, the study's whole space),
             --supernet-trials scored in seconds each, then K = 9 candidates (mobilenet 7).
 
@@ -121,6 +122,7 @@ class Arm:
     evaluation: dict[str, Any]
     proxy_epochs: int
     choose_stages: bool = False  # the space's `choose_stages` (search-spaces.md): stage on/off drawn first
+    sampler_seed: int = 0  # TPE's seed: another seed is another search of the same arm
 
 
 def study_config(setting: Setting, arm: Arm, data: Path, cache: Path, quick: bool) -> StudyConfig:
@@ -135,7 +137,7 @@ def study_config(setting: Setting, arm: Arm, data: Path, cache: Path, quick: boo
     # the space inline with the arm's `choose_stages`, whatever the file's default
     search_space = {**yaml.safe_load(space_path.read_text()), "choose_stages": arm.choose_stages}
     document.update(name=f"{setting.prefix}_{arm.name}", objectives=["accuracy", "latency"], trials=arm.trials,
-                    search_space=search_space,
+                    search_space=search_space, sampler={**document["sampler"], "seed": arm.sampler_seed},
                     proxy={**document.get("proxy", {}), "epochs": arm.proxy_epochs},
                     dataset={**document["dataset"], "path": str(data / "tiny-imagenet-200")},
                     latency={"runtime": "onnxruntime", "batch_size": 1, "threads": 1, "device": "cpu",
@@ -308,7 +310,8 @@ def plot(out: dict[str, Any], path: Path) -> Path:
                 fmt="ks", capsize=3, label="hand placements (3 seeds)")
     for r in hand:
         ax.annotate(r["label"], (r["ratio"], r["accuracy"]), textcoords="offset points", xytext=(5, -10), fontsize=8)
-    for (name, arm), colour in zip(out["arms"].items(), ("tab:blue", "tab:orange", "tab:green"), strict=False):
+    colours = ("tab:blue", "tab:orange", "tab:green", "tab:red")
+    for (name, arm), colour in zip(out["arms"].items(), colours, strict=False):
         front = sorted((r for r in arm["confirmed"] if r["arch_id"] in arm["front"]), key=lambda r: r["ratio"])
         rest = [r for r in arm["confirmed"] if r["arch_id"] not in arm["front"]]
         hv = arm["hypervolume"]["confirmed"]
@@ -333,7 +336,7 @@ def main() -> None:
     parser.add_argument("--task", choices=tuple(TASK_SETTINGS), default="resnet20",
                         help="resnet20: ResNet-20 against the five hand placements; mobilenet: MobileNetV3-Small "
                              "against designer_front.py's baselines (designer, none, se, eca)")
-    parser.add_argument("--arms", nargs="+", choices=("tpe4", "tpe4stages", "supernet"),
+    parser.add_argument("--arms", nargs="+", choices=("tpe4", "tpe4stages", "tpe4stages_seed1", "supernet"),
                         default=["tpe4", "supernet"])
     parser.add_argument("--trials", type=int, default=30, help="tpe4's trials (4 epochs each)")
     parser.add_argument("--supernet-trials", type=int, default=400)
@@ -360,6 +363,8 @@ def main() -> None:
     arms = {"tpe4": Arm("tpe4", 4 if args.quick else args.trials, {"kind": "proxy"}, 1 if args.quick else 4),
             "tpe4stages": Arm("tpe4stages", 4 if args.quick else args.trials, {"kind": "proxy"},
                               1 if args.quick else 4, choose_stages=True),
+            "tpe4stages_seed1": Arm("tpe4stages_seed1", 4 if args.quick else args.trials, {"kind": "proxy"},
+                                    1 if args.quick else 4, choose_stages=True, sampler_seed=1),
             "supernet": Arm("supernet", 8 if args.quick else args.supernet_trials,
                             {"kind": "supernet", "sharing": "choice", "epochs": 1 if args.quick else 10,
                              "recal": 256 if args.quick else 2048,
