@@ -72,7 +72,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attention_signal import BASELINES, EPOCHS  # noqa: E402
 from designer_front import FOLDER, DesignerRuns  # noqa: E402
-from harness import RESULTS, ROOT, describe, new_figure, save_figure, search_only, write_json  # noqa: E402
+from harness import RESULTS, ROOT, describe, new_figure, read_json, save_figure, search_only, write_json  # noqa: E402
 from latency_front import hypervolume, non_dominated  # noqa: E402
 from long_runs import LongRuns, ProxyRuns, check_study  # noqa: E402
 from oneshot_ranking import template, truth_set  # noqa: E402
@@ -283,6 +283,28 @@ def probe_space(config: StudyConfig, long: LongRuns, hand_archs: list[tuple[str,
             "eca_comparisons": ties["eca_comparisons"], "cheaper_eca_tie_exists": ties["cheaper_eca_tie_found"]}
 
 
+def check_trials(config: StudyConfig, long: LongRuns, hand_archs: list[tuple[str, ArchConfig]], numbers: list[int],
+                 seeds: int, log: Any) -> dict[str, Any]:
+    """After the bar: the arm's trials `numbers` trained to `seeds` seeds (beyond the budget, so
+    never part of an arm's figures), each compared with ECA everywhere at its own 3 seeds: is a
+    tie at the bar's 3 seeds still one with more, and what would a trial the confirmation left out
+    have given?"""
+    study, _ = open_study(config, create=False)
+    table = table_of(study)
+    assert table is not None
+    eca_arch = dict(hand_archs)["eca"]
+    eca = result_row(table, "eca", eca_arch, [long.train(eca_arch, s) for s in range(SEEDS)], False)
+    checked = []
+    for number in numbers:
+        arch = ArchConfig.from_dict(study.trials[number].user_attrs["arch"])
+        checked.append(result_row(table, f"#{number}", arch, [long.train(arch, s) for s in range(seeds)], True))
+        log(f"#{number}: {checked[-1]['accuracy']:.4f} ± {checked[-1]['accuracy_std']:.4f} over {seeds} seeds "
+            f"x{checked[-1]['ratio']:.3f}  {arch.arch_id}")
+    ties = cheaper_ties(checked, [eca], "eca")
+    return {"study": config.name, "seeds": seeds, "eca": eca, "checked": checked,
+            "eca_comparisons": ties["eca_comparisons"]}
+
+
 def cheaper_ties(front: list[dict[str, Any]], hand: list[dict[str, Any]], label: str) -> dict[str, Any]:
     """Does an architecture the sampler proposed tie the hand placement `label` within noise at >= 10 %
     lower predicted latency? (`<label>_comparisons`, `cheaper_<label>_tie_found`)"""
@@ -346,6 +368,10 @@ def main() -> None:
                         help="resnet20: also train the K best known architectures >= 10 %% cheaper than ECA "
                              "everywhere to 3 seeds: does the space hold a cheaper tie at all? "
                              "(end_to_end_space.json)")
+    parser.add_argument("--check", type=int, nargs="+", metavar="TRIAL", default=[],
+                        help="after the bar: train these trials of the (one) arm to --check-seeds seeds and compare "
+                             "them with ECA everywhere (end_to_end_checks.json; never part of an arm's figures)")
+    parser.add_argument("--check-seeds", type=int, default=MAX_SEEDS)
     parser.add_argument("--quick", action="store_true", help="toy sizes (1-epoch runs, 2,000 images): the code path")
     args = parser.parse_args()
     setting = TASK_SETTINGS[args.task]
@@ -386,6 +412,14 @@ def main() -> None:
         write_json((args.cache if args.quick else RESULTS) / "end_to_end_space.json",
                    {"benchmark": "end_to_end --probe", "machine": describe("cpu"), **probe})
         print(f"probe: cheaper ECA tie in the space: {probe['cheaper_eca_tie_exists']}")
+        return
+    if args.check:
+        if len(args.arms) != 1:
+            parser.error("--check: name one arm, whose study holds the trials")
+        checks = check_trials(configs[args.arms[0]], long, hand_archs, args.check, args.check_seeds, print)
+        path = (args.cache if args.quick else RESULTS) / "end_to_end_checks.json"
+        key = f"{args.task}:{args.arms[0]}:{','.join(map(str, args.check))}x{args.check_seeds}"
+        write_json(path, {**read_json(path, {}), key: {"machine": describe("cpu"), **checks}})
         return
     for name in args.arms:
         arm, config = arms[name], configs[name]
