@@ -72,17 +72,14 @@ def test_bad_variants_are_refused(variants, needle):
 
 def test_parameter_names_are_stable_and_conditional():
     space = load_space(ROOT / "search_spaces" / "default.yaml")
-    assert space.choose_stages  # the default space draws each stage on/off first (issue 31's evidence)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     names = set()
     for _ in range(60):
         trial = study.ask()
         arch = space.sample(trial, TEMPLATE)
         for s, spec in enumerate(arch.stages, 1):
-            assert trial.params[f"stage{s}.attend"] == (spec.kind != "none")
-            assert trial.params.get(f"stage{s}.kind", "none") == spec.kind
-            own = {k for k in trial.params if k.startswith(f"stage{s}.")} - {
-                f"stage{s}.attend", f"stage{s}.kind", f"stage{s}.placement"}
+            assert trial.params[f"stage{s}.kind"] == spec.kind
+            own = {k for k in trial.params if k.startswith(f"stage{s}.")} - {f"stage{s}.kind", f"stage{s}.placement"}
             assert all(k.startswith(f"stage{s}.{spec.kind}.") for k in own)  # only the chosen kind's settings
         names |= set(trial.params)
         study.tell(trial, 0.0)
@@ -120,8 +117,8 @@ def _draws(space: SearchSpace, n: int) -> list[ArchConfig]:
 
 def test_choose_stages_makes_cheap_placements_common_draws_of_the_same_space():
     document = (ROOT / "search_spaces" / "default.yaml").read_text()
-    plain = SearchSpace.from_dict({**yaml.safe_load(document), "choose_stages": False})
-    gated = SearchSpace.from_dict(yaml.safe_load(document))  # the default: true
+    plain = SearchSpace.from_dict(yaml.safe_load(document))
+    gated = SearchSpace.from_dict({**yaml.safe_load(document), "choose_stages": True})
     residual = get_backbone("cifar_resnet").placements_per_stage({})
     assert gated.size(3, residual) == plain.size(3, residual)  # the same architectures
     share = {}
