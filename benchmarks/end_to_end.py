@@ -254,6 +254,17 @@ def result_row(table: Any, label: str, arch: ArchConfig, runs: list[dict[str, An
             "val_accuracy": statistics.fmean(r["val_accuracy"] for r in runs)}
 
 
+def eca_reference(config: StudyConfig, long: LongRuns,
+                  hand_archs: list[tuple[str, ArchConfig]]) -> tuple[Any, Any, dict[str, Any]]:
+    """The arm's study, its latency table and ECA everywhere's row at SEEDS seeds: what --probe and
+    --check compare against."""
+    study, _ = open_study(config, create=False)
+    table = table_of(study)
+    assert table is not None
+    eca_arch = dict(hand_archs)["eca"]
+    return study, table, result_row(table, "eca", eca_arch, [long.train(eca_arch, s) for s in range(SEEDS)], False)
+
+
 def probe_space(config: StudyConfig, long: LongRuns, hand_archs: list[tuple[str, ArchConfig]], top: int,
                 log: Any) -> dict[str, Any]:
     """Does the space hold a >= 10 % cheaper tie of ECA everywhere at all, whether or not a search
@@ -261,11 +272,7 @@ def probe_space(config: StudyConfig, long: LongRuns, hand_archs: list[tuple[str,
     benchmarks' random draws and searches) that is predicted >= 10 % cheaper than ECA everywhere,
     the `top` best by mean validation accuracy (selection never reads test accuracy) trained to
     SEEDS seeds, then judged on test accuracy as the arms' fronts are."""
-    study, _ = open_study(config, create=False)
-    table = table_of(study)
-    assert table is not None
-    eca_arch = dict(hand_archs)["eca"]
-    eca = result_row(table, "eca", eca_arch, [long.train(eca_arch, s) for s in range(SEEDS)], False)
+    _, table, eca = eca_reference(config, long, hand_archs)
     known = truth_set(long, template(long.task.classes))
     hand_ids = {arch.arch_id for _, arch in hand_archs}
     cheap = {a: row["arch"] for a, row in known.items()
@@ -289,11 +296,7 @@ def check_trials(config: StudyConfig, long: LongRuns, hand_archs: list[tuple[str
     never part of an arm's figures), each compared with ECA everywhere at its own 3 seeds: is a
     tie at the bar's 3 seeds still one with more, and what would a trial the confirmation left out
     have given?"""
-    study, _ = open_study(config, create=False)
-    table = table_of(study)
-    assert table is not None
-    eca_arch = dict(hand_archs)["eca"]
-    eca = result_row(table, "eca", eca_arch, [long.train(eca_arch, s) for s in range(SEEDS)], False)
+    study, table, eca = eca_reference(config, long, hand_archs)
     checked = []
     for number in numbers:
         arch = ArchConfig.from_dict(study.trials[number].user_attrs["arch"])

@@ -104,8 +104,8 @@ def save_figure(fig: Any, path: Path) -> Path:
 
 
 def default_space(choose_stages: bool) -> dict[str, Any]:
-    """search_spaces/default.yaml with `choose_stages` pinned: benchmarks whose figures were
-    measured before it became the default (true, issue 31) keep sampling as they did."""
+    """search_spaces/default.yaml with `choose_stages` pinned: a benchmark whose figures came from
+    one setting keeps drawing the same architectures whatever the file's default becomes."""
     import yaml
 
     document = yaml.safe_load((ROOT / "search_spaces" / "default.yaml").read_text())
