@@ -28,6 +28,9 @@ hand placements' 3-seed runs are reused and every confirmed number is the truth 
 - tpe4stages: tpe4 on the same space with `choose_stages: true` (each stage drawn on/off before
             its kind, so attention on one or two stages is a common draw);
 - tpe4stages_seed1: the same with TPE's seed 1: a second search, for how much one search varies;
+- tpe4papers: tpe4 on search_spaces/papers.yaml (with `choose_stages`): the four blocks at their
+            papers' settings (the hand placements' blocks), any stage and position, 17 choices per
+            stage instead of the default space's 241;
 - supernet: the one-shot evaluator (own weights per choice, 10 epochs, the study's whole space),
             --supernet-trials scored in seconds each, then K = 9 candidates (mobilenet 7).
 
@@ -123,6 +126,7 @@ class Arm:
     proxy_epochs: int
     choose_stages: bool = False  # the space's `choose_stages` (search-spaces.md): stage on/off drawn first
     sampler_seed: int = 0  # TPE's seed: another seed is another search of the same arm
+    space: str | None = None  # search_spaces/<space>.yaml instead of the task's (not with --quick)
 
 
 def study_config(setting: Setting, arm: Arm, data: Path, cache: Path, quick: bool) -> StudyConfig:
@@ -132,7 +136,7 @@ def study_config(setting: Setting, arm: Arm, data: Path, cache: Path, quick: boo
     document = yaml.safe_load((ROOT / "studies" / f"{setting.study}.yaml").read_text())
     document.pop("fidelity", None)
     table = str(setting.table) if setting.quick_table or not quick else None
-    space = setting.quick_space if quick else setting.space
+    space = setting.quick_space if quick else arm.space or setting.space
     space_path = ROOT / "search_spaces" / f"{space}.yaml"
     # the space inline with the arm's `choose_stages`, whatever the file's default
     search_space = {**yaml.safe_load(space_path.read_text()), "choose_stages": arm.choose_stages}
@@ -361,7 +365,8 @@ def main() -> None:
     parser.add_argument("--task", choices=tuple(TASK_SETTINGS), default="resnet20",
                         help="resnet20: ResNet-20 against the five hand placements; mobilenet: MobileNetV3-Small "
                              "against designer_front.py's baselines (designer, none, se, eca)")
-    parser.add_argument("--arms", nargs="+", choices=("tpe4", "tpe4stages", "tpe4stages_seed1", "supernet"),
+    parser.add_argument("--arms", nargs="+",
+                        choices=("tpe4", "tpe4stages", "tpe4stages_seed1", "tpe4papers", "supernet"),
                         default=["tpe4", "supernet"])
     parser.add_argument("--trials", type=int, default=30, help="tpe4's trials (4 epochs each)")
     parser.add_argument("--supernet-trials", type=int, default=400)
@@ -394,6 +399,8 @@ def main() -> None:
                               1 if args.quick else 4, choose_stages=True),
             "tpe4stages_seed1": Arm("tpe4stages_seed1", 4 if args.quick else args.trials, {"kind": "proxy"},
                                     1 if args.quick else 4, choose_stages=True, sampler_seed=1),
+            "tpe4papers": Arm("tpe4papers", 4 if args.quick else args.trials, {"kind": "proxy"},
+                              1 if args.quick else 4, choose_stages=True, space="papers"),
             "supernet": Arm("supernet", 8 if args.quick else args.supernet_trials,
                             {"kind": "supernet", "sharing": "choice", "epochs": 1 if args.quick else 10,
                              "recal": 256 if args.quick else 2048,

@@ -32,6 +32,11 @@ def test_shipped_spaces_load_and_count():
     assert placement.stage_choices() == 1 + 2 * (2 + 2 + 1)
     seeds = load_space(ROOT / "search_spaces" / "seeds.yaml")
     assert seeds.stage_choices(residual[0]) == 1 + 2 * (2 + 1 + 1 + 3 + 4)  # block and stage, on a ResNet
+    papers = load_space(ROOT / "search_spaces" / "papers.yaml")
+    for kind in ("se", "eca", "cbam", "ge"):  # each block exactly as its paper (and the hand placements) set it
+        assert papers.blocks(kind) == {BlockSpec.paper_default(kind)}
+    assert papers.choose_stages
+    assert papers.size(3, residual) == (1 + 4 * 4) ** 3  # 4 kinds x block, pre, post, identity
 
 
 def test_variants_are_chosen_whole():
