@@ -63,10 +63,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import math
 import random
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +77,11 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attention_signal import BASELINES, EPOCHS  # noqa: E402
 from designer_front import FOLDER, DesignerRuns  # noqa: E402
-from harness import RESULTS, ROOT, describe, new_figure, read_json, save_figure, search_only, write_json  # noqa: E402
+from harness import RESULTS, ROOT, claim, describe, new_figure, read_json, save_figure, search_only, write_json  # noqa: E402
 from latency_front import hypervolume, non_dominated  # noqa: E402
 from long_runs import LongRuns, ProxyRuns, check_study  # noqa: E402
 from oneshot_ranking import template, truth_set  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
 
 from nas import ArchConfig  # noqa: E402
 from nas.noise import TIE_FACTOR  # noqa: E402
@@ -175,11 +178,42 @@ def search_images(config: StudyConfig, study: Any, train_images: int) -> int:
     return images
 
 
-def confirm(study: Any, long: LongRuns, budget_runs: int, log: Any) -> dict[str, list[dict[str, Any]]]:
+def train_side_by_side(long: LongRuns, jobs: list[tuple[ArchConfig, int]], claims: Path, log: Any) -> None:
+    """Train the long runs (architecture, seed) that no process has saved, each by whichever worker
+    claims it first: workers started side by side on one arm split its confirmation instead of
+    training the same run twice. Returns once every run is saved, waiting for other workers' runs."""
+    pending = list(jobs)
+    while pending:
+        waiting = []
+        for arch, seed in pending:
+            if long.get(arch, seed) is not None:
+                continue
+            key = f"{long.prefix}|{arch.arch_id}|seed{seed}"
+            with claim(claims / f"{hashlib.sha1(key.encode()).hexdigest()}.lock") as mine:
+                if mine and long.get(arch, seed) is None:
+                    long.train(arch, seed)
+                elif not mine:
+                    waiting.append((arch, seed))
+        if waiting:
+            log(f"waiting for {len(waiting)} long runs other workers are training")
+            time.sleep(30)
+        pending = waiting
+
+
+def wait_for_running(study: Any, log: Any) -> None:
+    """Other workers' last trials: the candidates are read from the finished search only."""
+    while running := study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        log(f"waiting for {len(running)} trials other workers are running")
+        time.sleep(30)
+
+
+def confirm(study: Any, long: LongRuns, budget_runs: int, claims: Path, log: Any) -> dict[str, list[dict[str, Any]]]:
     """`nas.refine`'s confirmation at the long runs' setting: the candidates the budget pays for
-    (SEEDS runs each), then more seeds while they tie at the top, within the budget."""
+    (SEEDS runs each), then more seeds while they tie at the top, within the budget. Workers on the
+    same arm split the runs (`train_side_by_side`)."""
     top = max(1, budget_runs // SEEDS)
     chosen = {t.number: ArchConfig.from_dict(t.user_attrs["arch"]) for t in candidates(study, top)}
+    train_side_by_side(long, [(arch, s) for arch in chosen.values() for s in range(SEEDS)], claims, log)
     runs = {n: [long.train(arch, s) for s in range(SEEDS)] for n, arch in chosen.items()}
     for n, arch in chosen.items():
         log(f"confirmed #{n}: val {statistics.fmean(r['val_accuracy'] for r in runs[n]):.4f}  {arch.arch_id}")
@@ -192,6 +226,7 @@ def confirm(study: Any, long: LongRuns, budget_runs: int, log: Any) -> dict[str,
             break
         seeds = more
         log(f"{len(tied)} tie at the top: {seeds} seeds each")
+        train_side_by_side(long, [(chosen[n], s) for n in tied for s in range(len(runs[n]), seeds)], claims, log)
         for n in tied:
             runs[n] += [long.train(chosen[n], s) for s in range(len(runs[n]), seeds)]
         used += cost
@@ -441,10 +476,11 @@ def main() -> None:
             run_search(config, long.data, trials=arm.trials, device="cpu", log=log, progress=False,
                        trainer=proxy_runs.trainer if arm.evaluation["kind"] == "proxy" else None)
         study, _ = open_study(config, create=False)
+        wait_for_running(study, log)
         images = search_images(config, study, len(long.data.train))
         left_runs = int((budget - images / len(long.data.train)) // epochs)
         log(f"search used {images / len(long.data.train):.1f} epochs of {budget}; {left_runs} long runs left")
-        confirmed = confirm(study, long, left_runs, log)
+        confirmed = confirm(study, long, left_runs, args.cache / ".claims", log)
         result = report_arm(arm, config, long, confirmed, images, budget, hand_archs, setting.references)
         out["arms"][name] = result
         hv, ci = result["hypervolume"], result["hypervolume_difference_95"]

@@ -16,9 +16,12 @@ Importing this does not import torch or matplotlib (benchmarks/cli_startup.py ti
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +79,30 @@ class RunCache:
             runs = self.all()
             runs[key] = entry
             write_json(self.path, runs)
+
+
+@contextlib.contextmanager
+def claim(path: Path) -> Iterator[bool]:
+    """Try to claim one piece of work for this process: True while an exclusive `flock` on the file
+    `path` is ours, False at once when another process holds it. The kernel drops a dead holder's
+    claim, so a killed worker's run is free again. (nas.files.exclusive_lock waits; a worker with
+    other runs to train should not.)"""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def save_run(path: Path, key: str, entry: Any) -> None:
