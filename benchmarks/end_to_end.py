@@ -188,11 +188,10 @@ def train_side_by_side(long: LongRuns, jobs: list[tuple[ArchConfig, int]], claim
         for arch, seed in pending:
             if long.get(arch, seed) is not None:
                 continue
-            key = f"{long.prefix}|{arch.arch_id}|seed{seed}"
-            with claim(claims / f"{hashlib.sha1(key.encode()).hexdigest()}.lock") as mine:
-                if mine and long.get(arch, seed) is None:
-                    long.train(arch, seed)
-                elif not mine:
+            with claim(claims / f"{hashlib.sha1(long.key(arch, seed).encode()).hexdigest()}.lock") as mine:
+                if mine:
+                    long.train(arch, seed)  # trains only if no worker saved it meanwhile
+                else:
                     waiting.append((arch, seed))
         if waiting:
             log(f"waiting for {len(waiting)} long runs other workers are training")

@@ -105,8 +105,11 @@ class LongRuns:
         return ArchConfig.uniform("cifar_resnet", BlockSpec.paper_default(kind), dict(self.task.backbone_args),
                                   classes, chans)
 
+    def key(self, arch: ArchConfig, seed: int) -> str:
+        return f"{self.prefix}|{arch.arch_id}|seed{seed}"
+
     def get(self, arch: ArchConfig, seed: int) -> dict[str, Any] | None:
-        return self._runs().get(f"{self.prefix}|{arch.arch_id}|seed{seed}")
+        return self._runs().get(self.key(arch, seed))
 
     def train(self, arch: ArchConfig, seed: int) -> dict[str, Any]:
         """The run of `arch` at `seed`, trained now if no process has saved it yet."""
@@ -116,7 +119,7 @@ class LongRuns:
         config = ProxyConfig(epochs=self.epochs, pad=PAD, seed=seed, threads=self.threads)
         entry = {"task": self.task.name, "arch_id": arch.arch_id, "seed": seed,
                  **train_once(arch, self.data, config, "cpu")}
-        RunCache(self.path).save(f"{self.prefix}|{arch.arch_id}|seed{seed}", entry)
+        RunCache(self.path).save(self.key(arch, seed), entry)
         return entry
 
     def runs_of(self, arch: ArchConfig | str) -> list[dict[str, Any]]:

@@ -44,12 +44,6 @@ FAMILIES: dict[str, Callable[[str], str | None]] = {
 }
 
 
-def fit(x: list[float], y: list[float]) -> tuple[float, float]:
-    """Intercept and slope of the least-squares line y ~ x (statistics.linear_regression)."""
-    slope, intercept = statistics.linear_regression(x, y)
-    return intercept, slope
-
-
 def difference_interval(a: list[float], b: list[float], n: int = 4000) -> list[float]:
     """95 % bootstrap interval of mean(a) - mean(b), resampling each family's architectures."""
     rng = random.Random(0)
@@ -67,7 +61,7 @@ def main() -> None:
         run = proxies.get(f"{long.prefix}|{arch_id}|{EPOCHS}ep|bs256|pad0|seed0")
         if run is not None:
             pairs[arch_id] = (run["result"]["accuracy"], t["mean"])
-    intercept, slope = fit([p for p, _ in pairs.values()], [t for _, t in pairs.values()])
+    slope, intercept = statistics.linear_regression([p for p, _ in pairs.values()], [t for _, t in pairs.values()])
     residual = {a: t - (intercept + slope * p) for a, (p, t) in pairs.items()}
     out = {"benchmark": "proxy_bias", "proxy_epochs": EPOCHS, "architectures": len(pairs),
            "line": {"intercept": intercept, "slope": slope},
