@@ -85,12 +85,13 @@ from optuna.trial import TrialState  # noqa: E402
 
 from nas import ArchConfig  # noqa: E402
 from nas.noise import TIE_FACTOR  # noqa: E402
-from nas.refine import candidates, tied_at_top  # noqa: E402
+from nas.refine import candidates, pareto_ranks, tied_at_top  # noqa: E402
 from nas.study import open_study  # noqa: E402
 from nas.study.latency import table_of  # noqa: E402
 from nas.study.loop import run_search  # noqa: E402
 from nas.studyfile import StudyConfig, load_study_config  # noqa: E402
 
+SEARCHES = ("tpe4", "tpe4stages", "tpe4stages_seed1", "tpe4papers", "supernet")  # each arm's own study
 TABLE = RESULTS / "latency_front" / "tin100_latency.latency.json"
 LOWER = 0.10  # ">= 10 % lower latency" than the reference (ECA everywhere, designer)
 SEEDS, MAX_SEEDS = 3, 6
@@ -130,6 +131,11 @@ class Arm:
     choose_stages: bool = False  # the space's `choose_stages` (search-spaces.md): stage on/off drawn first
     sampler_seed: int = 0  # TPE's seed: another seed is another search of the same arm
     space: str | None = None  # search_spaces/<space>.yaml instead of the task's (not with --quick)
+    # how the confirmation spends its long runs (confirm_rules.py measured the two): depth3 is nas
+    # refine's, the top K at 3 seeds; halving, one seed for twice as many, then 3 for the best of those
+    confirm: str = "depth3"
+    search: str | None = None  # another arm whose study (search) this arm confirms by its own rule
+
 
 
 def study_config(setting: Setting, arm: Arm, data: Path, cache: Path, quick: bool) -> StudyConfig:
@@ -143,8 +149,9 @@ def study_config(setting: Setting, arm: Arm, data: Path, cache: Path, quick: boo
     space_path = ROOT / "search_spaces" / f"{space}.yaml"
     # the space inline with the arm's `choose_stages`, whatever the file's default
     search_space = {**yaml.safe_load(space_path.read_text()), "choose_stages": arm.choose_stages}
-    document.update(name=f"{setting.prefix}_{arm.name}", objectives=["accuracy", "latency"], trials=arm.trials,
-                    search_space=search_space, sampler={**document["sampler"], "seed": arm.sampler_seed},
+    document.update(name=f"{setting.prefix}_{arm.search or arm.name}", objectives=["accuracy", "latency"],
+                    trials=arm.trials, search_space=search_space,
+                    sampler={**document["sampler"], "seed": arm.sampler_seed},
                     proxy={**document.get("proxy", {}), "epochs": arm.proxy_epochs},
                     dataset={**document["dataset"], "path": str(data / "tiny-imagenet-200")},
                     latency={"runtime": "onnxruntime", "batch_size": 1, "threads": 1, "device": "cpu",
@@ -152,7 +159,7 @@ def study_config(setting: Setting, arm: Arm, data: Path, cache: Path, quick: boo
                     evaluation=arm.evaluation)
     if quick:
         document["dataset"]["subset"] = 2000
-    path = cache / f"{setting.prefix}_{arm.name}.yaml"
+    path = cache / f"{setting.prefix}_{arm.search or arm.name}.yaml"
     path.write_text(f"# written by benchmarks/end_to_end.py from studies/{setting.study}.yaml\n"
                     + yaml.safe_dump(document, sort_keys=False))
     config = search_only(load_study_config(path))  # confirmation is done below, at the long runs' setting
@@ -206,19 +213,39 @@ def wait_for_running(study: Any, log: Any) -> None:
         time.sleep(30)
 
 
-def confirm(study: Any, long: LongRuns, budget_runs: int, claims: Path, log: Any) -> dict[str, list[dict[str, Any]]]:
-    """`nas.refine`'s confirmation at the long runs' setting: the candidates the budget pays for
-    (SEEDS runs each), then more seeds while they tie at the top, within the budget. Workers on the
-    same arm split the runs (`train_side_by_side`)."""
-    top = max(1, budget_runs // SEEDS)
-    chosen = {t.number: ArchConfig.from_dict(t.user_attrs["arch"]) for t in candidates(study, top)}
-    train_side_by_side(long, [(arch, s) for arch in chosen.values() for s in range(SEEDS)], claims, log)
-    runs = {n: [long.train(arch, s) for s in range(SEEDS)] for n, arch in chosen.items()}
+def confirm(study: Any, long: LongRuns, budget_runs: int, claims: Path, log: Any,
+            rule: str = "depth3") -> dict[str, list[dict[str, Any]]]:
+    """`nas.refine`'s confirmation at the long runs' setting. depth3: the candidates the budget pays
+    for at SEEDS runs each; halving: twice as many at one run each, then SEEDS - 1 more runs for each
+    in the order of its one-seed result (non-domination rank of validation accuracy and latency),
+    while the budget lasts. Then, for both, more seeds while candidates tie at the top. Workers on
+    the same arm split the runs (`train_side_by_side`)."""
+    first = SEEDS if rule == "depth3" else 1
+    trials = {t.number: t for t in candidates(study, max(1, budget_runs // (SEEDS if rule == "depth3" else 2)))}
+    chosen = {n: ArchConfig.from_dict(t.user_attrs["arch"]) for n, t in trials.items()}
+    train_side_by_side(long, [(arch, s) for arch in chosen.values() for s in range(first)], claims, log)
+    runs = {n: [long.train(arch, s) for s in range(first)] for n, arch in chosen.items()}
+    used = len(chosen) * first
+    if first < SEEDS:
+        numbers = list(runs)
+        val = [statistics.fmean(r["val_accuracy"] for r in runs[n]) for n in numbers]
+        ranks = pareto_ranks([[-v, trials[n].values[1]] for v, n in zip(val, numbers, strict=True)])
+        promoted = []
+        for i in sorted(range(len(numbers)), key=lambda i: (ranks[i], -val[i])):
+            if used + SEEDS - first > budget_runs:
+                break
+            promoted.append(numbers[i])
+            used += SEEDS - first
+        log(f"one seed each for {len(numbers)} candidates; {SEEDS} seeds for #{', #'.join(map(str, promoted))}")
+        train_side_by_side(long, [(chosen[n], s) for n in promoted for s in range(first, SEEDS)], claims, log)
+        for n in promoted:
+            runs[n] += [long.train(chosen[n], s) for s in range(first, SEEDS)]
     for n, arch in chosen.items():
-        log(f"confirmed #{n}: val {statistics.fmean(r['val_accuracy'] for r in runs[n]):.4f}  {arch.arch_id}")
-    used, seeds = len(chosen) * SEEDS, SEEDS
+        log(f"confirmed #{n}: val {statistics.fmean(r['val_accuracy'] for r in runs[n]):.4f} over {len(runs[n])} "
+            f"seeds  {arch.arch_id}")
+    seeds = SEEDS
     while seeds < MAX_SEEDS:
-        tied = tied_at_top({n: [r["val_accuracy"] for r in rs] for n, rs in runs.items()})
+        tied = tied_at_top({n: [r["val_accuracy"] for r in rs] for n, rs in runs.items() if len(rs) >= SEEDS})
         more = min(2 * seeds, MAX_SEEDS)
         cost = sum(more - len(runs[n]) for n in tied)
         if len(tied) < 2 or used + cost > budget_runs:
@@ -261,8 +288,9 @@ def report_arm(arm: Arm, config: StudyConfig, long: LongRuns, confirmed: dict[st
         # proposed: sampled, and not a hand placement the sampler happened to draw
         proposed = "baseline" not in trial.user_attrs and arch.arch_id not in {h["arch_id"] for h in hand}
         rows.append(result_row(table, label, arch, runs, proposed))
-    # the confirmed front, chosen as `nas front` would: validation means and predicted latency
-    chosen = non_dominated([{**r, "accuracy": r["val_accuracy"]} for r in rows])
+    # the confirmed front, chosen as `nas front` would: validation means and predicted latency, of
+    # the candidates at SEEDS seeds or more (a one-seed screen carries no uncertainty to show)
+    chosen = non_dominated([{**r, "accuracy": r["val_accuracy"]} for r in rows if r["n"] >= SEEDS])
     front = [r for r in rows if r["arch_id"] in {c["arch_id"] for c in chosen}]
     everything = hand + front
     reference = (min(r["accuracy"] for r in everything), max(r["ratio"] for r in everything) * 1.001)
@@ -400,7 +428,7 @@ def main() -> None:
                         help="resnet20: ResNet-20 against the five hand placements; mobilenet: MobileNetV3-Small "
                              "against designer_front.py's baselines (designer, none, se, eca)")
     parser.add_argument("--arms", nargs="+",
-                        choices=("tpe4", "tpe4stages", "tpe4stages_seed1", "tpe4papers", "supernet"),
+                        choices=[*SEARCHES, *(f"{name}_halving" for name in SEARCHES)],
                         default=["tpe4", "supernet"])
     parser.add_argument("--trials", type=int, default=30, help="tpe4's trials (4 epochs each)")
     parser.add_argument("--supernet-trials", type=int, default=400)
@@ -440,6 +468,8 @@ def main() -> None:
                              "recal": 256 if args.quick else 2048,
                              "file": str(args.cache / f"{setting.prefix}.supernet.pt")},
                             1 if args.quick else 4)}
+    arms.update({f"{name}_halving": dataclasses.replace(arm, name=f"{name}_halving", search=name, confirm="halving")
+                 for name, arm in list(arms.items())})
     configs = {name: study_config(setting, arms[name], args.data, args.cache, args.quick) for name in args.arms}
     hand_archs = hand_placements(setting, configs[args.arms[0]], long)
     hand_runs = len(hand_archs) * 3  # the hand placements at the long fidelity, 3 seeds each
@@ -471,7 +501,7 @@ def main() -> None:
         def log(line: str, name: str = name) -> None:
             print(f"{name}: {line}", flush=True)
 
-        if not args.report:
+        if not args.report and arm.search is None:
             run_search(config, long.data, trials=arm.trials, device="cpu", log=log, progress=False,
                        trainer=proxy_runs.trainer if arm.evaluation["kind"] == "proxy" else None)
         study, _ = open_study(config, create=False)
@@ -479,7 +509,7 @@ def main() -> None:
         images = search_images(config, study, len(long.data.train))
         left_runs = int((budget - images / len(long.data.train)) // epochs)
         log(f"search used {images / len(long.data.train):.1f} epochs of {budget}; {left_runs} long runs left")
-        confirmed = confirm(study, long, left_runs, args.cache / ".claims", log)
+        confirmed = confirm(study, long, left_runs, args.cache / ".claims", log, arm.confirm)
         result = report_arm(arm, config, long, confirmed, images, budget, hand_archs, setting.references)
         out["arms"][name] = result
         hv, ci = result["hypervolume"], result["hypervolume_difference_95"]
@@ -488,7 +518,11 @@ def main() -> None:
         log(f"hypervolume confirmed {hv['confirmed']:.4f} vs hand {hv['hand']:.4f} (difference 95% "
             f"[{ci['low']:+.4f}, {ci['high']:+.4f}]); {ties}; "
             f"{result['compute']['total_epochs']:.0f} of {budget} epochs")
-    output = write_json((args.cache if args.quick else RESULTS) / setting.output, out)
+    path = (args.cache if args.quick else RESULTS) / setting.output
+    previous = read_json(path, {})
+    if previous.get("budget_epochs") == budget:  # arms run on their own add to the others' figures
+        out["arms"] = {**previous.get("arms", {}), **out["arms"]}
+    output = write_json(path, out)
     print(f"wrote {output} and {plot(out, output.with_suffix('.png'))}")
 
 

@@ -209,6 +209,8 @@ def _parser() -> argparse.ArgumentParser:
                 "  nas refine studies/demo.yaml\n  nas refine studies/demo.yaml --top 8 --epochs 6 --seeds 3")
     p.add_argument("study", type=Path, help=STUDY_HELP)
     p.add_argument("--top", type=int, help="front and near-front architectures to retrain (default: confirm.top)")
+    p.add_argument("--screen", type=int, help="first train this many candidates at one seed, and retrain the top of "
+                                              "them (default: confirm.screen)")
     p.add_argument("--epochs", type=int, help="epochs per run (default: confirm.epochs, else 3x the proxy's)")
     p.add_argument("--seeds", type=int, help="seeds per architecture (default: confirm.seeds)")
     p.add_argument("--max-seeds", type=int, help="seeds for architectures still tied at the top (default: "
@@ -503,15 +505,15 @@ def _refine(args: argparse.Namespace) -> int:
     from nas.refine import run_refine
     from nas.train import resolve_device
 
-    for name in ("top", "seeds", "epochs", "max_seeds"):
+    for name in ("top", "screen", "seeds", "epochs", "max_seeds"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name.replace('_', '-')} = {value} is invalid; allowed: an integer >= 1")
     resolve_device(args.device)
     config, study = _study(args)
     data = config.load_data()
-    run_refine(config, study, data, top=args.top, epochs=args.epochs, seeds=args.seeds, max_seeds=args.max_seeds,
-               device=args.device)
+    run_refine(config, study, data, top=args.top, screen=args.screen, epochs=args.epochs, seeds=args.seeds,
+               max_seeds=args.max_seeds, device=args.device)
     reading = read_front(config.storage, config.name, study, "confirmed", _at_rung(config))
     print(f"{reading.heading} of study {config.name!r} ({len(reading.front.rows)} architectures; {FLOPS_NOTE}):")
     print(format_table(reading.front))
@@ -564,8 +566,10 @@ def _confirm_line(config) -> str:  # type: ignore[no-untyped-def]
     epochs = c.epochs or 3 * proxy_epochs
     seeds = f"{c.seeds}-{c.most_seeds}" if c.most_seeds > c.seeds else f"{c.seeds}"
     when = "after the search" if c.after_search else "with `nas refine` only (confirm.after_search: false)"
-    return (f"  confirm     up to {c.top} front and near-front architectures at {epochs} epochs x {seeds} seeds "
-            f"{when}: at least {c.top * c.seeds * epochs / config.proxy.epochs:g} proxy runs' training")
+    screen = f", the best of {c.screen} by one run each" if c.screen else ""
+    runs = c.top * c.seeds + (c.screen - c.top if c.screen else 0)
+    return (f"  confirm     up to {c.top} front and near-front architectures{screen} at {epochs} epochs x {seeds} "
+            f"seeds {when}: at least {runs * epochs / config.proxy.epochs:g} proxy runs' training")
 
 
 def _check(args: argparse.Namespace) -> int:

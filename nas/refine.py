@@ -3,9 +3,12 @@ fidelity (the study file's `confirm` section) over seeds, and keep mean ± std p
 
 Short proxies (and one-shot scores) are noisy and biased near the front, where the architectures
 differ least; DESIGN.md: the answer a user sees is confirmed at long training over seeds. `nas
-search` confirms when the study reaches its target; `nas refine` confirms on demand. Seeds are
-spent by successive halving: every candidate gets `seeds`, then those still tied with the most
-accurate (`nas.noise.ties`) get twice as many, until none ties or `max_seeds`.
+search` confirms when the study reaches its target; `nas refine` confirms on demand. Runs are
+spent by successive halving: with a `screen`, that many candidates get one run each and the `top`
+of them by that run (non-domination rank with the other objectives, then accuracy) go on, since
+the proxy's error about long training is larger than one seed's (benchmarks/confirm_rules.py);
+every candidate kept gets `seeds`, then those still tied with the most accurate
+(`nas.noise.ties`) get twice as many, until none ties or `max_seeds`.
 
 Results go to the companion study `<name>.refined` in the same storage (`nas.confirmed` reads
 it), so the dashboard shows the confirmed front next to the search, with per-trial user attrs
@@ -77,6 +80,21 @@ def candidates(study: optuna.Study, top: int) -> list[FrozenTrial]:
     return list(chosen.values())
 
 
+def screened(study: optuna.Study, chosen: Mapping[int, FrozenTrial], first: Mapping[int, float],
+             top: int) -> list[int]:
+    """The `top` candidates by their first long run: its accuracy in place of the search's, the
+    other objectives as searched, in `candidates`' order (non-domination rank, then accuracy)."""
+    numbers = list(chosen)
+    signs = [-1.0 if d == optuna.study.StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
+    where = objectives_of(study).index(ACCURACY.name)
+    points = [[s * (first[n] if i == where else v) for i, (s, v) in enumerate(zip(signs, chosen[n].values,
+                                                                                    strict=True))]
+              for n in numbers]
+    ranks = pareto_ranks(points)
+    order = sorted(range(len(numbers)), key=lambda i: (ranks[i], -first[numbers[i]], numbers[i]))
+    return [numbers[i] for i in order[:top]]
+
+
 def open_refined(config: StudyConfig, study: optuna.Study, storage: optuna.storages.BaseStorage) -> optuna.Study:
     with creation_lock(config.storage), quiet_experimental():
         refined = optuna.create_study(
@@ -127,6 +145,7 @@ def run_refine(
     data: Dataset,
     *,
     top: int | None = None,
+    screen: int | None = None,
     epochs: int | None = None,
     seeds: int | None = None,
     max_seeds: int | None = None,
@@ -134,10 +153,14 @@ def run_refine(
     log: Callable[[str], None] = print,
 ) -> optuna.Study:
     """Confirm up to `top` front and near-front architectures: `epochs` per run, `seeds` seeds
-    (added to the proxy seed), up to `max_seeds` for those tied at the top. Each argument left out
-    is the study file's (`confirm`: epochs default 3x the proxy's). Returns the companion study."""
+    (added to the proxy seed), up to `max_seeds` for those tied at the top; with a `screen`, the
+    `top` of that many candidates by one run each. Each argument left out is the study file's
+    (`confirm`: epochs default 3x the proxy's). Returns the companion study."""
     settings = config.confirm
     top = top if top is not None else settings.top
+    screen = screen if screen is not None else settings.screen
+    if screen is not None and screen < top:
+        raise StudyError(f"confirm: screen = {screen} is fewer than top = {top}; allowed: an integer >= {top}")
     epochs = epochs if epochs is not None else (settings.epochs or 3 * config.proxy.epochs)
     seeds = seeds if seeds is not None else settings.seeds
     max_seeds = max(seeds, max_seeds if max_seeds is not None else (
@@ -155,12 +178,14 @@ def run_refine(
                 "(optuna delete-study) to start over"
             )
         refined.set_user_attr(StudyAttr.REFINE_SETTINGS, {"epochs": epochs, "seeds": seeds, "max_seeds": max_seeds})
-        chosen = {t.number: t for t in candidates(study, top)}
+        chosen = {t.number: t for t in candidates(study, max(top, screen or 0))}
         state = Confirmation.of(refined)
         refined.set_user_attr(StudyAttr.CONFIRMATION, {
             "candidates": sorted({*state.candidates, *chosen}), "finished": False, "search_trials": None})
-        log(f"confirming {len(chosen)} architectures of study {config.name!r}: {epochs} epochs x {seeds} seeds "
-            f"(up to {max_seeds} while tied at the top), on {dev}; results in study {refined.study_name!r}")
+        screening = f"the {top} best of {len(chosen)} by one run each, " if screen else ""
+        log(f"confirming {screening}{min(top, len(chosen))} architectures of study {config.name!r}: {epochs} "
+            f"epochs x {seeds} seeds (up to {max_seeds} while tied at the top), on {dev}; results in study "
+            f"{refined.study_name!r}")
 
         def runs(number: int, n: int) -> list[float]:
             """The first `n` seeds' accuracies of candidate `number`, training the missing ones."""
@@ -178,7 +203,12 @@ def run_refine(
                 out.append(saved)
             return out
 
-        results = {number: runs(number, seeds) for number in chosen}
+        kept = list(chosen)
+        if screen:
+            first = {number: runs(number, 1)[0] for number in chosen}
+            kept = screened(study, chosen, first, top)
+            log(f"screened at one run each: {', '.join(f'#{k} {first[k]:.4f}' for k in kept)} go on")
+        results = {number: runs(number, seeds) for number in kept}
         n = seeds
         while n < max_seeds:
             tied = tied_at_top(results)
@@ -189,11 +219,11 @@ def run_refine(
             results.update({number: runs(number, max(n, len(results[number]))) for number in tied})
         for number, accuracies in results.items():
             _add_refined_trial(refined, study, chosen[number], accuracies, epochs)
-        refined.set_user_attr(StudyAttr.CONFIRMATION, {
-            "candidates": sorted({*state.candidates, *chosen}), "finished": True,
+        refined.set_user_attr(StudyAttr.CONFIRMATION, {  # a screened-out candidate is not one any more
+            "candidates": sorted({*Confirmation.of(refined).confirmed, *kept}), "finished": True,
             "search_trials": len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))})
-    for number, trial in chosen.items():
-        accuracies = results[number]
+    for number in kept:
+        trial, accuracies = chosen[number], results[number]
         std = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
         log(f"#{number:<4d} search {trial.values[0]:.4f} -> confirmed {statistics.fmean(accuracies):.4f} ± "
             f"{std:.4f} ({len(accuracies)})  {trial.user_attrs.get(TrialAttr.MFLOPS, 0):.2f} MFLOPs  "

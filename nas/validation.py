@@ -224,14 +224,18 @@ class EvaluationSettings(_Model):
 class ConfirmSettings(_Model):
     """Confirmation (DESIGN.md): after the search, the front and its near-front neighbours are
     retrained standalone at the long fidelity over seeds (`nas.refine`); `nas front` and `nas
-    export` read the confirmed front. Seeds are spent by successive halving: every candidate gets
-    `seeds`, and those still tied at the top get twice as many, up to `max_seeds`."""
+    export` read the confirmed front. Seeds are spent by successive halving: with a `screen`, that
+    many candidates get one run each first and the best `top` of them go on; every candidate kept
+    gets `seeds`, and those still tied at the top get twice as many, up to `max_seeds`."""
 
     noun: ClassVar[str] = "confirm setting"
 
     after_search: StrictBool = Field(True, description="true (nas search confirms when the study reaches its "
                                                        "target) or false (only `nas refine` confirms)")
     top: StrictInt = Field(8, ge=1, description="an integer >= 1 (front and near-front architectures retrained)")
+    screen: StrictInt | None = Field(
+        None, ge=1, description="an integer >= top (candidates first trained at one seed, of which the top by "
+                                "that run's front rank go on), or null (no screen: the top by the search's)")
     epochs: StrictInt | None = Field(None, ge=1, description="an integer >= 1, or null for 3x the proxy's epochs")
     seeds: StrictInt = Field(3, ge=1, description="an integer >= 1 (seeds per candidate)")
     max_seeds: StrictInt | None = Field(
@@ -240,6 +244,9 @@ class ConfirmSettings(_Model):
 
     @_model_validator(mode="after")
     def _more_seeds(self) -> ConfirmSettings:
+        if self.screen is not None and self.screen < self.top:
+            raise _sentence(f"screen = {self.screen} is fewer than top = {self.top}; allowed: an integer >= "
+                            f"{self.top}, or null for no screen")
         if self.max_seeds is not None and self.max_seeds < self.seeds:
             raise _sentence(f"max_seeds = {self.max_seeds} is fewer than seeds = {self.seeds}; allowed: an "
                             f"integer >= {self.seeds}, or null for 2x seeds")

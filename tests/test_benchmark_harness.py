@@ -41,3 +41,60 @@ def test_a_claimed_run_is_one_workers_until_it_dies(tmp_path):
             assert again is False  # one holder at a time, even within a process
     with claim(lock) as mine:  # released when the work is done
         assert mine is True
+
+
+class FakeLongRuns:
+    """LongRuns' interface for end_to_end.confirm: a fixed validation accuracy per architecture, and
+    a record of every run trained."""
+
+    def __init__(self, val: dict[str, float]) -> None:
+        self.val, self.saved, self.trained = val, {}, []
+
+    def key(self, arch, seed):
+        return f"{arch.arch_id}|seed{seed}"
+
+    def get(self, arch, seed):
+        return self.saved.get(self.key(arch, seed))
+
+    def train(self, arch, seed):
+        if self.get(arch, seed) is None:
+            self.trained.append((arch.arch_id, seed))
+            self.saved[self.key(arch, seed)] = {"val_accuracy": self.val[arch.arch_id], "test_accuracy": 0.0}
+        return self.get(arch, seed)
+
+
+def study_of(proxies: list[float]):
+    """An in-memory [accuracy, latency] study: one trial per proxy accuracy, each its own architecture
+    (SE on stage 1 at reduction 2, 4, ...), latency rising with the proxy so every trial is on the front."""
+    import optuna
+
+    from nas import ArchConfig, BlockSpec
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for i, proxy in enumerate(proxies):
+        arch = ArchConfig("cifar_resnet", (BlockSpec("se", reduction=2 ** (i + 1)), BlockSpec("none"),
+                                           BlockSpec("none")), {"depth": 20, "width": 16}, 10, 3)
+        study.add_trial(optuna.trial.create_trial(values=[proxy, 1.0 + proxy], user_attrs={
+            "arch": arch.to_dict(), "arch_id": arch.arch_id}))
+    return study
+
+
+def test_halving_screens_twice_the_candidates_and_gives_seeds_to_the_best_screened(tmp_path):
+    from end_to_end import SEEDS, confirm
+
+    proxies = [0.20, 0.19, 0.18, 0.17, 0.16, 0.15]
+    study = study_of(proxies)
+    ids = [t.user_attrs["arch_id"] for t in study.trials]
+    # long training reverses the proxy: the screen must promote by its own results, not the proxy's
+    long = FakeLongRuns({arch_id: 0.30 - p for arch_id, p in zip(ids, proxies)})
+    runs = confirm(study, long, budget_runs=10, claims=tmp_path, log=lambda _: None, rule="halving")
+    assert len(long.trained) <= 10
+    assert set(runs) == {"0", "1", "2", "3", "4"}  # budget // 2 candidates, in candidates' order
+    seeds = {int(n): len(rs) for n, rs in runs.items()}
+    # one-seed results: #4 is the most accurate, then #3 (each on the screen's front by latency too)
+    promoted = sorted(n for n, k in seeds.items() if k == SEEDS)
+    assert promoted == [3, 4] and all(seeds[n] == 1 for n in (0, 1, 2))
+
+    depth = FakeLongRuns(long.val)
+    runs = confirm(study, depth, budget_runs=10, claims=tmp_path, log=lambda _: None, rule="depth3")
+    assert {n: len(rs) for n, rs in runs.items()} == {"0": 3, "1": 3, "2": 3}  # budget // 3 at 3 seeds

@@ -149,8 +149,13 @@ def test_confirm_settings_that_cannot_work_are_refused_with_nothing_written(tmp_
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "confirm" in result.stderr and "max_seeds = 2 is fewer than seeds = 4" in result.stderr
     assert not (tmp_path / "tiny.db").exists()
+    result = run_nas("search", write_study(tmp_path, confirm={"top": 4, "screen": 2}).name, cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "screen = 2 is fewer than top = 4" in result.stderr and not (tmp_path / "tiny.db").exists()
     result = run_nas("refine", write_study(tmp_path, name="other").name, "--max-seeds", "0", cwd=tmp_path)
     assert result.returncode == 2 and "--max-seeds = 0 is invalid" in result.stderr
+    result = run_nas("refine", "other.yaml", "--screen", "0", cwd=tmp_path)
+    assert result.returncode == 2 and "--screen = 0 is invalid" in result.stderr
 
 
 def test_one_worker_confirms_at_a_time(tmp_path):

@@ -6,6 +6,7 @@ the real command)."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import optuna
 import pytest
@@ -16,9 +17,10 @@ from optuna.trial import TrialState
 
 import nas.refine
 from nas import ArchConfig, StudyError, build_model
-from nas.confirmed import confirmed_front
+from nas.attrs import StudyAttr
+from nas.confirmed import Confirmation, confirmed_front
 from nas.data import load_dataset
-from nas.refine import candidates, pareto_ranks, run_refine
+from nas.refine import candidates, pareto_ranks, run_refine, screened
 from nas.study import open_study, run_search
 from nas.studyfile import load_study_config
 
@@ -94,6 +96,48 @@ def test_refine_records_mean_and_std_and_resumes(searched, monkeypatch):
     assert calls == []
     with pytest.raises(StudyError, match="was confirmed with"):
         run_refine(config, study, data, top=3, epochs=3, seeds=2, max_seeds=2, device="cpu", log=lambda line: None)
+
+
+def test_the_screen_keeps_the_best_by_their_first_long_run_not_by_the_search():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_user_attr(StudyAttr.OBJECTIVES, ["accuracy", "latency"])
+    for proxy, latency in [(0.9, 3.0), (0.8, 2.0), (0.7, 1.0), (0.6, 1.5)]:
+        study.add_trial(optuna.trial.create_trial(values=[proxy, latency]))
+    chosen = {t.number: t for t in study.trials}
+    # the first long run reverses the proxy: #3 leads, and #2 is the cheapest of the rest
+    first = {0: 0.50, 1: 0.55, 2: 0.60, 3: 0.65}
+    assert screened(study, chosen, first, 2) == [3, 2]  # both on the one-run front, more accurate first
+    assert screened(study, chosen, first, 3) == [3, 2, 1]
+    assert screened(study, chosen, {0: 0.7, 1: 0.5, 2: 0.5, 3: 0.5}, 1) == [0]
+
+
+def test_a_screen_trains_one_run_each_then_confirms_the_best(searched, tmp_path):
+    folder, config, data, _ = searched
+    for path in [config.path, *folder.glob("tiny.db*")]:  # a copy: the module's other tests refine the original
+        shutil.copy(path, tmp_path / path.name)
+    config = load_study_config(tmp_path / config.path.name)
+    if "tiny.refined" in optuna.get_all_study_names(config.storage):
+        optuna.delete_study(study_name="tiny.refined", storage=config.storage)
+    study, _ = open_study(config, create=False)
+    lines = []
+    refined = run_refine(config, study, data, top=2, screen=4, epochs=1, seeds=2, max_seeds=2, device="cpu",
+                         log=lines.append)
+    pool = {t.number: t for t in candidates(study, 4)}
+    assert len(pool) == 4
+    runs = {key: value for key, value in refined.user_attrs.items() if key.startswith("run:")}
+    assert len(runs) == 4 + 2  # one run each, then the second seed of the two kept
+    first = {n: refined.user_attrs[StudyAttr.refine_run(n, 0)] for n in pool}
+    kept = screened(study, pool, first, 2)
+    trials = refined.get_trials(states=(TrialState.COMPLETE,))
+    assert sorted(t.user_attrs["source_trial"] for t in trials) == sorted(kept)
+    for trial in trials:  # the screen's run is the confirmation's first seed, not trained again
+        assert trial.user_attrs["refined_accuracies"][0] == first[trial.user_attrs["source_trial"]]
+        assert len(trial.user_attrs["refined_accuracies"]) == 2
+    state = Confirmation.of(refined)
+    assert state.finished and sorted(state.candidates) == sorted(kept)  # screened out: not left unconfirmed
+    assert any("the 2 best of 4 by one run each" in line for line in lines)
+    with pytest.raises(StudyError, match="screen = 1 is fewer than top = 2"):
+        run_refine(config, study, data, top=2, screen=1, epochs=1, seeds=2, device="cpu", log=lines.append)
 
 
 def test_refine_cli_front_and_export(searched):
