@@ -26,12 +26,15 @@ Rules (R = --runs):
             their one-seed means' non-domination ranks, while the budget lasts (successive halving)
 
     .venv/bin/python benchmarks/confirm_rules.py        # writes benchmarks/results/confirm_rules.json
+    # without the architectures a rule may have been chosen for (ECA `pre` on stage 2, any setting):
+    .venv/bin/python benchmarks/confirm_rules.py --leave-out 's2:eca-[^|]*@pre'
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import re
 import statistics
 from typing import Any
 
@@ -97,6 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=18, help="long runs the confirmation may spend")
     parser.add_argument("--studies", type=int, default=2000, help="simulated studies (each pool resample: 1 %%)")
     parser.add_argument("--resamples", type=int, default=200, help="bootstrap resamples of the pool")
+    parser.add_argument("--leave-out", metavar="REGEX",
+                        help="drop the pool's architectures whose arch_id this matches (confirm_rules_leave_out.json)")
     args = parser.parse_args(argv)
 
     long = LongRuns(None, RESULTS, None)
@@ -110,7 +115,10 @@ def main(argv: list[str] | None = None) -> None:
             continue
         row = {"arch_id": arch_id, "label": hand_ids.get(arch_id, arch_id), "hand": arch_id in hand_ids,
                "proxy": run["result"]["accuracy"], "truth": t["mean"], "ratio": table.predict(arch_id).ratio}
-        (hand if row["hand"] else pool).append(row)
+        if row["hand"]:
+            hand.append(row)
+        elif not (args.leave_out and re.search(args.leave_out, arch_id)):
+            pool.append(row)
     if len(hand) != len(BASELINES):
         parser.error(f"the hand placements need proxy and long runs: found {sorted(h['label'] for h in hand)}")
     reference = (min(h["truth"] for h in hand), max(r["ratio"] for r in pool + hand) * 1.001)
@@ -140,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
         for rule in rules:
             resampled[rule].append(statistics.fmean(g[rule]) - statistics.fmean(g["depth3"]))
     out: dict[str, Any] = {"benchmark": "confirm_rules", "pool": len(pool), "archs": args.archs, "runs": args.runs,
-                           "studies": args.studies, "pool_resamples": args.resamples, "seed_std": SEED_STD,
+                           "leave_out": args.leave_out, "studies": args.studies, "pool_resamples": args.resamples,
+                           "seed_std": SEED_STD,
                            "reference_point": reference, "rules": {}}
     for rule in rules:
         row = {"hv_gain_mean": statistics.fmean(gains[rule]),
@@ -153,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
               f"cheaper ECA tie on the front {row['p_cheaper_eca_tie']:.2f}; minus depth3 "
               f"{row['minus_depth3_mean']:+.5f}, 95 % over pool resamples "
               f"[{row['minus_depth3_95'][0]:+.5f}, {row['minus_depth3_95'][1]:+.5f}]")
-    print(f"wrote {write_json(RESULTS / 'confirm_rules.json', out)}")
+    name = "confirm_rules_leave_out.json" if args.leave_out else "confirm_rules.json"
+    print(f"wrote {write_json(RESULTS / name, out)}")
 
 
 if __name__ == "__main__":
