@@ -566,8 +566,9 @@ def _confirm_line(config) -> str:  # type: ignore[no-untyped-def]
     epochs = c.epochs or 3 * proxy_epochs
     seeds = f"{c.seeds}-{c.most_seeds}" if c.most_seeds > c.seeds else f"{c.seeds}"
     when = "after the search" if c.after_search else "with `nas refine` only (confirm.after_search: false)"
-    screen = f", the best of {c.screen} by one run each" if c.screen else ""
-    runs = c.top * c.seeds + (c.screen - c.top if c.screen else 0)
+    more = max(0, (c.screen or 0) - c.top)  # candidates screened out after one run each
+    screen = f", the best of {c.screen} by one run each" if more else ""
+    runs = c.top * c.seeds + more
     return (f"  confirm     up to {c.top} front and near-front architectures{screen} at {epochs} epochs x {seeds} "
             f"seeds {when}: at least {runs * epochs / config.proxy.epochs:g} proxy runs' training")
 

@@ -182,8 +182,9 @@ def run_refine(
         state = Confirmation.of(refined)
         refined.set_user_attr(StudyAttr.CONFIRMATION, {
             "candidates": sorted({*state.candidates, *chosen}), "finished": False, "search_trials": None})
-        screening = f"the {top} best of {len(chosen)} by one run each, " if screen else ""
-        log(f"confirming {screening}{min(top, len(chosen))} architectures of study {config.name!r}: {epochs} "
+        screening = screen is not None and len(chosen) > top  # else every candidate goes on: no screen
+        log(f"confirming {f'the {top} best of {len(chosen)} by one run each, ' if screening else ''}"
+            f"{min(top, len(chosen))} architectures of study {config.name!r}: {epochs} "
             f"epochs x {seeds} seeds (up to {max_seeds} while tied at the top), on {dev}; results in study "
             f"{refined.study_name!r}")
 
@@ -204,7 +205,7 @@ def run_refine(
             return out
 
         kept = list(chosen)
-        if screen:
+        if screening:
             first = {number: runs(number, 1)[0] for number in chosen}
             kept = screened(study, chosen, first, top)
             log(f"screened at one run each: {', '.join(f'#{k} {first[k]:.4f}' for k in kept)} go on")
