@@ -391,9 +391,9 @@ def cheaper_ties(front: list[dict[str, Any]], hand: list[dict[str, Any]], label:
             f"cheaper_{label}_tie_found": any(w[f"ties_or_beats_{label}"] and w["ten_percent_cheaper"] for w in wins)}
 
 
-def plot(out: dict[str, Any], path: Path) -> Path:
-    """Each arm's confirmed front against the hand placements: test accuracy (mean ± seed std) over
-    predicted latency ratio; hollow markers are confirmed candidates off the front."""
+def plot(out: dict[str, Any], path: Path, names: list[str]) -> Path:
+    """The named arms' confirmed fronts against the hand placements: test accuracy (mean ± seed std)
+    over predicted latency ratio; hollow markers are confirmed candidates off the front."""
     fig, ax = new_figure(figsize=(6.4, 4.4))
     first = next(iter(out["arms"].values()))  # every arm holds the same hand placements
     hand = first["hand"]
@@ -401,8 +401,8 @@ def plot(out: dict[str, Any], path: Path) -> Path:
                 fmt="ks", capsize=3, label="hand placements (3 seeds)")
     for r in hand:
         ax.annotate(r["label"], (r["ratio"], r["accuracy"]), textcoords="offset points", xytext=(5, -10), fontsize=8)
-    colours = ("tab:blue", "tab:orange", "tab:green", "tab:red")
-    for (name, arm), colour in zip(out["arms"].items(), colours, strict=False):
+    for i, name in enumerate(names):
+        arm, colour = out["arms"][name], f"C{i % 10}"
         front = sorted((r for r in arm["confirmed"] if r["arch_id"] in arm["front"]), key=lambda r: r["ratio"])
         rest = [r for r in arm["confirmed"] if r["arch_id"] not in arm["front"]]
         hv = arm["hypervolume"]["confirmed"]
@@ -410,7 +410,7 @@ def plot(out: dict[str, Any], path: Path) -> Path:
                     yerr=[r["accuracy_std"] or 0 for r in front], fmt="o-", color=colour, capsize=3,
                     label=f"{name}: confirmed front (HV {hv:.4f})")
         ax.plot([r["ratio"] for r in rest], [r["accuracy"] for r in rest], "o", mfc="none", color=colour,
-                label=f"{name}: confirmed, off the front")
+                label=f"{name}: off the front (screened or confirmed)")
     hv_hand = first["hypervolume"]["hand"]
     ax.set_title(f"search + confirmation at <= {out['budget_epochs']} epochs vs hand placements (HV {hv_hand:.4f})",
                  fontsize=9)
@@ -523,7 +523,7 @@ def main() -> None:
     if previous.get("budget_epochs") == budget:  # arms run on their own add to the others' figures
         out["arms"] = {**previous.get("arms", {}), **out["arms"]}
     output = write_json(path, out)
-    print(f"wrote {output} and {plot(out, output.with_suffix('.png'))}")
+    print(f"wrote {output} and {plot(out, output.with_suffix('.png'), args.arms)}")
 
 
 if __name__ == "__main__":
