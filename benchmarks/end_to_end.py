@@ -33,6 +33,10 @@ hand placements' 3-seed runs are reused and every confirmed number is the truth 
             stage instead of the default space's 241;
 - supernet: the one-shot evaluator (own weights per choice, 10 epochs, the study's whole space),
             --supernet-trials scored in seconds each, then K = 9 candidates (mobilenet 7).
+- <arm>_halving: that arm's search (its study: no new trial), confirmed by confirm_rules.py's
+            `halving` rule (nas: `confirm.screen`): twice as many candidates at one seed each, then
+            3 seeds for those the one-seed results put first (non-domination rank of validation
+            accuracy and latency) while the budget lasts.
 
 Selection reads validation accuracy only (the confirmed front is chosen on the long runs'
 validation means and predicted latency); the report scores it on test accuracy: the confirmed
