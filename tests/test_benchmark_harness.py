@@ -86,7 +86,7 @@ def test_halving_screens_twice_the_candidates_and_gives_seeds_to_the_best_screen
     study = study_of(proxies)
     ids = [t.user_attrs["arch_id"] for t in study.trials]
     # long training reverses the proxy: the screen must promote by its own results, not the proxy's
-    long = FakeLongRuns({arch_id: 0.30 - p for arch_id, p in zip(ids, proxies)})
+    long = FakeLongRuns({arch_id: 0.30 - p for arch_id, p in zip(ids, proxies, strict=True)})
     runs = confirm(study, long, budget_runs=10, claims=tmp_path, log=lambda _: None, rule="halving")
     assert len(long.trained) <= 10
     assert set(runs) == {"0", "1", "2", "3", "4"}  # budget // 2 candidates, in candidates' order
