@@ -31,6 +31,7 @@ hand placements' 3-seed runs are reused and every confirmed number is the truth 
 - tpe4papers: tpe4 on search_spaces/papers.yaml (with `choose_stages`): the four blocks at their
             papers' settings (the hand placements' blocks), any stage and position, 17 choices per
             stage instead of the default space's 241;
+- tpe4papers_seed1: the same with TPE's seed 1 (with its _halving: does the screened result replicate?);
 - supernet: the one-shot evaluator (own weights per choice, 10 epochs, the study's whole space),
             --supernet-trials scored in seconds each, then K = 9 candidates (mobilenet 7).
 - <arm>_halving: that arm's search (its study: no new trial), confirmed by confirm_rules.py's
@@ -95,7 +96,8 @@ from nas.study.latency import table_of  # noqa: E402
 from nas.study.loop import run_search  # noqa: E402
 from nas.studyfile import StudyConfig, load_study_config  # noqa: E402
 
-SEARCHES = ("tpe4", "tpe4stages", "tpe4stages_seed1", "tpe4papers", "supernet")  # each arm's own study
+# the arms with a study (a search) of their own
+SEARCHES = ("tpe4", "tpe4stages", "tpe4stages_seed1", "tpe4papers", "tpe4papers_seed1", "supernet")
 TABLE = RESULTS / "latency_front" / "tin100_latency.latency.json"
 LOWER = 0.10  # ">= 10 % lower latency" than the reference (ECA everywhere, designer)
 SEEDS, MAX_SEEDS = 3, 6
@@ -467,6 +469,8 @@ def main() -> None:
                                     1 if args.quick else 4, choose_stages=True, sampler_seed=1),
             "tpe4papers": Arm("tpe4papers", 4 if args.quick else args.trials, {"kind": "proxy"},
                               1 if args.quick else 4, choose_stages=True, space="papers"),
+            "tpe4papers_seed1": Arm("tpe4papers_seed1", 4 if args.quick else args.trials, {"kind": "proxy"},
+                                    1 if args.quick else 4, choose_stages=True, space="papers", sampler_seed=1),
             "supernet": Arm("supernet", 8 if args.quick else args.supernet_trials,
                             {"kind": "supernet", "sharing": "choice", "epochs": 1 if args.quick else 10,
                              "recal": 256 if args.quick else 2048,
