@@ -90,7 +90,7 @@ from optuna.trial import TrialState  # noqa: E402
 
 from nas import ArchConfig  # noqa: E402
 from nas.noise import TIE_FACTOR  # noqa: E402
-from nas.refine import candidates, pareto_ranks, tied_at_top  # noqa: E402
+from nas.refine import candidates, screened, tied_at_top  # noqa: E402
 from nas.study import open_study  # noqa: E402
 from nas.study.latency import table_of  # noqa: E402
 from nas.study.loop import run_search  # noqa: E402
@@ -141,7 +141,6 @@ class Arm:
     # refine's, the top K at 3 seeds; halving, one seed for twice as many, then 3 for the best of those
     confirm: str = "depth3"
     search: str | None = None  # another arm whose study (search) this arm confirms by its own rule
-
 
 
 def study_config(setting: Setting, arm: Arm, data: Path, cache: Path, quick: bool) -> StudyConfig:
@@ -233,16 +232,14 @@ def confirm(study: Any, long: LongRuns, budget_runs: int, claims: Path, log: Any
     runs = {n: [long.train(arch, s) for s in range(first)] for n, arch in chosen.items()}
     used = len(chosen) * first
     if first < SEEDS:
-        numbers = list(runs)
-        val = [statistics.fmean(r["val_accuracy"] for r in runs[n]) for n in numbers]
-        ranks = pareto_ranks([[-v, trials[n].values[1]] for v, n in zip(val, numbers, strict=True)])
+        val = {n: statistics.fmean(r["val_accuracy"] for r in rs) for n, rs in runs.items()}
         promoted = []
-        for i in sorted(range(len(numbers)), key=lambda i: (ranks[i], -val[i])):
+        for n in screened(study, trials, val, len(trials)):  # nas refine's screen order
             if used + SEEDS - first > budget_runs:
                 break
-            promoted.append(numbers[i])
+            promoted.append(n)
             used += SEEDS - first
-        log(f"one seed each for {len(numbers)} candidates; {SEEDS} seeds for #{', #'.join(map(str, promoted))}")
+        log(f"one seed each for {len(runs)} candidates; {SEEDS} seeds for #{', #'.join(map(str, promoted))}")
         train_side_by_side(long, [(chosen[n], s) for n in promoted for s in range(first, SEEDS)], claims, log)
         for n in promoted:
             runs[n] += [long.train(chosen[n], s) for s in range(first, SEEDS)]
