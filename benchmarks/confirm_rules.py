@@ -39,8 +39,8 @@ import statistics
 from typing import Any
 
 from attention_signal import BASELINES
-from harness import RESULTS, RunCache, write_json
-from latency_front import hypervolume, non_dominated
+from harness import RESULTS, RunCache, hypervolume, write_json
+from latency_front import non_dominated
 from long_runs import LongRuns
 from oneshot_ranking import template, truth_set
 

@@ -37,8 +37,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attention_signal import EPOCHS, SUBSET, TASKS  # noqa: E402
-from harness import RESULTS, ROOT, describe, search_only, write_json  # noqa: E402
-from latency_front import hypervolume, non_dominated, plot_front, snapshot  # noqa: E402
+from harness import RESULTS, ROOT, describe, hypervolume, search_only, write_json  # noqa: E402
+from latency_front import non_dominated, plot_front, snapshot  # noqa: E402
 from long_runs import LongRuns  # noqa: E402
 
 from nas import ArchConfig  # noqa: E402

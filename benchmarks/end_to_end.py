@@ -82,8 +82,19 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attention_signal import BASELINES, EPOCHS  # noqa: E402
 from designer_front import FOLDER, DesignerRuns  # noqa: E402
-from harness import RESULTS, ROOT, claim, describe, new_figure, read_json, save_figure, search_only, write_json  # noqa: E402
-from latency_front import hypervolume, non_dominated  # noqa: E402
+from harness import (  # noqa: E402
+    RESULTS,
+    ROOT,
+    claim,
+    describe,
+    hypervolume,
+    new_figure,
+    read_json,
+    save_figure,
+    search_only,
+    write_json,
+)
+from latency_front import non_dominated  # noqa: E402
 from long_runs import LongRuns, ProxyRuns, check_study  # noqa: E402
 from oneshot_ranking import template, truth_set  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402

@@ -72,10 +72,9 @@ import optuna
 import torch
 import yaml
 from attention_signal import BASELINES, QUICK
-from harness import RESULTS, ROOT, RunCache, describe, new_figure, save_figure, search_only, write_json
+from harness import RESULTS, ROOT, RunCache, describe, hypervolume, new_figure, save_figure, search_only, write_json
 from long_runs import LongRuns, ProxyRuns, add_study_arguments, check_study, load_task_study
 from optuna.trial import FrozenTrial, TrialState
-from search_quality import hypervolume_2d
 
 from nas import ArchConfig, ConfigError
 from nas.attrs import TrialAttr
@@ -458,8 +457,8 @@ def build_report(configs: dict, seeds: list[int], long: LongRuns, proxy_runs: Pr
                 points = [(p["long_accuracy"], p["mflops"]) for p in entry[which] if p["long_accuracy"] is not None]
                 complete = len(points) == len(entry[which])
                 entry[f"{which}_complete"] = complete
-                entry[f"{which}_hypervolume"] = hypervolume_2d(points, reference) if reference and complete else None
-                entry[f"{which}_hypervolume_offset"] = hypervolume_2d(points, offset) if offset and complete else None
+                entry[f"{which}_hypervolume"] = hypervolume(points, reference) if reference and complete else None
+                entry[f"{which}_hypervolume_offset"] = hypervolume(points, offset) if offset and complete else None
         summary[method] = {which: _mean_std([e[f"{which}_hypervolume"] for e in entries])
                            for which in ("front", "searched_front")}
         summary[method]["searched_front_offset"] = _mean_std([e["searched_front_hypervolume_offset"] for e in entries])

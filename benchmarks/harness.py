@@ -8,6 +8,7 @@
 - result writing (`write_json`: the same bytes as `json.dumps(value, indent=...) + "\\n"`,
   written whole or not at all; `finite`: NaN as null, as JSON has no NaN);
 - plots (`new_figure`, `save_figure`: matplotlib without a display, the figure closed once saved);
+- `hypervolume`: the 2-D area a front of (accuracy, cost) points dominates, every front's one score;
 - `search_only`: a study without the confirmation `nas search` ends with (a benchmark that
   measures the search itself, and trains its own long runs where it has them).
 
@@ -32,7 +33,7 @@ from nas.files import atomic_write, exclusive_lock
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
-__all__ = ["RESULTS", "ROOT", "RunCache", "cpu_name", "describe", "device_name", "finite", "new_figure",
+__all__ = ["RESULTS", "ROOT", "RunCache", "cpu_name", "describe", "device_name", "finite", "hypervolume", "new_figure",
            "read_json", "save_figure", "save_run", "search_only", "write_json"]
 
 
@@ -108,6 +109,19 @@ def claim(path: Path) -> Iterator[bool]:
 def save_run(path: Path, key: str, entry: Any) -> None:
     """`RunCache(path).save(key, entry)`."""
     RunCache(path).save(key, entry)
+
+
+def hypervolume(points: list[tuple[float, float]], reference: tuple[float, float]) -> float:
+    """Area dominated by (accuracy to maximise, cost to minimise) points inside the box from
+    `reference` (worst accuracy, largest cost). Written out because Optuna's hypervolume is
+    private API; in two dimensions it is a sort and a sum."""
+    inside = sorted((cost, accuracy) for accuracy, cost in points if accuracy > reference[0] and cost < reference[1])
+    volume, best = 0.0, reference[0]
+    for i, (cost, accuracy) in enumerate(inside):
+        best = max(best, accuracy)
+        right = inside[i + 1][0] if i + 1 < len(inside) else reference[1]
+        volume += (right - cost) * (best - reference[0])
+    return volume
 
 
 def new_figure(*args: Any, **kwargs: Any) -> tuple[Any, Any]:

@@ -38,7 +38,17 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attention_signal import BASELINES  # noqa: E402
-from harness import RESULTS, ROOT, default_space, describe, new_figure, save_figure, search_only, write_json  # noqa: E402
+from harness import (  # noqa: E402
+    RESULTS,
+    ROOT,
+    default_space,
+    describe,
+    hypervolume,
+    new_figure,
+    save_figure,
+    search_only,
+    write_json,
+)
 from long_runs import LongRuns, ProxyRuns, check_study  # noqa: E402
 
 from nas import ArchConfig  # noqa: E402
@@ -83,18 +93,6 @@ def snapshot(source: Path, target: Path) -> None:
 def searched_front(config: StudyConfig) -> tuple[Any, Any]:
     study, _ = open_study(config, create=False)
     return study, front_of(study)
-
-
-def hypervolume(points: list[tuple[float, float]], reference: tuple[float, float]) -> float:
-    """2-D hypervolume of (accuracy to maximise, latency ratio to minimise) points against
-    `reference` (worst accuracy, largest ratio). Written out: optuna's is private API."""
-    inside = sorted((r, a) for a, r in points if a > reference[0] and r < reference[1])
-    volume, best = 0.0, reference[0]
-    for i, (ratio, accuracy) in enumerate(inside):
-        best = max(best, accuracy)
-        right = inside[i + 1][0] if i + 1 < len(inside) else reference[1]
-        volume += (right - ratio) * (best - reference[0])
-    return volume
 
 
 def non_dominated(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

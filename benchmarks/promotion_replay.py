@@ -37,11 +37,10 @@ from typing import Any
 
 import optuna
 from equal_compute import fronts, kind_of, method_config, studies_of, tag
-from harness import RESULTS, ROOT, write_json
+from harness import RESULTS, ROOT, hypervolume, write_json
 from long_runs import LongRuns, load_task_study
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
-from search_quality import hypervolume_2d
 
 from nas import ArchConfig
 from nas.attrs import TrialAttr
@@ -112,7 +111,7 @@ def searched_front(trials: list[FrozenTrial], long: LongRuns,
         points.append({"arch_id": arch(t), "arch": t.user_attrs[TrialAttr.ARCH], "mflops": t.values[1],
                        "proxy_accuracy": t.values[0], "long_accuracy": None if truth is None else truth["mean"]})
     complete = all(p["long_accuracy"] is not None for p in points)
-    hv = hypervolume_2d([(p["long_accuracy"], p["mflops"]) for p in points], reference) \
+    hv = hypervolume([(p["long_accuracy"], p["mflops"]) for p in points], reference) \
         if complete and reference else None
     return {"searched_front": points, "searched_front_hypervolume": hv}
 

@@ -37,7 +37,7 @@ from pathlib import Path
 import optuna
 import torch
 import yaml
-from harness import RESULTS, ROOT, describe, new_figure, read_json, save_figure, search_only, write_json
+from harness import RESULTS, ROOT, describe, hypervolume, new_figure, read_json, save_figure, search_only, write_json
 from optuna.trial import TrialState
 from scipy.stats import kendalltau
 
@@ -47,20 +47,6 @@ from nas.refine import pareto_ranks, run_refine
 from nas.study import run_search, train_architecture
 from nas.studyfile import load_study_config
 from nas.train import ProxyResult
-
-
-def hypervolume_2d(points: list[tuple[float, float]], reference: tuple[float, float]) -> float:
-    """Area dominated by (accuracy, mflops) points (accuracy up, mflops down) within the
-    reference box. Written out because Optuna's hypervolume is private API; in two dimensions it
-    is a sort and a sum."""
-    ref_acc, ref_cost = reference
-    pts = sorted({(c, a) for a, c in points if a > ref_acc and c < ref_cost})  # by cost, ascending
-    area, best_acc = 0.0, ref_acc
-    for i, (cost, acc) in enumerate(pts):
-        best_acc = max(best_acc, acc)
-        next_cost = pts[i + 1][0] if i + 1 < len(pts) else ref_cost
-        area += (next_cost - cost) * (best_acc - ref_acc)
-    return area
 
 
 def front(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
@@ -161,7 +147,7 @@ def main() -> None:
     for sampler, results in runs.items():
         for r in results:
             r["front"] = front(r["searched"])
-            r["hypervolume"] = hypervolume_2d([(a, c) for a, c, _ in r["front"]], reference)
+            r["hypervolume"] = hypervolume([(a, c) for a, c, _ in r["front"]], reference)
             r["baselines_dominated_or_tied"] = sorted(
                 name for name, b in baselines.items() if dominates_or_ties(r["front"], b))
         hvs = [r["hypervolume"] for r in results]

@@ -1,6 +1,7 @@
 """benchmarks/harness.py's claim: how benchmark workers started side by side split long runs
 (end_to_end.py's confirmation). A claimed run is one worker's until it finishes or dies, so no run
-is trained twice and a killed worker's run is not lost to the others."""
+is trained twice and a killed worker's run is not lost to the others. And its hypervolume, the one
+score every front in the results is compared by."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import ROOT
 
 BENCHMARKS = ROOT / "benchmarks"
@@ -98,3 +100,26 @@ def test_halving_screens_twice_the_candidates_and_gives_seeds_to_the_best_screen
     depth = FakeLongRuns(long.val)
     runs = confirm(study, depth, budget_runs=10, claims=tmp_path, log=lambda _: None, rule="depth3")
     assert {n: len(rs) for n, rs in runs.items()} == {"0": 3, "1": 3, "2": 3}  # budget // 3 at 3 seeds
+
+
+def test_hypervolume_is_the_area_a_front_dominates():
+    from harness import hypervolume
+
+    reference = (0.1, 2.0)  # (worst accuracy, largest cost)
+    front = [(0.3, 1.0), (0.2, 0.5)]
+    assert hypervolume(front, reference) == pytest.approx(0.5 * 0.1 + 1.0 * 0.2)
+    # a dominated point, a point outside the box and a repeat add nothing; order does not matter
+    extra = [(0.15, 1.5), (0.05, 0.1), (0.3, 1.0)]
+    assert hypervolume(extra[::-1] + front, reference) == pytest.approx(0.25)
+    assert hypervolume([], reference) == 0.0
+
+
+def test_hypervolume_gives_the_committed_hand_placements_figure():
+    """end_to_end.json's hand placements' hypervolume, recomputed from its own points."""
+    import json
+
+    from harness import RESULTS, hypervolume
+
+    arm = json.loads((RESULTS / "end_to_end.json").read_text())["arms"]["tpe4papers_halving"]
+    points = [(h["accuracy"], h["ratio"]) for h in arm["hand"]]
+    assert hypervolume(points, tuple(arm["reference_point"])) == pytest.approx(arm["hypervolume"]["hand"], rel=1e-9)
