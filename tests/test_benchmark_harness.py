@@ -5,6 +5,7 @@ score every front in the results is compared by."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from conftest import ROOT
 
 BENCHMARKS = ROOT / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
-from harness import claim  # noqa: E402
+from harness import RESULTS, claim, hypervolume  # noqa: E402
 
 
 def hold(lock: Path) -> subprocess.Popen:
@@ -103,8 +104,6 @@ def test_halving_screens_twice_the_candidates_and_gives_seeds_to_the_best_screen
 
 
 def test_hypervolume_is_the_area_a_front_dominates():
-    from harness import hypervolume
-
     reference = (0.1, 2.0)  # (worst accuracy, largest cost)
     front = [(0.3, 1.0), (0.2, 0.5)]
     assert hypervolume(front, reference) == pytest.approx(0.5 * 0.1 + 1.0 * 0.2)
@@ -116,10 +115,6 @@ def test_hypervolume_is_the_area_a_front_dominates():
 
 def test_hypervolume_gives_the_committed_hand_placements_figure():
     """end_to_end.json's hand placements' hypervolume, recomputed from its own points."""
-    import json
-
-    from harness import RESULTS, hypervolume
-
     arm = json.loads((RESULTS / "end_to_end.json").read_text())["arms"]["tpe4papers_halving"]
     points = [(h["accuracy"], h["ratio"]) for h in arm["hand"]]
     assert hypervolume(points, tuple(arm["reference_point"])) == pytest.approx(arm["hypervolume"]["hand"], rel=1e-9)
