@@ -32,6 +32,10 @@ hand placements' 3-seed runs are reused and every confirmed number is the truth 
             papers' settings (the hand placements' blocks), any stage and position, 17 choices per
             stage instead of the default space's 241;
 - tpe4papers_seed1: the same with TPE's seed 1 (with its _halving: does the screened result replicate?);
+- tpe4papers_distinct, tpe4papers_distinct_seed1: tpe4papers and its seed 1 with trials counted as nas
+            counts them since 2026-12-07 (a reused duplicate is not a finished trial): each study starts
+            as a copy of the committed one (a search under either count is the same up to where the
+            old one stopped), and goes on until 30 trials evaluated something;
 - supernet: the one-shot evaluator (own weights per choice, 10 epochs, the study's whole space),
             --supernet-trials scored in seconds each, then K = 9 candidates (mobilenet 7).
 - <arm>_halving: that arm's search (its study: no new trial), confirmed by confirm_rules.py's
@@ -77,6 +81,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import optuna
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -100,6 +105,7 @@ from oneshot_ranking import template, truth_set  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from nas import ArchConfig  # noqa: E402
+from nas.errors import StudyError  # noqa: E402
 from nas.noise import TIE_FACTOR  # noqa: E402
 from nas.refine import candidates, screened, tied_at_top  # noqa: E402
 from nas.study import open_study  # noqa: E402
@@ -108,7 +114,8 @@ from nas.study.loop import run_search  # noqa: E402
 from nas.studyfile import StudyConfig, load_study_config  # noqa: E402
 
 # the arms with a study (a search) of their own
-SEARCHES = ("tpe4", "tpe4stages", "tpe4stages_seed1", "tpe4papers", "tpe4papers_seed1", "supernet")
+SEARCHES = ("tpe4", "tpe4stages", "tpe4stages_seed1", "tpe4papers", "tpe4papers_seed1", "supernet",
+            "tpe4papers_distinct", "tpe4papers_distinct_seed1")
 TABLE = RESULTS / "latency_front" / "tin100_latency.latency.json"
 LOWER = 0.10  # ">= 10 % lower latency" than the reference (ECA everywhere, designer)
 SEEDS, MAX_SEEDS = 3, 6
@@ -152,6 +159,10 @@ class Arm:
     # refine's, the top K at 3 seeds; halving, one seed for twice as many, then 3 for the best of those
     confirm: str = "depth3"
     search: str | None = None  # another arm whose study (search) this arm confirms by its own rule
+    # searched when nas counted a reused duplicate as a finished trial: its committed study is kept as
+    # it is (a rerun would add the trials the new count owes it); a fresh one searches under the new count
+    repeats_counted: bool = False
+    copy_of: str | None = None  # an arm whose study this arm's starts as a copy of (see tpe4papers_distinct)
 
 
 def study_config(setting: Setting, arm: Arm, data: Path, cache: Path, quick: bool) -> StudyConfig:
@@ -199,6 +210,29 @@ def search_images(config: StudyConfig, study: Any, train_images: int) -> int:
     if supernet:
         images += config.evaluation.epochs * train_images
     return images
+
+
+def searched(config: StudyConfig, arm: Arm, log: Any) -> bool:
+    """An arm searched under the old count whose study holds its trials: kept as it is."""
+    if not arm.repeats_counted:
+        return False
+    try:
+        study, _ = open_study(config, create=False)
+    except StudyError:  # no study yet: a fresh search, under nas's count
+        return False
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    if done >= arm.trials:
+        log(f"searched before nas stopped counting reused duplicates ({done} finished trials): kept as it is")
+    return done >= arm.trials
+
+
+def start_as_copy(config: StudyConfig, source: StudyConfig, log: Any) -> None:
+    """This arm's study, made once as a copy of `source`'s (Optuna's own copy: trials, attributes)."""
+    if config.name in optuna.get_all_study_names(config.storage):
+        return
+    optuna.copy_study(from_study_name=source.name, from_storage=source.storage, to_storage=config.storage,
+                      to_study_name=config.name)
+    log(f"study {config.name} starts as a copy of {source.name}")
 
 
 def train_side_by_side(long: LongRuns, jobs: list[tuple[ArchConfig, int]], claims: Path, log: Any) -> None:
@@ -484,6 +518,11 @@ def main() -> None:
                              "recal": 256 if args.quick else 2048,
                              "file": str(args.cache / f"{setting.prefix}.supernet.pt")},
                             1 if args.quick else 4)}
+    arms = {name: dataclasses.replace(arm, repeats_counted=True) for name, arm in arms.items()}
+    arms.update({f"tpe4papers_distinct{tail}": dataclasses.replace(arms[f"tpe4papers{tail}"],
+                                                                  name=f"tpe4papers_distinct{tail}",
+                                                                  repeats_counted=False, copy_of=f"tpe4papers{tail}")
+                 for tail in ("", "_seed1")})
     arms.update({f"{name}_halving": dataclasses.replace(arm, name=f"{name}_halving", search=name, confirm="halving")
                  for name, arm in list(arms.items())})
     configs = {name: study_config(setting, arms[name], args.data, args.cache, args.quick) for name in args.arms}
@@ -517,9 +556,13 @@ def main() -> None:
         def log(line: str, name: str = name) -> None:
             print(f"{name}: {line}", flush=True)
 
-        if not args.report and arm.search is None:
+        searching = arms[arm.search] if arm.search else arm  # a _halving arm's search is its search arm's
+        if not args.report and not searched(config, searching, log):
+            if searching.copy_of is not None:
+                start_as_copy(config, study_config(setting, arms[searching.copy_of], args.data, args.cache,
+                                                   args.quick), log)
             run_search(config, long.data, trials=arm.trials, device="cpu", log=log, progress=False,
-                       trainer=proxy_runs.trainer if arm.evaluation["kind"] == "proxy" else None)
+                       trainer=proxy_runs.trainer if searching.evaluation["kind"] == "proxy" else None)
         study, _ = open_study(config, create=False)
         wait_for_running(study, log)
         images = search_images(config, study, len(long.data.train))

@@ -285,7 +285,8 @@ class StudyFile(_Model):
     objectives: list[Literal[OBJECTIVE_NAMES]] = Field(  # type: ignore[valid-type]
         list(DEFAULT_OBJECTIVES), min_length=1, description=", ".join(OBJECTIVE_NAMES))
     sampler: Sampler = Field(default_factory=Sampler, description="a mapping with a name: tpe, nsga2, random")
-    trials: StrictInt = Field(24, ge=1, description="an integer >= 1 (finished trials to reach)")
+    trials: StrictInt = Field(24, ge=1,
+                              description="an integer >= 1 (finished trials to reach; a sampled repeat is not one)")
     baselines: list[str | dict[str, Any]] | None = Field(
         None, description="a list of block kinds, designer (the backbone's own attention kept, where it brings "
                           "some) or block mappings (default: every kind, and designer where the backbone has one)")

@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 from nas import BlockSpec, ProxyResult, build_model, load_arch, search
 from nas.data import load_dataset
 from nas.storage import quiet_experimental
-from nas.study import open_study
+from nas.study import loop, open_study
 from nas.study.counts import study_target
 from nas.studyfile import load_study_config
 
@@ -135,10 +135,11 @@ def test_resume_with_a_higher_target_and_check(tmp_path):
     assert "s1:se-r16-avg|s2:se-r16-avg|s3:se-r16-avg" in check.stdout and "MFLOPs" in check.stdout
 
 
-def test_duplicates_are_not_retrained(tmp_path):
-    # 4 architectures, 5 trials: TPE (seed 0) draws duplicates before the space is exhausted
+def test_duplicates_are_not_retrained_nor_counted(tmp_path):
+    # 4 architectures, 3 trials asked: TPE (seed 0) draws duplicates before it has 3 distinct ones;
+    # each reuses the first result and the study runs on until 3 architectures were evaluated
     study = write_study(tmp_path, search_space={"kinds": ["none", "se"], "stages": [1, 2]}, baselines=["none"],
-                        trials=5)
+                        trials=3)
     assert nas_in_process("search", study.name, cwd=tmp_path).returncode == 0
     trials = load(study).trials
     firsts = {}
@@ -146,11 +147,33 @@ def test_duplicates_are_not_retrained(tmp_path):
         arch_id = trial.user_attrs["arch_id"]
         if arch_id in firsts:
             assert trial.user_attrs["duplicate_of"] == firsts[arch_id].number
-            assert trial.values == firsts[arch_id].values
+            assert trial.values == firsts[arch_id].values and trial.user_attrs["images_seen"] == 0
         else:
             assert "duplicate_of" not in trial.user_attrs
             firsts[arch_id] = trial
-    assert len(trials) == 5 and len(firsts) < 5  # at least one duplicate, reused above
+    assert len(firsts) == 3 and len(trials) > 3  # duplicates drawn, reused, and not counted
+    assert "duplicate_of" not in trials[-1].user_attrs  # it stopped at the third evaluation
+
+
+def test_a_settled_sampler_stops_the_search_without_error(tmp_path, monkeypatch):
+    """Reused duplicates one after another (the sampler keeps proposing what it has evaluated) stop
+    the worker with a line saying so, not a loop that never reaches the target."""
+    monkeypatch.setattr(loop, "MAX_REPEATS_IN_A_ROW", 2)
+    config = load_study_config(write_study(tmp_path, search_space={"kinds": ["none", "se"], "stages": [1, 2]},
+                                           baselines=["none"], trials=4, sampler={"name": "random", "seed": 0}))
+    data = load_dataset(**config.dataset)
+    none = config.baseline_arch(BlockSpec("none"), data.num_classes, data.in_chans)
+    monkeypatch.setattr(type(config.space), "sample", lambda self, trial, template: none)
+
+    def stub(arch, data, proxy, device):
+        return ProxyResult(accuracy=0.5, loss=1.0, train_loss=1.0, seconds=0.01, train_seconds=0.01,
+                           images_per_second=1.0, epochs_done=proxy.epochs, stopped_early=False, device=str(device))
+
+    lines: list[str] = []
+    trials = search(config, trainer=stub, data=data, device="cpu", log=lines.append).trials
+    assert [t.user_attrs.get("duplicate_of") for t in trials] == [None, 0, 0]
+    assert any(line.startswith("stopping: the sampler proposed only architectures already evaluated for 2 trials in "
+                               "a row (1/4 finished trials") for line in lines)
 
 
 def test_over_budget_trials_are_infeasible_untrained_and_not_counted(tmp_path):

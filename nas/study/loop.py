@@ -18,7 +18,7 @@ from nas.errors import ConfigError, StudyError
 from nas.refine import run_refine
 from nas.storage import masked, quiet_experimental, storage_errors
 from nas.study.asha import run_multi_fidelity
-from nas.study.counts import count_complete, count_evaluated, count_waiting, study_target
+from nas.study.counts import count_evaluated, count_finished, count_waiting, study_target
 from nas.study.creation import open_study, requeue_lost_baselines
 from nas.study.latency import table_of
 from nas.study.noise_seeds import noise_line, record_noise
@@ -32,6 +32,7 @@ from nas.train import resolve_device
 
 MAX_FAILURES_IN_A_ROW = 5  # trials failing one after another: stop, something is wrong
 MAX_INFEASIBLE_IN_A_ROW = 50  # samples over budget one after another: the budget excludes the space
+MAX_REPEATS_IN_A_ROW = 50  # reused duplicates one after another: the sampler has settled; stop, no error
 
 
 def run_search(
@@ -45,7 +46,8 @@ def run_search(
     progress: bool | None = None,
     trainer: Trainer | None = None,
 ) -> optuna.Study:
-    """Create or resume the study and run trials until it has `trials` COMPLETE ones; a study with a
+    """Create or resume the study and run trials until it has `trials` finished ones (COMPLETE, a
+    reused duplicate not counted: `count_finished`); a study with a
     `fidelity` section runs its rungs instead (`nas.study.asha`: `trials` finished at rung 0, then
     the promotions they earn; returns the top rung's study). Then, unless `confirm.after_search` is
     false or `timeout` passed, confirms the front (`nas.refine`: resumable, one worker at a time).
@@ -89,7 +91,7 @@ def _run(
     lost = requeue_lost_baselines(study, config, data)
     if lost:
         log(f"baseline(s) {', '.join(lost)} never finished (their workers died); queued again")
-    done = count_complete(study)
+    done = count_finished(study)
     # queued trials are trained even past the target (a front needs its hand placements): the
     # target counts them all, and a trial queued again (a retry, a lost baseline) runs past it
     goal = study_target(study, trials if trials is not None else config.trials)
@@ -111,7 +113,7 @@ def _run(
             "confirmed by standalone training at the end (confirm section)")
     bar = progress_bar(progress, target, done)
     started = time.monotonic()
-    failures = infeasible = 0
+    failures = infeasible = repeats = 0
     try:
         while done < target or count_waiting(study):
             interrupts.stop_if_swallowed()
@@ -135,10 +137,15 @@ def _run(
                 write_line(bar, log, noise_line(noise))
             failures = failures + 1 if trial.state == TrialState.FAIL else 0
             infeasible = infeasible + 1 if trial.state == TrialState.PRUNED else 0
-            done = count_complete(study)
+            repeats = repeats + 1 if TrialAttr.DUPLICATE_OF in trial.user_attrs else 0
+            done = count_finished(study)
             if bar is not None:
                 bar.n = min(done, target)
                 bar.refresh()
+            if repeats >= MAX_REPEATS_IN_A_ROW:
+                log(f"stopping: the sampler proposed only architectures already evaluated for {repeats} trials in a "
+                    f"row ({done}/{target} finished trials, repeats not counted); the search has settled")
+                break
             if failures >= MAX_FAILURES_IN_A_ROW:
                 raise StudyError(
                     f"stopping: the last {failures} trials failed (latest: "
