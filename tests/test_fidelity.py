@@ -25,8 +25,11 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
 import nas as nas_api
+from nas.data import load_dataset
 from nas.errors import ConfigError, StudyError
 from nas.fidelity import Fidelity, fidelity_mismatch
+from nas.study import asha
+from nas.study.counts import count_finished
 from nas.study.promotion import candidates, claim_promotion, crowding_distances, next_promotion, qualifying
 from nas.study.rungs import open_rungs
 from nas.study.sampler import HighestRungModel
@@ -298,8 +301,9 @@ def test_rungs_are_studies_and_tpe_learns_from_rung_zero_only(searched):
     studies = rung_studies(study_path, 3)
     assert top.study_name == "tiny.rung2" and [s.user_attrs["rung"] for s in studies] == [0, 1, 2]
     fidelity = Fidelity((1, 2, 4), 0.34, (1, 1, 2))
-    # the study the file names holds only rung-0 results, all at epochs[0]: all its sampler sees
-    assert len(studies[0].get_trials(states=(TrialState.COMPLETE,))) == 12
+    # the study the file names holds only rung-0 results, all at epochs[0]: all its sampler sees;
+    # 12 finished, a sampled repeat (reused, `duplicate_of`) not counted
+    assert count_finished(studies[0]) == 12
     assert all(t.user_attrs["epochs"] == 1 and t.user_attrs["rung"] == 0 and "promoted_from" not in t.user_attrs
                for t in studies[0].trials)
     assert_promotions_sound(studies, fidelity)
@@ -379,6 +383,25 @@ def test_an_exhausted_space_stops_sampling_and_finishes_the_promotions(tmp_path)
     assert_promotions_sound(studies, Fidelity((1, 2), 0.5, (1, 1)))
     assert len(studies[0].get_trials(states=(TrialState.COMPLETE,))) < 50 and top.get_trials()
     assert lines[-1].startswith("finished trials per rung: ")
+
+
+def test_a_settled_sampler_stops_sampling_and_finishes_the_promotions(tmp_path, monkeypatch):
+    """Reused duplicates at rung 0 one after another end the sampling as an exhausted space does,
+    instead of sampling forever toward a target repeats no longer count for."""
+    monkeypatch.setattr(asha, "MAX_REPEATS_IN_A_ROW", 2)
+    study_path = write_study(tmp_path, baselines=["none"], trials=6, fidelity={"epochs": [1, 2], "keep": 0.5},
+                             sampler={"name": "random", "seed": 0})
+    config = load_study_config(study_path)
+    data = load_dataset(**config.dataset)
+    none = config.baseline_arch(nas_api.BlockSpec("none"), data.num_classes, data.in_chans)
+    monkeypatch.setattr(type(config.space), "sample", lambda self, trial, template: none)
+    lines: list[str] = []
+    nas_api.search(config, data=data, trainer=stub_trainer, device="cpu", log=lines.append)
+    rung0 = rung_studies(study_path, 2)[0].trials
+    assert [t.user_attrs.get("duplicate_of") for t in rung0] == [None, 0, 0]
+    assert any(line.startswith("no more sampling: the sampler proposed only architectures already evaluated for 2 "
+                               "trials in a row (1/6 finished trials") for line in lines)
+    assert lines[-1].startswith("finished trials per rung: r0 1, r1 1")
 
 
 def test_a_single_fidelity_study_is_not_resumed_with_rungs_nor_the_other_way(tmp_path):

@@ -33,7 +33,7 @@ from nas.attrs import TrialAttr
 from nas.data import Dataset
 from nas.errors import StudyError
 from nas.storage import creation_lock, masked, quiet_experimental
-from nas.study.counts import count, count_evaluated, study_target
+from nas.study.counts import count, count_evaluated, count_finished, study_target
 from nas.study.creation import requeue_lost_baselines
 from nas.study.latency import table_of
 from nas.study.noise_seeds import noise_line, record_noise
@@ -49,6 +49,7 @@ from nas.train import resolve_device
 POLL_SECONDS = 2.0  # how often a worker with nothing to do looks again while others still train
 MAX_FAILURES_IN_A_ROW = 5  # as nas.study.loop
 MAX_INFEASIBLE_IN_A_ROW = 50
+MAX_REPEATS_IN_A_ROW = 50  # as nas.study.loop: reused duplicates at rung 0 in a row end the sampling
 
 
 def run_multi_fidelity(
@@ -75,7 +76,7 @@ def run_multi_fidelity(
     lost = requeue_lost_baselines(rungs[0], config, data)
     if lost:
         log(f"baseline(s) {', '.join(lost)} never finished (their workers died); queued again")
-    done = count(rungs[0], TrialState.COMPLETE)
+    done = count_finished(rungs[0])
     # queued trials are trained even past the target (a front needs its hand placements): the
     # target counts them all, and a trial queued again (a retry, a lost baseline) runs past it
     goal = study_target(rungs[0], trials if trials is not None else config.trials)
@@ -104,7 +105,7 @@ def run_multi_fidelity(
             for study in rungs:
                 reap_dead_local_trials(study, storage)
             wanted = done < target or count(rungs[0], TrialState.WAITING) > 0
-            if sampling and wanted and worker.exhausted(done, target):
+            if sampling and wanted and (worker.exhausted(done, target) or worker.settled(done, target)):
                 sampling = False
             ran = worker.promote()
             if ran is None and sampling and wanted:
@@ -120,14 +121,14 @@ def run_multi_fidelity(
             if noise is not None:
                 write_line(bar, log, noise_line(noise))
             worker.check_progress(ran)
-            done = count(rungs[0], TrialState.COMPLETE)
+            done = count_finished(rungs[0])
             if bar is not None:
                 bar.n = min(done, target)
                 bar.refresh()
     finally:
         if bar is not None:
             bar.close()
-    counts = ", ".join(f"r{k} {count(study, TrialState.COMPLETE)}" for k, study in enumerate(rungs))
+    counts = ", ".join(f"r{k} {count_finished(study)}" for k, study in enumerate(rungs))
     if trials_run == 0 and not timed_out:
         log(f"study {config.name!r} already has {done} finished candidates at rung 0 (target {target}) and every "
             f"promotion they earned is trained; nothing to do (finished trials per rung: {counts})")
@@ -154,7 +155,7 @@ class _Worker:
         self.config, self.fidelity, self.rungs, self.objectives, self.log = (
             config, config.fidelity, rungs, objectives, log)
         self.space_size = config.space_size()
-        self.failures = self.infeasible = 0
+        self.failures = self.infeasible = self.repeats = 0
         self.waiting_said = False
 
     def promote(self) -> Ran | None:
@@ -194,6 +195,15 @@ class _Worker:
                  f"evaluated at rung 0 ({done}/{target} finished trials); finishing the promotions they earned")
         return True
 
+    def settled(self, done: int, target: int) -> bool:
+        """Whether the sampler has proposed only evaluated architectures at rung 0 many times in a row."""
+        if self.repeats < MAX_REPEATS_IN_A_ROW:
+            return False
+        self.log(f"no more sampling: the sampler proposed only architectures already evaluated for {self.repeats} "
+                 f"trials in a row ({done}/{target} finished trials, repeats not counted); finishing the promotions "
+                 "they earned")
+        return True
+
     def others_below_top(self) -> bool:
         """Whether another worker is running a trial whose result may still earn a promotion."""
         return any(count(study, TrialState.RUNNING) for study in self.rungs[:-1])
@@ -227,6 +237,7 @@ class _Worker:
         self.failures = self.failures + 1 if trial.state == TrialState.FAIL else 0
         if rung == 0:
             self.infeasible = self.infeasible + 1 if trial.state == TrialState.PRUNED else 0
+            self.repeats = self.repeats + 1 if TrialAttr.DUPLICATE_OF in trial.user_attrs else 0
         if self.failures >= MAX_FAILURES_IN_A_ROW:
             raise StudyError(
                 f"stopping: the last {self.failures} trials failed (latest: "
