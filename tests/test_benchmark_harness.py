@@ -5,13 +5,15 @@ score every front in the results is compared by."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
-from conftest import ROOT
+from conftest import ROOT, write_study
 
 BENCHMARKS = ROOT / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
@@ -118,3 +120,32 @@ def test_hypervolume_gives_the_committed_hand_placements_figure():
     arm = json.loads((RESULTS / "end_to_end.json").read_text())["arms"]["tpe4papers_halving"]
     points = [(h["accuracy"], h["ratio"]) for h in arm["hand"]]
     assert hypervolume(points, tuple(arm["reference_point"])) == pytest.approx(arm["hypervolume"]["hand"], rel=1e-9)
+
+
+def test_a_distinct_arm_starts_as_a_copy_and_an_old_arm_is_kept_as_it_is(tmp_path):
+    """end_to_end.py: an arm searched under the old count (repeats counted) is not extended by a
+    rerun; an arm with `copy_of` starts, once, as Optuna's copy of that arm's study."""
+    from end_to_end import Arm, searched, start_as_copy
+
+    from nas import ProxyResult, search
+    from nas.studyfile import load_study_config
+
+    def stub_trainer(arch, data, proxy, device):
+        return ProxyResult(accuracy=0.5, loss=1.0, train_loss=1.0, seconds=0.01, train_seconds=0.01,
+                           images_per_second=1.0, epochs_done=proxy.epochs, stopped_early=False, device=str(device))
+
+    old = load_study_config(write_study(tmp_path, name="old", trials=2, baselines=["none"]))
+    new = load_study_config(write_study(tmp_path, name="new", trials=4, baselines=["none"],
+                                        storage=old.storage))
+    arm = Arm("old", 2, {"kind": "proxy"}, 1, repeats_counted=True)
+    assert not searched(old, arm, log=lambda _: None)  # no study yet: a fresh search
+    search(old, trainer=stub_trainer, device="cpu", log=lambda _: None)
+    lines: list[str] = []
+    assert searched(old, arm, log=lines.append) and "kept as it is" in lines[0]
+    assert not searched(old, dataclasses.replace(arm, repeats_counted=False), log=lambda _: None)
+    for _ in range(2):  # the second call finds the copy made and leaves it alone
+        start_as_copy(new, old, log=lambda _: None)
+    copied = optuna.load_study(study_name="new", storage=old.storage).trials
+    original = optuna.load_study(study_name="old", storage=old.storage).trials
+    assert [(t.values, t.user_attrs["arch_id"]) for t in copied] == [(t.values, t.user_attrs["arch_id"])
+                                                                        for t in original]
