@@ -59,6 +59,7 @@ one --cache (their studies, supernets and quick files have names of their own):
 
     .venv/bin/python benchmarks/end_to_end.py --data DEST --cache /work/cache/e2e --arms tpe4 supernet
     .venv/bin/python benchmarks/end_to_end.py --data DEST --cache /work/cache/e2e --report
+    .venv/bin/python benchmarks/end_to_end.py --data DEST --cache /work/cache/e2e --arms tpe4 supernet --replot
     .venv/bin/python benchmarks/end_to_end.py --data DEST --cache /tmp/e2e --quick   # minutes: the code path
     .venv/bin/python benchmarks/end_to_end.py --data DEST --cache /work/cache/e2e --task mobilenet --arms tpe4 supernet
     .venv/bin/python benchmarks/end_to_end.py --data DEST --cache /work/cache/e2e --task mobilenet --report
@@ -464,7 +465,7 @@ def plot(out: dict[str, Any], path: Path, names: list[str]) -> Path:
                  fontsize=9)
     ax.set_xlabel("predicted latency ratio to none (ONNX Runtime, batch 1, 1 thread)")
     ax.set_ylabel(f"test accuracy, {out['long_epochs']} epochs")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6, loc="upper right")  # the hand placements' CBAM and GE sit low on the right
     return save_figure(fig, path)
 
 
@@ -482,6 +483,8 @@ def main() -> None:
     parser.add_argument("--supernet-trials", type=int, default=400)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per training")
     parser.add_argument("--report", action="store_true", help="only report what is trained")
+    parser.add_argument("--replot", action="store_true",
+                        help="only redraw the plot of --arms from the written results (no study, no training)")
     parser.add_argument("--probe", type=int, metavar="K", default=0,
                         help="resnet20: also train the K best known architectures >= 10 %% cheaper than ECA "
                              "everywhere to 3 seeds: does the space hold a cheaper tie at all? "
@@ -525,6 +528,14 @@ def main() -> None:
                  for tail in ("", "_seed1")})
     arms.update({f"{name}_halving": dataclasses.replace(arm, name=f"{name}_halving", search=name, confirm="halving")
                  for name, arm in list(arms.items())})
+    if args.replot:  # the figures come from the results file: an arm's study need not be at hand
+        path = (args.cache if args.quick else RESULTS) / setting.output
+        written = read_json(path, {})
+        missing = [name for name in args.arms if name not in written.get("arms", {})]
+        if missing:
+            parser.error(f"--replot: {path} holds no results for {', '.join(missing)}; report them first")
+        print(f"wrote {plot(written, path.with_suffix('.png'), args.arms)}")
+        return
     configs = {name: study_config(setting, arms[name], args.data, args.cache, args.quick) for name in args.arms}
     hand_archs = hand_placements(setting, configs[args.arms[0]], long)
     hand_runs = len(hand_archs) * 3  # the hand placements at the long fidelity, 3 seeds each
