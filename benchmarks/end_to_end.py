@@ -499,6 +499,14 @@ def main() -> None:
     args.cache.mkdir(parents=True, exist_ok=True)
     results = args.cache if args.quick else RESULTS
     epochs = 1 if args.quick else EPOCHS
+    if args.replot:  # the figures come from the results file: an arm's study need not be at hand
+        path = results / setting.output
+        written = read_json(path, {})
+        missing = [name for name in args.arms if name not in written.get("arms", {})]
+        if missing:
+            parser.error(f"--replot: {path} holds no results for {', '.join(missing)}; report them first")
+        print(f"wrote {plot(written, path.with_suffix('.png'), args.arms)}")
+        return
     if setting.backbone is not None:  # MobileNetV3-Small: its long and proxy runs in files of their own
         long: LongRuns = DesignerRuns(args.data, args.threads, results, epochs, 2000) if args.quick \
             else DesignerRuns(args.data, args.threads)
@@ -528,14 +536,6 @@ def main() -> None:
                  for tail in ("", "_seed1")})
     arms.update({f"{name}_halving": dataclasses.replace(arm, name=f"{name}_halving", search=name, confirm="halving")
                  for name, arm in list(arms.items())})
-    if args.replot:  # the figures come from the results file: an arm's study need not be at hand
-        path = (args.cache if args.quick else RESULTS) / setting.output
-        written = read_json(path, {})
-        missing = [name for name in args.arms if name not in written.get("arms", {})]
-        if missing:
-            parser.error(f"--replot: {path} holds no results for {', '.join(missing)}; report them first")
-        print(f"wrote {plot(written, path.with_suffix('.png'), args.arms)}")
-        return
     configs = {name: study_config(setting, arms[name], args.data, args.cache, args.quick) for name in args.arms}
     hand_archs = hand_placements(setting, configs[args.arms[0]], long)
     hand_runs = len(hand_archs) * 3  # the hand placements at the long fidelity, 3 seeds each

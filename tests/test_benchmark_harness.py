@@ -149,3 +149,19 @@ def test_a_distinct_arm_starts_as_a_copy_and_an_old_arm_is_kept_as_it_is(tmp_pat
     original = optuna.load_study(study_name="old", storage=old.storage).trials
     assert [(t.values, t.user_attrs["arch_id"]) for t in copied] == [(t.values, t.user_attrs["arch_id"])
                                                                         for t in original]
+
+
+def test_replot_draws_the_named_arms_from_the_results_file_and_refuses_an_unreported_one(tmp_path):
+    """end_to_end.py --replot: the plot comes from the written results (no study, no data needed);
+    an arm the file does not hold is refused with the file and the arm named, exit 2."""
+    written = json.loads((RESULTS / "end_to_end.json").read_text())
+    written["arms"] = {name: written["arms"][name] for name in ("tpe4", "tpe4papers_halving")}
+    (tmp_path / "end_to_end.json").write_text(json.dumps(written))
+    command = [sys.executable, str(BENCHMARKS / "end_to_end.py"), "--data", str(tmp_path / "no-data"),
+               "--cache", str(tmp_path), "--quick", "--replot", "--arms"]
+    done = subprocess.run([*command, "tpe4", "tpe4papers_halving"], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "end_to_end.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    refused = subprocess.run([*command, "tpe4", "supernet"], capture_output=True, text=True, cwd=ROOT)
+    assert refused.returncode == 2
+    assert "holds no results for supernet" in refused.stderr and str(tmp_path / "end_to_end.json") in refused.stderr
