@@ -24,6 +24,7 @@ Rules (R = --runs):
   breadth2  R // 2 candidates x 2 seeds
   halving   R // 2 candidates x 1 seed, then 2 more seeds each for the candidates in the order of
             their one-seed means' non-domination ranks, while the budget lasts (successive halving)
+  halving_spread  halving, promoting a rank's two ends first (NSGA-II's crowding distance)
 
     .venv/bin/python benchmarks/confirm_rules.py        # writes benchmarks/results/confirm_rules.json
     # without the architectures a rule may have been chosen for (ECA `pre` on stage 2, any setting):
@@ -33,6 +34,7 @@ Rules (R = --runs):
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import re
 import statistics
@@ -53,21 +55,39 @@ SEED_STD = 0.0084  # pooled seed std of the tin100 long runs (docs/results.md)
 LOWER = 0.10
 
 
-def ordered(rows: list[dict[str, Any]], accuracy: str) -> list[dict[str, Any]]:
-    """`nas.refine.candidates`' order: non-domination rank of (accuracy up, ratio down), then accuracy."""
-    ranks = pareto_ranks([[-r[accuracy], r["ratio"]] for r in rows])
-    return [rows[i] for i in sorted(range(len(rows)), key=lambda i: (ranks[i], -rows[i][accuracy]))]
+def ordered(rows: list[dict[str, Any]], accuracy: str, spread: bool = False) -> list[dict[str, Any]]:
+    """`nas.refine.candidates`' order: non-domination rank of (accuracy up, ratio down), then accuracy;
+    with `spread`, then crowding distance first (NSGA-II's: a rank's two ends before its middle)."""
+    points = [[-r[accuracy], r["ratio"]] for r in rows]
+    ranks = pareto_ranks(points)
+    crowding = crowding_distances(points, ranks) if spread else [0.0] * len(rows)
+    return [rows[i] for i in sorted(range(len(rows)), key=lambda i: (ranks[i], -crowding[i], -rows[i][accuracy]))]
+
+
+def crowding_distances(points: list[list[float]], ranks: list[int]) -> list[float]:
+    """NSGA-II's crowding distance within each rank: inf at a rank's ends in any coordinate, else the
+    sum over coordinates of the gap between its neighbours, over that rank's span. (Optuna's is private.)"""
+    distance = [0.0] * len(points)
+    for rank in set(ranks):
+        members = [i for i, r in enumerate(ranks) if r == rank]
+        for k in range(len(points[0])):
+            members.sort(key=lambda i: points[i][k])
+            span = points[members[-1]][k] - points[members[0]][k]
+            distance[members[0]] = distance[members[-1]] = math.inf
+            for before, i, after in zip(members, members[1:], members[2:], strict=False):
+                distance[i] += (points[after][k] - points[before][k]) / span if span > 0 else 0.0
+    return distance
 
 
 def run_rule(rule: str, study: list[dict[str, Any]], runs: int, rng: random.Random) -> list[dict[str, Any]]:
     """The candidates with their simulated long-run accuracies, as the rule spends `runs` runs."""
-    seeds = {"depth3": 3, "breadth2": 2, "halving": 1}[rule]
+    seeds = {"depth3": 3, "breadth2": 2, "halving": 1, "halving_spread": 1}[rule]
     chosen = ordered(study, "proxy")[: runs // seeds]
     drawn = {r["arch_id"]: [rng.gauss(r["truth"], SEED_STD) for _ in range(seeds)] for r in chosen}
     spent = seeds * len(chosen)
-    if rule == "halving":
+    if rule.startswith("halving"):
         seen = [{**r, "mean": statistics.fmean(drawn[r["arch_id"]])} for r in chosen]
-        for r in ordered(seen, "mean"):
+        for r in ordered(seen, "mean", spread=rule == "halving_spread"):
             if spent + 2 > runs:
                 break
             drawn[r["arch_id"]] += [rng.gauss(r["truth"], SEED_STD) for _ in range(2)]
@@ -125,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(pool)} searched architectures and {len(hand)} hand placements with a {PROXY_EPOCHS}-epoch proxy "
           f"and long runs; studies of {args.archs} + the hand placements; {args.runs} long runs each")
 
-    rules = ["depth3", "breadth2", "halving"]
+    rules = ["depth3", "breadth2", "halving", "halving_spread"]
     rng = random.Random(0)
 
     def simulate(pool: list[dict[str, Any]], studies: int) -> tuple[dict[str, list[float]], dict[str, list[bool]]]:
