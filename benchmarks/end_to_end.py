@@ -36,6 +36,8 @@ hand placements' 3-seed runs are reused and every confirmed number is the truth 
             counts them since 2026-12-07 (a reused duplicate is not a finished trial): each study starts
             as a copy of the committed one (a search under either count is the same up to where the
             old one stopped), and goes on until 30 trials evaluated something;
+- tpe4papers_distinct_seed2: the same search with TPE's seed 2, fresh under the new count (a third
+            replication);
 - supernet: the one-shot evaluator (own weights per choice, 10 epochs, the study's whole space),
             --supernet-trials scored in seconds each, then K = 9 candidates (mobilenet 7).
 - <arm>_halving: that arm's search (its study: no new trial), confirmed by confirm_rules.py's
@@ -116,7 +118,7 @@ from nas.studyfile import StudyConfig, load_study_config  # noqa: E402
 
 # the arms with a study (a search) of their own
 SEARCHES = ("tpe4", "tpe4stages", "tpe4stages_seed1", "tpe4papers", "tpe4papers_seed1", "supernet",
-            "tpe4papers_distinct", "tpe4papers_distinct_seed1")
+            "tpe4papers_distinct", "tpe4papers_distinct_seed1", "tpe4papers_distinct_seed2")
 TABLE = RESULTS / "latency_front" / "tin100_latency.latency.json"
 LOWER = 0.10  # ">= 10 % lower latency" than the reference (ECA everywhere, designer)
 SEEDS, MAX_SEEDS = 3, 6
@@ -534,6 +536,8 @@ def main() -> None:
                                                                   name=f"tpe4papers_distinct{tail}",
                                                                   repeats_counted=False, copy_of=f"tpe4papers{tail}")
                  for tail in ("", "_seed1")})
+    arms["tpe4papers_distinct_seed2"] = dataclasses.replace(  # a fresh search under the new count
+        arms["tpe4papers_distinct"], name="tpe4papers_distinct_seed2", sampler_seed=2, copy_of=None)
     arms.update({f"{name}_halving": dataclasses.replace(arm, name=f"{name}_halving", search=name, confirm="halving")
                  for name, arm in list(arms.items())})
     configs = {name: study_config(setting, arms[name], args.data, args.cache, args.quick) for name in args.arms}
