@@ -48,8 +48,9 @@ hand placements' 3-seed runs are reused and every confirmed number is the truth 
 Selection reads validation accuracy only (the confirmed front is chosen on the long runs'
 validation means and predicted latency); the report scores it on test accuracy: the confirmed
 front's hypervolume in (test accuracy, latency ratio) against the hand placements', with a
-bootstrap over each architecture's seeds (beyond seed noise when the 95 % interval of the
-difference excludes 0), and whether an architecture the sampler proposed (not a queued hand
+bootstrap over each architecture's seeds, paired (an architecture on both sides is one set of
+runs, resampled once per replicate; beyond seed noise when the 95 % interval of the difference
+excludes 0), and whether an architecture the sampler proposed (not a queued hand
 placement) ties a reference hand placement's test accuracy within noise at >= 10 % lower
 predicted latency: ECA everywhere on the ResNet-20; on MobileNetV3-Small `designer` (the issue's
 "against designer"), and ECA in every SE slot beside it.
@@ -312,15 +313,37 @@ def confirm(study: Any, long: LongRuns, budget_runs: int, claims: Path, log: Any
 
 def bootstrap_hv(front: list[dict[str, Any]], hand: list[dict[str, Any]], reference: tuple[float, float],
                  n: int = 2000) -> dict[str, float]:
-    """The hypervolume difference (confirmed front - hand placements) over seed resamples."""
+    """The hypervolume difference (confirmed front - hand placements) over seed resamples, paired: an
+    architecture in both (a hand placement the confirmation kept) is one set of runs, so each
+    replicate resamples its seeds once for both sides (drawn apart, identical fronts would differ
+    by +-0.003; see docs/results.md). A row with fewer seeds than its twin reads the same uniform
+    draws scaled to its own count."""
     rng = random.Random(0)
+    seeds: dict[str, int] = {}
+    for r in front + hand:
+        seeds[r["arch_id"]] = max(seeds.get(r["arch_id"], 0), len(r["values"]))
 
-    def draw(rows: list[dict[str, Any]]) -> list[tuple[float, float]]:
-        return [(statistics.fmean(rng.choices(r["values"], k=len(r["values"]))), r["ratio"]) for r in rows]
+    def points(rows: list[dict[str, Any]], draws: dict[str, list[float]]) -> list[tuple[float, float]]:
+        def mean(values: list[float], uniform: list[float]) -> float:
+            return statistics.fmean(values[int(u * len(values))] for u in uniform[:len(values)])
 
-    diffs = sorted(hypervolume(draw(front), reference) - hypervolume(draw(hand), reference) for _ in range(n))
+        return [(mean(r["values"], draws[r["arch_id"]]), r["ratio"]) for r in rows]
+
+    diffs = []
+    for _ in range(n):
+        draws = {arch_id: [rng.random() for _ in range(k)] for arch_id, k in seeds.items()}
+        diffs.append(hypervolume(points(front, draws), reference) - hypervolume(points(hand, draws), reference))
+    diffs.sort()
+    # summed in another order, identical fronts differ by rounding: that is no gain
     return {"low": diffs[int(0.025 * n)], "high": diffs[int(0.975 * n) - 1],
-            "p_better": sum(d > 0 for d in diffs) / n}
+            "p_better": sum(d > 1e-12 for d in diffs) / n}
+
+
+def hv_interval(result: dict[str, Any]) -> dict[str, Any]:
+    """An arm's hypervolume difference interval and verdict, from its written rows."""
+    front = [r for r in result["confirmed"] if r["arch_id"] in result["front"]]
+    interval = bootstrap_hv(front, result["hand"], tuple(result["reference_point"]))
+    return {"hypervolume_difference_95": interval, "beats_hand_beyond_noise": interval["low"] > 0}
 
 
 def report_arm(arm: Arm, config: StudyConfig, long: LongRuns, confirmed: dict[str, Any], images: int,
@@ -347,7 +370,6 @@ def report_arm(arm: Arm, config: StudyConfig, long: LongRuns, confirmed: dict[st
     reference = (min(r["accuracy"] for r in everything), max(r["ratio"] for r in everything) * 1.001)
     hv = {"confirmed": hypervolume([(r["accuracy"], r["ratio"]) for r in front], reference),
           "hand": hypervolume([(r["accuracy"], r["ratio"]) for r in hand], reference)}
-    interval = bootstrap_hv(front, hand, reference)
     ties = {key: value for label in references for key, value in cheaper_ties(front, hand, label).items()}
     return {"arm": dataclasses.asdict(arm), "latency": table.describe(), "trials": len(study.trials),
             "compute": {"search_epochs": images / len(long.data.train),
@@ -356,8 +378,7 @@ def report_arm(arm: Arm, config: StudyConfig, long: LongRuns, confirmed: dict[st
                         + long.epochs * sum(len(v) for v in confirmed.values()),
                         "budget_epochs": budget},
             "hand": hand, "confirmed": rows, "front": [r["arch_id"] for r in front], "reference_point": reference,
-            "hypervolume": hv, "hypervolume_difference_95": interval,
-            "beats_hand_beyond_noise": interval["low"] > 0, **ties}
+            "hypervolume": hv, **ties}
 
 
 def result_row(table: Any, label: str, arch: ArchConfig, runs: list[dict[str, Any]],
@@ -486,7 +507,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per training")
     parser.add_argument("--report", action="store_true", help="only report what is trained")
     parser.add_argument("--replot", action="store_true",
-                        help="only redraw the plot of --arms from the written results (no study, no training)")
+                        help="only recompute the hypervolume intervals of --arms and redraw the plot, from the written "
+                             "results (no study, no training)")
     parser.add_argument("--probe", type=int, metavar="K", default=0,
                         help="resnet20: also train the K best known architectures >= 10 %% cheaper than ECA "
                              "everywhere to 3 seeds: does the space hold a cheaper tie at all? "
@@ -507,7 +529,10 @@ def main() -> None:
         missing = [name for name in args.arms if name not in written.get("arms", {})]
         if missing:
             parser.error(f"--replot: {path} holds no results for {', '.join(missing)}; report them first")
-        print(f"wrote {plot(written, path.with_suffix('.png'), args.arms)}")
+        for name in args.arms:  # the interval as this script computes it now
+            written["arms"][name].update(hv_interval(written["arms"][name]))
+        write_json(path, written)
+        print(f"wrote {path} and {plot(written, path.with_suffix('.png'), args.arms)}")
         return
     if setting.backbone is not None:  # MobileNetV3-Small: its long and proxy runs in files of their own
         long: LongRuns = DesignerRuns(args.data, args.threads, results, epochs, 2000) if args.quick \
@@ -585,6 +610,7 @@ def main() -> None:
         log(f"search used {images / len(long.data.train):.1f} epochs of {budget}; {left_runs} long runs left")
         confirmed = confirm(study, long, left_runs, args.cache / ".claims", log, arm.confirm)
         result = report_arm(arm, config, long, confirmed, images, budget, hand_archs, setting.references)
+        result.update(hv_interval(result))
         out["arms"][name] = result
         hv, ci = result["hypervolume"], result["hypervolume_difference_95"]
         ties = "; ".join(f"cheaper {'ECA' if label == 'eca' else label} tie: {result[f'cheaper_{label}_tie_found']}"

@@ -122,6 +122,27 @@ def test_hypervolume_gives_the_committed_hand_placements_figure():
     assert hypervolume(points, tuple(arm["reference_point"])) == pytest.approx(arm["hypervolume"]["hand"], rel=1e-9)
 
 
+def test_the_hypervolume_interval_pairs_an_architecture_on_both_sides():
+    """end_to_end.py's bootstrap: a front that keeps the hand placements' runs as they are differs
+    from them by nothing, whatever their seed noise (drawn apart it spanned +-0.003); a front that
+    adds a cheaper point above them wins beyond noise; one that loses the best hand point, loses."""
+    from end_to_end import bootstrap_hv
+
+    def row(arch_id, values, ratio):
+        return {"arch_id": arch_id, "values": values, "ratio": ratio}
+
+    hand = [row("none", [0.244, 0.240, 0.248], 1.0), row("eca", [0.266, 0.266, 0.259], 1.22),
+            row("se", [0.260, 0.241, 0.268], 1.25)]
+    reference = (0.24, 1.3)
+    same = bootstrap_hv(list(hand), hand, reference)
+    assert same["low"] == pytest.approx(0.0, abs=1e-12) and same["high"] == pytest.approx(0.0, abs=1e-12)
+    assert same["p_better"] == 0.0
+    cheaper = bootstrap_hv([*hand, row("s3", [0.262, 0.265, 0.263], 1.03)], hand, reference)
+    assert cheaper["low"] > 0 and cheaper["p_better"] == 1.0
+    lost = bootstrap_hv([hand[0], row("s3", [0.245, 0.246, 0.244], 1.03)], hand, reference)
+    assert lost["high"] < 0
+
+
 def test_a_distinct_arm_starts_as_a_copy_and_an_old_arm_is_kept_as_it_is(tmp_path):
     """end_to_end.py: an arm searched under the old count (repeats counted) is not extended by a
     rerun; an arm with `copy_of` starts, once, as Optuna's copy of that arm's study."""
