@@ -25,6 +25,13 @@ Rules (R = --runs):
   halving   R // 2 candidates x 1 seed, then 2 more seeds each for the candidates in the order of
             their one-seed means' non-domination ranks, while the budget lasts (successive halving)
   halving_spread  halving, promoting a rank's two ends first (NSGA-II's crowding distance)
+  halving_fresh   halving, a promotion buying 3 fresh seeds: the screen's run, which chose the
+            candidate, is left out of its figure (fewer promotions, no selection in the mean)
+
+A rule's front is also scored as end_to_end.py reports it (the test accuracy of the very runs the
+front was chosen on, validation and test of a run correlated as the long runs' are) with its paired
+bootstrap, for the first --bar-studies studies: how far the reported gain overstates the true one,
+and how often the bar's "beyond seed noise" is met.
 
     .venv/bin/python benchmarks/confirm_rules.py        # writes benchmarks/results/confirm_rules.json
     # without the architectures a rule may have been chosen for (ECA `pre` on stage 2, any setting):
@@ -41,7 +48,7 @@ import statistics
 from typing import Any
 
 from attention_signal import BASELINES
-from harness import RESULTS, RunCache, hypervolume, write_json
+from harness import RESULTS, RunCache, bootstrap_hv, hypervolume, write_json
 from latency_front import non_dominated
 from long_runs import LongRuns
 from oneshot_ranking import template, truth_set
@@ -79,34 +86,83 @@ def crowding_distances(points: list[list[float]], ranks: list[int]) -> list[floa
     return distance
 
 
-def run_rule(rule: str, study: list[dict[str, Any]], runs: int, rng: random.Random) -> list[dict[str, Any]]:
-    """The candidates with their simulated long-run accuracies, as the rule spends `runs` runs."""
-    seeds = {"depth3": 3, "breadth2": 2, "halving": 1, "halving_spread": 1}[rule]
-    chosen = ordered(study, "proxy")[: runs // seeds]
-    drawn = {r["arch_id"]: [rng.gauss(r["truth"], SEED_STD) for _ in range(seeds)] for r in chosen}
+def run_rule(rule: str, study: list[dict[str, Any]], runs: int, rng: random.Random,
+             correlation: float) -> list[dict[str, Any]]:
+    """The candidates with their simulated long-run accuracies (`values`, `accuracy`), as the rule
+    spends `runs` runs; a hand placement's runs are its own `values`, as the benchmark reuses them."""
+    seeds = {"depth3": 3, "breadth2": 2, "halving": 1, "halving_spread": 1, "halving_fresh": 1}[rule]
+    # the halving rules screen R // 2 (as end_to_end.py's and nas.refine's screen do), leaving runs
+    # to promote; until 2026-12-07 they screened R and promoted none (a one-seed breadth rule)
+    chosen = ordered(study, "proxy")[: runs // 2 if rule.startswith("halving") else runs // seeds]
+    drawn: dict[str, list[tuple[float, float]]] = {r["arch_id"]: [] for r in chosen}  # (val, test) per run
+
+    def train(r: dict[str, Any], k: int) -> None:
+        done = drawn[r["arch_id"]]
+        known = r["runs"][len(done):len(done) + k] if r["hand"] else []
+        done += known + [seed_run(r["truth"], correlation, rng) for _ in range(k - len(known))]
+
+    for r in chosen:
+        train(r, seeds)
     spent = seeds * len(chosen)
+    more = 3 if rule == "halving_fresh" else 2
     if rule.startswith("halving"):
-        seen = [{**r, "mean": statistics.fmean(drawn[r["arch_id"]])} for r in chosen]
+        seen = [{**r, "mean": statistics.fmean(v for v, _ in drawn[r["arch_id"]])} for r in chosen]
         for r in ordered(seen, "mean", spread=rule == "halving_spread"):
-            if spent + 2 > runs:
+            if spent + more > runs:
                 break
-            drawn[r["arch_id"]] += [rng.gauss(r["truth"], SEED_STD) for _ in range(2)]
-            spent += 2
+            train(r, more)
+            spent += more
+    if rule == "halving_fresh":  # the screen's run chose the candidate: it is not part of its figure
+        drawn = {arch_id: done[1:] for arch_id, done in drawn.items()}
     most = max(len(v) for v in drawn.values())
-    return [{**r, "accuracy": statistics.fmean(drawn[r["arch_id"]])} for r in chosen
+    return [{**r, "values": [t for _, t in drawn[r["arch_id"]]],
+             "accuracy": statistics.fmean(v for v, _ in drawn[r["arch_id"]])} for r in chosen
             if len(drawn[r["arch_id"]]) == most]
 
 
+def val_test_correlation(long: LongRuns) -> tuple[float, int]:
+    """How far a long run's validation and test accuracy move together from seed to seed: the
+    correlation of their deviations from each architecture's means (architectures at >= 3 seeds)."""
+    head = long.prefix + "|"
+    runs: dict[str, list[tuple[float, float]]] = {}
+    for key, entry in long._runs().items():
+        if key.startswith(head):
+            arch_id = key[len(head):].rsplit("|", 1)[0]
+            runs.setdefault(arch_id, []).append((entry["val_accuracy"], entry["test_accuracy"]))
+    val, test = [], []
+    seeded = [rs for rs in runs.values() if len(rs) >= 3]
+    for rs in seeded:
+        mean_val, mean_test = statistics.fmean(v for v, _ in rs), statistics.fmean(t for _, t in rs)
+        val += [v - mean_val for v, _ in rs]
+        test += [t - mean_test for _, t in rs]
+    return statistics.correlation(val, test), len(seeded)
+
+
+def seed_run(truth: float, correlation: float, rng: random.Random) -> tuple[float, float]:
+    """One simulated long run's (validation, test) accuracy: each off the truth by the seed std, the
+    two correlated as the long runs' are."""
+    test = rng.gauss(0.0, 1.0)
+    val = correlation * test + math.sqrt(1 - correlation**2) * rng.gauss(0.0, 1.0)
+    return truth + SEED_STD * val, truth + SEED_STD * test
+
+
 def score(rule: str, study: list[dict[str, Any]], hand: list[dict[str, Any]], runs: int, reference: tuple[float, float],
-          rng: random.Random) -> tuple[float, bool]:
-    confirmed = run_rule(rule, study, runs, rng)
-    front = non_dominated(confirmed)  # chosen on the simulated means
+          rng: random.Random, correlation: float, bar: bool) -> tuple[float, bool, float | None, bool | None]:
+    """The chosen front's true hypervolume gain over the hand placements', whether it holds a true
+    cheaper ECA tie, and (with `bar`) the gain end_to_end.py would report (on the test accuracies of
+    the runs it chose on) and whether it would call that gain beyond seed noise."""
+    confirmed = run_rule(rule, study, runs, rng, correlation)
+    front = non_dominated(confirmed)  # chosen on the simulated validation means, scored on test
     true = [(r["truth"], r["ratio"]) for r in front]
     gain = hypervolume(true, reference) - hypervolume([(h["truth"], h["ratio"]) for h in hand], reference)
     eca = next(h for h in hand if h["label"] == "eca")
     tie = any(not r["hand"] and r["truth"] >= eca["truth"] - SEED_STD and r["ratio"] <= (1 - LOWER) * eca["ratio"]
               for r in front)
-    return gain, tie
+    if not bar:
+        return gain, tie, None, None
+    reported = hypervolume([(statistics.fmean(r["values"]), r["ratio"]) for r in front], reference) \
+        - hypervolume([(statistics.fmean(h["values"]), h["ratio"]) for h in hand], reference)
+    return gain, tie, reported, bootstrap_hv(front, hand, reference, n=200)["low"] > 0
 
 
 def interval(values: list[float]) -> list[float]:
@@ -120,6 +176,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=18, help="long runs the confirmation may spend")
     parser.add_argument("--studies", type=int, default=2000, help="simulated studies (each pool resample: 1 %%)")
     parser.add_argument("--resamples", type=int, default=200, help="bootstrap resamples of the pool")
+    parser.add_argument("--bar-studies", type=int, default=400,
+                        help="of the simulated studies, how many also run end_to_end.py's paired bootstrap "
+                             "(the bar's 'beyond seed noise')")
     parser.add_argument("--leave-out", metavar="REGEX",
                         help="drop the pool's architectures whose arch_id this matches (confirm_rules_leave_out.json)")
     args = parser.parse_args(argv)
@@ -145,43 +204,61 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(pool)} searched architectures and {len(hand)} hand placements with a {PROXY_EPOCHS}-epoch proxy "
           f"and long runs; studies of {args.archs} + the hand placements; {args.runs} long runs each")
 
-    rules = ["depth3", "breadth2", "halving", "halving_spread"]
+    correlation, seeded = val_test_correlation(long)
+    print(f"validation and test accuracy of a long run move together at r {correlation:.2f} from seed to seed "
+          f"({seeded} architectures at >= 3 seeds)")
+    rules = ["depth3", "breadth2", "halving", "halving_spread", "halving_fresh"]
     rng = random.Random(0)
 
-    def simulate(pool: list[dict[str, Any]], studies: int) -> tuple[dict[str, list[float]], dict[str, list[bool]]]:
+    def simulate(pool: list[dict[str, Any]], studies: int, bar_studies: int = 0) -> tuple[
+            dict[str, list[float]], dict[str, list[bool]], dict[str, list[tuple[float, bool]]]]:
         gains: dict[str, list[float]] = {r: [] for r in rules}
         ties: dict[str, list[bool]] = {r: [] for r in rules}
-        for _ in range(studies):
-            study = hand + rng.sample(pool, args.archs)
+        bars: dict[str, list[tuple[float, bool]]] = {r: [] for r in rules}
+        for i in range(studies):
+            # the hand placements' own 3 seeds, drawn afresh with each study as the benchmark trains them
+            drawn = [{**h, "runs": (runs := [seed_run(h["truth"], correlation, rng) for _ in range(3)]),
+                      "values": [t for _, t in runs]} for h in hand]
+            study = drawn + rng.sample(pool, args.archs)
             for rule in rules:
-                gain, tie = score(rule, study, hand, args.runs, reference, rng)
+                gain, tie, reported, beyond = score(rule, study, drawn, args.runs, reference, rng, correlation,
+                                           bar=i < bar_studies)
                 gains[rule].append(gain)
                 ties[rule].append(tie)
-        return gains, ties
+                if reported is not None and beyond is not None:
+                    bars[rule].append((reported, beyond))
+        return gains, ties, bars
 
-    gains, ties = simulate(pool, args.studies)
+    gains, ties, bars = simulate(pool, args.studies, args.bar_studies)
     # the pool is one draw of architectures: resample it for the uncertainty of a rule's advantage
     resampled: dict[str, list[float]] = {r: [] for r in rules}
     for _ in range(args.resamples):
         copies = [{**r, "arch_id": f"{r['arch_id']}#{i}"} for i, r in enumerate(rng.choices(pool, k=len(pool)))]
-        g, _ = simulate(copies, args.studies // 100)
+        g, _, _ = simulate(copies, args.studies // 100)
         for rule in rules:
             resampled[rule].append(statistics.fmean(g[rule]) - statistics.fmean(g["depth3"]))
     out: dict[str, Any] = {"benchmark": "confirm_rules", "pool": len(pool), "archs": args.archs, "runs": args.runs,
                            "leave_out": args.leave_out, "studies": args.studies, "pool_resamples": args.resamples,
-                           "seed_std": SEED_STD,
+                           "seed_std": SEED_STD, "val_test_correlation": correlation,
+                           "bar_studies": args.bar_studies,
                            "reference_point": reference, "rules": {}}
     for rule in rules:
         row = {"hv_gain_mean": statistics.fmean(gains[rule]),
                "p_beats_hand": statistics.fmean(g > 0 for g in gains[rule]),
                "p_cheaper_eca_tie": statistics.fmean(ties[rule]),
                "minus_depth3_mean": statistics.fmean(gains[rule]) - statistics.fmean(gains["depth3"]),
-               "minus_depth3_95": interval(resampled[rule])}
+               "minus_depth3_95": interval(resampled[rule]),
+               "reported_gain_mean": statistics.fmean(g for g, _ in bars[rule]) if bars[rule] else None,
+               "p_reported_beyond_noise": statistics.fmean(b for _, b in bars[rule]) if bars[rule] else None}
         out["rules"][rule] = row
         print(f"  {rule:9s} HV gain over hand {row['hv_gain_mean']:+.5f} (P>0 {row['p_beats_hand']:.2f}), "
               f"cheaper ECA tie on the front {row['p_cheaper_eca_tie']:.2f}; minus depth3 "
               f"{row['minus_depth3_mean']:+.5f}, 95 % over pool resamples "
               f"[{row['minus_depth3_95'][0]:+.5f}, {row['minus_depth3_95'][1]:+.5f}]")
+        if bars[rule]:
+            print(f"    as end_to_end.py reports it (test accuracy of the runs chosen on): gain "
+                  f"{row['reported_gain_mean']:+.5f}, beyond seed noise (paired bootstrap) in "
+                  f"{row['p_reported_beyond_noise']:.2f} of {len(bars[rule])} studies")
     name = "confirm_rules_leave_out.json" if args.leave_out else "confirm_rules.json"
     print(f"wrote {write_json(RESULTS / name, out)}")
 

@@ -8,7 +8,8 @@
 - result writing (`write_json`: the same bytes as `json.dumps(value, indent=...) + "\\n"`,
   written whole or not at all; `finite`: NaN as null, as JSON has no NaN);
 - plots (`new_figure`, `save_figure`: matplotlib without a display, the figure closed once saved);
-- `hypervolume`: the 2-D area a front of (accuracy, cost) points dominates, every front's one score;
+- `hypervolume`: the 2-D area a front of (accuracy, cost) points dominates, every front's one score,
+  and `bootstrap_hv`: how far a difference of two fronts' hypervolumes holds over seed noise;
 - `search_only`: a study without the confirmation `nas search` ends with (a benchmark that
   measures the search itself, and trains its own long runs where it has them).
 
@@ -22,6 +23,8 @@ import dataclasses
 import json
 import math
 import os
+import random
+import statistics
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -122,6 +125,34 @@ def hypervolume(points: list[tuple[float, float]], reference: tuple[float, float
         right = inside[i + 1][0] if i + 1 < len(inside) else reference[1]
         volume += (right - cost) * (best - reference[0])
     return volume
+
+
+def bootstrap_hv(front: list[dict[str, Any]], hand: list[dict[str, Any]], reference: tuple[float, float],
+                 n: int = 2000) -> dict[str, float]:
+    """The hypervolume difference (confirmed front - hand placements) over seed resamples, paired: an
+    architecture in both (a hand placement the confirmation kept) is one set of runs, so each
+    replicate resamples its seeds once for both sides (drawn apart, identical fronts would differ
+    by +-0.003; see docs/results.md). A row with fewer seeds than its twin reads the same uniform
+    draws scaled to its own count."""
+    rng = random.Random(0)
+    seeds: dict[str, int] = {}
+    for r in front + hand:
+        seeds[r["arch_id"]] = max(seeds.get(r["arch_id"], 0), len(r["values"]))
+
+    def points(rows: list[dict[str, Any]], draws: dict[str, list[float]]) -> list[tuple[float, float]]:
+        def mean(values: list[float], uniform: list[float]) -> float:
+            return statistics.fmean(values[int(u * len(values))] for u in uniform[:len(values)])
+
+        return [(mean(r["values"], draws[r["arch_id"]]), r["ratio"]) for r in rows]
+
+    diffs = []
+    for _ in range(n):
+        draws = {arch_id: [rng.random() for _ in range(k)] for arch_id, k in seeds.items()}
+        diffs.append(hypervolume(points(front, draws), reference) - hypervolume(points(hand, draws), reference))
+    diffs.sort()
+    # summed in another order, identical fronts differ by rounding: that is no gain
+    return {"low": diffs[int(0.025 * n)], "high": diffs[int(0.975 * n) - 1],
+            "p_better": sum(d > 1e-12 for d in diffs) / n}
 
 
 def new_figure(*args: Any, **kwargs: Any) -> tuple[Any, Any]:

@@ -126,7 +126,7 @@ def test_the_hypervolume_interval_pairs_an_architecture_on_both_sides():
     """end_to_end.py's bootstrap: a front that keeps the hand placements' runs as they are differs
     from them by nothing, whatever their seed noise (drawn apart it spanned +-0.003); a front that
     adds a cheaper point above them wins beyond noise; one that loses the best hand point, loses."""
-    from end_to_end import bootstrap_hv
+    from harness import bootstrap_hv
 
     def row(arch_id, values, ratio):
         return {"arch_id": arch_id, "values": values, "ratio": ratio}
@@ -141,6 +141,52 @@ def test_the_hypervolume_interval_pairs_an_architecture_on_both_sides():
     assert cheaper["low"] > 0 and cheaper["p_better"] == 1.0
     lost = bootstrap_hv([hand[0], row("s3", [0.245, 0.246, 0.244], 1.03)], hand, reference)
     assert lost["high"] < 0
+
+
+def test_heldout_scores_the_confirmed_front_on_seeds_its_selection_never_saw(tmp_path):
+    """end_to_end.py --heldout: each front member is trained at the 3 seeds after the confirmation's
+    last, a hand placement on both sides at those same seeds; the hand placements off the front keep
+    their own runs; the figures come from the fresh runs only."""
+    from end_to_end import SEEDS, heldout
+
+    from nas import ArchConfig, BlockSpec
+
+    study = study_of([0.20, 0.19])
+    sampled = [ArchConfig.from_dict(t.user_attrs["arch"]) for t in study.trials]
+    none = ArchConfig("cifar_resnet", (BlockSpec("none"),) * 3, {"depth": 20, "width": 16}, 10, 3)
+    eca = ArchConfig("cifar_resnet", (BlockSpec("eca"),) * 3, {"depth": 20, "width": 16}, 10, 3)
+    hand_archs = [("none", none), ("eca", eca)]
+    ratio = {none.arch_id: 1.0, eca.arch_id: 1.2, sampled[0].arch_id: 1.05, sampled[1].arch_id: 1.1}
+    # every architecture looked 0.01 better at the seeds the confirmation chose on than it is
+    truth = {none.arch_id: 0.24, eca.arch_id: 0.26, sampled[0].arch_id: 0.25, sampled[1].arch_id: 0.23}
+
+    class Runs(FakeLongRuns):
+        def train(self, arch, seed):
+            if self.get(arch, seed) is None:
+                self.trained.append((arch.arch_id, seed))
+                accuracy = truth[arch.arch_id] + (0.01 if seed < SEEDS or arch is sampled[0] and seed < 6 else 0)
+                self.saved[self.key(arch, seed)] = {"val_accuracy": accuracy, "test_accuracy": accuracy + 0.001 * seed}
+            return self.get(arch, seed)
+
+    class Table:
+        def predict(self, arch_id):
+            return type("Prediction", (), {"ratio": ratio[arch_id], "ratio_ci": 0.01})()
+
+    long = Runs({})
+    reported = {"confirmed": [{"label": "#0", "arch_id": sampled[0].arch_id, "n": 6, "proposed": True},
+                              {"label": "none", "arch_id": none.arch_id, "n": 3, "proposed": False}],
+                "front": [sampled[0].arch_id, none.arch_id], "reference_point": [0.2, 1.3]}
+    found = heldout(study, Table(), long, hand_archs, reported, tmp_path, log=lambda _: None)
+    expected = [(sampled[0].arch_id, s) for s in (6, 7, 8)] + [(none.arch_id, s) for s in (3, 4, 5)]
+    assert sorted(long.trained) == sorted(expected + [(eca.arch_id, s) for s in range(3)])
+    assert found["seeds"] == {"#0": [6, 7, 8], "none": [3, 4, 5]}
+    rows = {r["label"]: r for r in found["front"] + found["hand"]}
+    assert rows["#0"]["accuracy"] == pytest.approx(0.25 + 0.007)  # its fresh seeds, none of the chosen ones
+    assert rows["none"]["values"] == pytest.approx([0.243, 0.244, 0.245])  # the same runs on both sides
+    assert rows["eca"]["values"] == pytest.approx([0.27, 0.271, 0.272])  # off the front: its own 3 seeds
+    assert found["hypervolume"]["confirmed"] == pytest.approx(
+        hypervolume([(0.257, 1.05), (0.244, 1.0)], (0.2, 1.3)))
+    assert found["cheaper_eca_tie_found"] is False  # 0.257 against ECA's 0.271, a spread of 0.001
 
 
 def test_a_distinct_arm_starts_as_a_copy_and_an_old_arm_is_kept_as_it_is(tmp_path):
