@@ -31,7 +31,7 @@ Rules (R = --runs):
 A rule's front is also scored as end_to_end.py reports it (the test accuracy of the very runs the
 front was chosen on, validation and test of a run correlated as the long runs' are) with its paired
 bootstrap, for the first --bar-studies studies: how far the reported gain overstates the true one,
-and how often the bar's "beyond seed noise" is met.
+and how often the bar's "beyond seed noise" is met, as reported and as `--heldout` scores it.
 
     .venv/bin/python benchmarks/confirm_rules.py        # writes benchmarks/results/confirm_rules.json
     # without the architectures a rule may have been chosen for (ECA `pre` on stage 2, any setting):
@@ -147,10 +147,11 @@ def seed_run(truth: float, correlation: float, rng: random.Random) -> tuple[floa
 
 
 def score(rule: str, study: list[dict[str, Any]], hand: list[dict[str, Any]], runs: int, reference: tuple[float, float],
-          rng: random.Random, correlation: float, bar: bool) -> tuple[float, bool, float | None, bool | None]:
+          rng: random.Random, correlation: float, bar: bool) -> tuple[float, bool, tuple[float, bool, bool] | None]:
     """The chosen front's true hypervolume gain over the hand placements', whether it holds a true
     cheaper ECA tie, and (with `bar`) the gain end_to_end.py would report (on the test accuracies of
-    the runs it chose on) and whether it would call that gain beyond seed noise."""
+    the runs it chose on), whether it would call that gain beyond seed noise, and whether
+    `--heldout` would (the front retrained at 3 fresh seeds, a hand placement on it at the same)."""
     confirmed = run_rule(rule, study, runs, rng, correlation)
     front = non_dominated(confirmed)  # chosen on the simulated validation means, scored on test
     true = [(r["truth"], r["ratio"]) for r in front]
@@ -159,10 +160,27 @@ def score(rule: str, study: list[dict[str, Any]], hand: list[dict[str, Any]], ru
     tie = any(not r["hand"] and r["truth"] >= eca["truth"] - SEED_STD and r["ratio"] <= (1 - LOWER) * eca["ratio"]
               for r in front)
     if not bar:
-        return gain, tie, None, None
+        return gain, tie, None
     reported = hypervolume([(statistics.fmean(r["values"]), r["ratio"]) for r in front], reference) \
         - hypervolume([(statistics.fmean(h["values"]), h["ratio"]) for h in hand], reference)
-    return gain, tie, reported, bootstrap_hv(front, hand, reference, n=200)["low"] > 0
+    fresh = {r["arch_id"]: [seed_run(r["truth"], correlation, rng)[1] for _ in range(3)] for r in front}
+    heldout = bootstrap_hv([{**r, "values": fresh[r["arch_id"]]} for r in front],
+                           [{**h, "values": fresh.get(h["arch_id"], h["values"])} for h in hand], reference, n=200)
+    return gain, tie, (reported, bootstrap_hv(front, hand, reference, n=200)["low"] > 0, heldout["low"] > 0)
+
+
+def bar_rates(bars: list[tuple[float, float, bool, bool]]) -> dict[str, Any]:
+    """From (true gain, reported gain, reported beyond noise, held out beyond noise) per study: the
+    mean reported gain and how often each verdict says beyond noise, overall and where the true
+    gain is not positive (the verdict's false alarms)."""
+    if not bars:
+        return {}
+    none = [b for b in bars if b[0] <= 0]
+    return {"reported_gain_mean": statistics.fmean(b[1] for b in bars),
+            "p_reported_beyond_noise": statistics.fmean(b[2] for b in bars),
+            "p_heldout_beyond_noise": statistics.fmean(b[3] for b in bars), "no_true_gain": len(none),
+            "p_reported_beyond_noise_no_true_gain": statistics.fmean(b[2] for b in none) if none else 0.0,
+            "p_heldout_beyond_noise_no_true_gain": statistics.fmean(b[3] for b in none) if none else 0.0}
 
 
 def interval(values: list[float]) -> list[float]:
@@ -211,22 +229,22 @@ def main(argv: list[str] | None = None) -> None:
     rng = random.Random(0)
 
     def simulate(pool: list[dict[str, Any]], studies: int, bar_studies: int = 0) -> tuple[
-            dict[str, list[float]], dict[str, list[bool]], dict[str, list[tuple[float, bool]]]]:
+            dict[str, list[float]], dict[str, list[bool]], dict[str, list[tuple[float, float, bool, bool]]]]:
         gains: dict[str, list[float]] = {r: [] for r in rules}
         ties: dict[str, list[bool]] = {r: [] for r in rules}
-        bars: dict[str, list[tuple[float, bool]]] = {r: [] for r in rules}
+        bars: dict[str, list[tuple[float, float, bool, bool]]] = {r: [] for r in rules}
         for i in range(studies):
             # the hand placements' own 3 seeds, drawn afresh with each study as the benchmark trains them
             drawn = [{**h, "runs": (runs := [seed_run(h["truth"], correlation, rng) for _ in range(3)]),
                       "values": [t for _, t in runs]} for h in hand]
             study = drawn + rng.sample(pool, args.archs)
             for rule in rules:
-                gain, tie, reported, beyond = score(rule, study, drawn, args.runs, reference, rng, correlation,
+                gain, tie, bar = score(rule, study, drawn, args.runs, reference, rng, correlation,
                                            bar=i < bar_studies)
                 gains[rule].append(gain)
                 ties[rule].append(tie)
-                if reported is not None and beyond is not None:
-                    bars[rule].append((reported, beyond))
+                if bar is not None:
+                    bars[rule].append((gain, *bar))
         return gains, ties, bars
 
     gains, ties, bars = simulate(pool, args.studies, args.bar_studies)
@@ -248,8 +266,7 @@ def main(argv: list[str] | None = None) -> None:
                "p_cheaper_eca_tie": statistics.fmean(ties[rule]),
                "minus_depth3_mean": statistics.fmean(gains[rule]) - statistics.fmean(gains["depth3"]),
                "minus_depth3_95": interval(resampled[rule]),
-               "reported_gain_mean": statistics.fmean(g for g, _ in bars[rule]) if bars[rule] else None,
-               "p_reported_beyond_noise": statistics.fmean(b for _, b in bars[rule]) if bars[rule] else None}
+               **bar_rates(bars[rule])}
         out["rules"][rule] = row
         print(f"  {rule:9s} HV gain over hand {row['hv_gain_mean']:+.5f} (P>0 {row['p_beats_hand']:.2f}), "
               f"cheaper ECA tie on the front {row['p_cheaper_eca_tie']:.2f}; minus depth3 "
@@ -258,7 +275,10 @@ def main(argv: list[str] | None = None) -> None:
         if bars[rule]:
             print(f"    as end_to_end.py reports it (test accuracy of the runs chosen on): gain "
                   f"{row['reported_gain_mean']:+.5f}, beyond seed noise (paired bootstrap) in "
-                  f"{row['p_reported_beyond_noise']:.2f} of {len(bars[rule])} studies")
+                  f"{row['p_reported_beyond_noise']:.2f} of {len(bars[rule])} studies, held out (--heldout) in "
+                  f"{row['p_heldout_beyond_noise']:.2f}; of the {row['no_true_gain']} with no true gain: "
+                  f"{row['p_reported_beyond_noise_no_true_gain']:.2f} and "
+                  f"{row['p_heldout_beyond_noise_no_true_gain']:.2f}")
     name = "confirm_rules_leave_out.json" if args.leave_out else "confirm_rules.json"
     print(f"wrote {write_json(RESULTS / name, out)}")
 
