@@ -59,6 +59,7 @@ class TrialAttr:
     REFINED_ACCURACIES: Final = "refined_accuracies"  # per seed
     REFINED_EPOCHS: Final = "refined_epochs"
     REFINED_SEEDS: Final = "refined_seeds"
+    FRESH: Final = "fresh"  # true: the front retrained at seeds confirmation did not use (confirm.fresh_seeds)
 
 
 class StudyAttr:
@@ -90,7 +91,7 @@ class StudyAttr:
     RUNG_OF: Final = "rung_of"  # the name of its rung-0 study
     # the companion study of `nas refine`
     REFINED_FROM: Final = "refined_from"
-    REFINE_SETTINGS: Final = "refine_settings"  # {epochs, seeds, max_seeds}
+    REFINE_SETTINGS: Final = "refine_settings"  # {epochs, seeds, max_seeds, fresh_seeds}
     CONFIRMATION: Final = "confirmation"  # {candidates, finished, search_trials}: how far confirmation got
 
     @staticmethod

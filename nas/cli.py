@@ -215,6 +215,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, help="seeds per architecture (default: confirm.seeds)")
     p.add_argument("--max-seeds", type=int, help="seeds for architectures still tied at the top (default: "
                                                  "confirm.max_seeds, else 2x seeds)")
+    p.add_argument("--fresh-seeds", type=int, help="then train the confirmed front at this many seeds "
+                                                   "confirmation did not use, and show those (default: "
+                                                   "confirm.fresh_seeds; 0: none)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--storage", help=STORAGE_HELP)
     p.set_defaults(run=_refine)
@@ -509,14 +512,18 @@ def _refine(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name.replace('_', '-')} = {value} is invalid; allowed: an integer >= 1")
+    if args.fresh_seeds is not None and not 0 <= args.fresh_seeds <= 100:
+        raise ConfigError(f"--fresh-seeds = {args.fresh_seeds} is invalid; allowed: an integer from 0 to 100")
     resolve_device(args.device)
     config, study = _study(args)
     data = config.load_data()
     run_refine(config, study, data, top=args.top, screen=args.screen, epochs=args.epochs, seeds=args.seeds,
-               max_seeds=args.max_seeds, device=args.device)
+               max_seeds=args.max_seeds, fresh_seeds=args.fresh_seeds, device=args.device)
     reading = read_front(config.storage, config.name, study, "confirmed", _at_rung(config))
     print(f"{reading.heading} of study {config.name!r} ({len(reading.front.rows)} architectures; {FLOPS_NOTE}):")
     print(format_table(reading.front))
+    if reading.note:
+        print(f"note: {reading.note}")
     return 0
 
 
@@ -569,8 +576,10 @@ def _confirm_line(config) -> str:  # type: ignore[no-untyped-def]
     more = max(0, (c.screen or 0) - c.top)  # candidates screened out after one run each
     screen = f", the best of {c.screen} by one run each" if more else ""
     runs = c.top * c.seeds + more
+    fresh = (f", then the confirmed front at {c.fresh_seeds} fresh seeds ({c.fresh_seeds} more runs per member)"
+             if c.fresh_seeds else "")
     return (f"  confirm     up to {c.top} front and near-front architectures{screen} at {epochs} epochs x {seeds} "
-            f"seeds {when}: at least {runs * epochs / config.proxy.epochs:g} proxy runs' training")
+            f"seeds{fresh} {when}: at least {runs * epochs / config.proxy.epochs:g} proxy runs' training")
 
 
 def _check(args: argparse.Namespace) -> int:

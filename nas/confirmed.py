@@ -15,10 +15,13 @@ import optuna
 
 from nas.attrs import StudyAttr, TrialAttr
 from nas.errors import StudyError
-from nas.front import Front, FrontRow, front_of
+from nas.front import Front, FrontRow, front_of, objectives_of, pareto_front, pooled_rows
 from nas.storage import open_storage
 
 CONFIRMED_LABEL = "confirmed validation accuracy (mean ± std over seeds)"
+FRESH_LABEL = "validation accuracy at fresh seeds (mean ± std; the front chosen on the confirmation's runs)"
+OPTIMISM_NOTE = ("the front's accuracies are the runs that chose it, which read high; confirm.fresh_seeds (or "
+                 "`nas refine --fresh-seeds N`) trains it again at seeds no selection read")
 
 
 def refined_name(name: str) -> str:
@@ -39,12 +42,15 @@ class Confirmation:
     epochs: int | None
     seeds: int | None
     max_seeds: int | None
+    fresh_seeds: int = 0
 
     def describe(self) -> str:
-        """`6 epochs x 3-6 seeds`: the fidelity the confirmed accuracies were measured at."""
+        """`6 epochs x 3-6 seeds`: the fidelity the confirmed accuracies were measured at (`, the
+        front at 3 fresh seeds` when its figures come from seeds confirmation did not use)."""
         more = self.max_seeds is not None and self.seeds is not None and self.max_seeds > self.seeds
         seeds = f"{self.seeds}-{self.max_seeds}" if more else f"{self.seeds}"
-        return f"{self.epochs} epochs x {seeds} seeds"
+        fresh = f", the front at {self.fresh_seeds} fresh seeds" if self.fresh_seeds else ""
+        return f"{self.epochs} epochs x {seeds} seeds{fresh}"
 
     @staticmethod
     def of(study: optuna.Study) -> Confirmation:
@@ -57,7 +63,7 @@ class Confirmation:
             # no record: an older `nas refine`, which added a trial only when all its seeds were done
             finished=bool(record.get("finished", True)), search_trials=record.get("search_trials"),
             epochs=settings.get("epochs"), seeds=settings.get("seeds"),
-            max_seeds=settings.get("max_seeds", settings.get("seeds")),
+            max_seeds=settings.get("max_seeds", settings.get("seeds")), fresh_seeds=settings.get("fresh_seeds", 0),
         )
 
 
@@ -83,12 +89,32 @@ def _confirmed(loaded: tuple[optuna.Study, Confirmation] | None, name: str) -> t
     return loaded
 
 
+def chosen_front(refined: optuna.Study) -> list[FrontRow]:
+    """The confirmed front as confirmation chose it: the Pareto front of its own runs' means (the
+    front's runs at fresh seeds left out), cheapest first."""
+    objectives = objectives_of(refined)
+    trials = refined.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    rows = [r for r in pooled_rows(trials, objectives, refined.user_attrs) if not r.user_attrs.get(TrialAttr.FRESH)]
+    return pareto_front(rows, objectives, refined.directions)
+
+
 def _front_of(refined: optuna.Study, name: str) -> Front:
+    """The confirmed front; where its members were trained again at fresh seeds, those rows: the
+    front chosen on the confirmation's runs, shown at runs no selection read (a member the fresh
+    runs put below a cheaper one leaves the front)."""
     def by_source(rows: list[FrontRow]) -> list[FrontRow]:
         return [dataclasses.replace(r, number=r.user_attrs[TrialAttr.SOURCE_TRIAL],
                                     trials=(r.user_attrs[TrialAttr.SOURCE_TRIAL],)) for r in rows]
 
     front = front_of(refined, f"confirmed study {name!r}", CONFIRMED_LABEL)
+    fresh = {r.arch_id: r for r in front.architectures if r.user_attrs.get(TrialAttr.FRESH)}
+    if fresh:
+        chosen = chosen_front(refined)
+        shown = [fresh.get(r.arch_id, r) for r in chosen]
+        members = {r.arch_id for r in chosen}
+        others = [r for r in front.architectures if r.arch_id not in members and not r.user_attrs.get(TrialAttr.FRESH)]
+        front = dataclasses.replace(front, architectures=[*shown, *others], accuracy_label=FRESH_LABEL,
+                                    rows=pareto_front(shown, objectives_of(refined), refined.directions))
     return dataclasses.replace(front, architectures=by_source(front.architectures), rows=by_source(front.rows))
 
 
@@ -129,6 +155,8 @@ def read_front(storage: str, name: str, study: optuna.Study, want: str = "auto",
         elif state.search_trials is not None and searched > state.search_trials:
             note = (f"the search has {searched - state.search_trials} finished trials more than when it was "
                     "confirmed; `nas refine` confirms the new front")
+        elif not state.fresh_seeds:
+            note = OPTIMISM_NOTE
         return Reading(front, True, heading, note)
     front = front_of(study)
     if at:

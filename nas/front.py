@@ -152,8 +152,9 @@ def evaluations(trial: FrozenTrial, accuracy: float) -> list[tuple[Any, float]]:
 def pooled_rows(
     trials: Sequence[FrozenTrial], objectives: Sequence[str], study_attrs: Mapping[str, Any]
 ) -> list[FrontRow]:
-    """One row per (arch_id, proxy_key, epochs) — a trial's `epochs` (a refined trial's
-    `refined_epochs`), else the study's proxy epochs — pooling its evaluations at distinct seeds:
+    """One row per (arch_id, proxy_key, epochs, fresh) — a trial's `epochs` (a refined trial's
+    `refined_epochs`), else the study's proxy epochs; a confirmed front's runs at fresh seeds
+    apart from those it was chosen on — pooling its evaluations at distinct seeds:
     mean, sample std, count. A reused duplicate (`duplicate_of`) is no evaluation, nor is a
     second result at a seed already counted. A single evaluation's std is the study's noise
     (see `nas.noise`)."""
@@ -163,10 +164,11 @@ def pooled_rows(
     for t in sorted(trials, key=lambda t: t.number):
         attrs = t.user_attrs
         epochs = attrs.get(TrialAttr.REFINED_EPOCHS, attrs.get(TrialAttr.EPOCHS, proxy_epochs))
-        groups.setdefault((attrs.get(TrialAttr.ARCH_ID), attrs.get(TrialAttr.PROXY_KEY), epochs), []).append(t)
+        key = (attrs.get(TrialAttr.ARCH_ID), attrs.get(TrialAttr.PROXY_KEY), epochs, bool(attrs.get(TrialAttr.FRESH)))
+        groups.setdefault(key, []).append(t)
     index = list(objectives).index(ACCURACY.name)
     rows = []
-    for (_, proxy, epochs), group in groups.items():
+    for (_, proxy, epochs, _), group in groups.items():
         evaluated = [t for t in group if TrialAttr.DUPLICATE_OF not in t.user_attrs] or group[:1]
         accuracies = _distinct_seeds([e for t in evaluated for e in evaluations(t, t.values[index])])
         first = row(evaluated[0], objectives)

@@ -8,7 +8,10 @@ spent by successive halving: with a `screen`, that many candidates get one run e
 of them by that run (non-domination rank with the other objectives, then accuracy) go on, since
 the proxy's error about long training is larger than one seed's (benchmarks/confirm_rules.py);
 every candidate kept gets `seeds`, then those still tied with the most accurate
-(`nas.noise.ties`) get twice as many, until none ties or `max_seeds`.
+(`nas.noise.ties`) get twice as many, until none ties or `max_seeds`. With `fresh_seeds`, the
+front so chosen trains again at that many seeds none of those runs used (`FRESH_SEED` on), and
+`nas front` shows those: a front read on the runs that chose it reads high (its gain over the hand
+placements 1.6-1.8 times the true one, benchmarks/confirm_rules.py).
 
 Results go to the companion study `<name>.refined` in the same storage (`nas.confirmed` reads
 it), so the dashboard shows the confirmed front next to the search, with per-trial user attrs
@@ -33,7 +36,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.arch import ArchConfig
 from nas.attrs import StudyAttr, TrialAttr
 from nas.build import build_model
-from nas.confirmed import Confirmation, refined_name
+from nas.confirmed import Confirmation, chosen_front, refined_name
 from nas.data import Dataset
 from nas.errors import StudyError
 from nas.front import non_dominated, objectives_of
@@ -42,6 +45,7 @@ from nas.objectives import ACCURACY
 from nas.storage import creation_lock, named_lock, open_storage, quiet_experimental
 from nas.studyfile import StudyConfig
 from nas.train import resolve_device, train_proxy
+from nas.validation import FRESH_SEED
 
 
 def pareto_ranks(points: Sequence[Sequence[float]]) -> list[int]:
@@ -149,13 +153,15 @@ def run_refine(
     epochs: int | None = None,
     seeds: int | None = None,
     max_seeds: int | None = None,
+    fresh_seeds: int | None = None,
     device: str = "auto",
     log: Callable[[str], None] = print,
 ) -> optuna.Study:
     """Confirm up to `top` front and near-front architectures: `epochs` per run, `seeds` seeds
     (added to the proxy seed), up to `max_seeds` for those tied at the top; with a `screen`, the
-    `top` of that many candidates by one run each. Each argument left out is the study file's
-    (`confirm`: epochs default 3x the proxy's). Returns the companion study."""
+    `top` of that many candidates by one run each; then the confirmed front at `fresh_seeds` more.
+    Each argument left out is the study file's (`confirm`: epochs default 3x the proxy's). Returns
+    the companion study."""
     settings = config.confirm
     top = top if top is not None else settings.top
     screen = screen if screen is not None else settings.screen
@@ -165,6 +171,10 @@ def run_refine(
     seeds = seeds if seeds is not None else settings.seeds
     max_seeds = max(seeds, max_seeds if max_seeds is not None else (
         settings.most_seeds if settings.seeds == seeds else 2 * seeds))
+    fresh_seeds = fresh_seeds if fresh_seeds is not None else settings.fresh_seeds
+    if max_seeds >= FRESH_SEED:
+        raise StudyError(f"confirm: max_seeds = {max_seeds} reaches the fresh seeds, which start at {FRESH_SEED}; "
+                         f"allowed: at most {FRESH_SEED - 1}")
     proxy = dataclasses.replace(config.proxy, epochs=epochs)
     dev = resolve_device(device)
     storage = open_storage(config.storage, create=False)
@@ -177,23 +187,24 @@ def run_refine(
                 f"(confirm section or --epochs/--seeds; more top is fine), or delete study {refined.study_name!r} "
                 "(optuna delete-study) to start over"
             )
-        refined.set_user_attr(StudyAttr.REFINE_SETTINGS, {"epochs": epochs, "seeds": seeds, "max_seeds": max_seeds})
+        refined.set_user_attr(StudyAttr.REFINE_SETTINGS, {"epochs": epochs, "seeds": seeds, "max_seeds": max_seeds,
+                                                          "fresh_seeds": fresh_seeds})
         chosen = {t.number: t for t in candidates(study, max(top, screen or 0))}
         state = Confirmation.of(refined)
         refined.set_user_attr(StudyAttr.CONFIRMATION, {
             "candidates": sorted({*state.candidates, *chosen}), "finished": False, "search_trials": None})
         screening = screen is not None and len(chosen) > top  # else every candidate goes on: no screen
+        fresh = f", then the confirmed front at {fresh_seeds} fresh seeds" if fresh_seeds else ""
         log(f"confirming {f'the {top} best of {len(chosen)} by one run each, ' if screening else ''}"
             f"{min(top, len(chosen))} architectures of study {config.name!r}: {epochs} "
-            f"epochs x {seeds} seeds (up to {max_seeds} while tied at the top), on {dev}; results in study "
+            f"epochs x {seeds} seeds (up to {max_seeds} while tied at the top){fresh}, on {dev}; results in study "
             f"{refined.study_name!r}")
 
-        def runs(number: int, n: int) -> list[float]:
-            """The first `n` seeds' accuracies of candidate `number`, training the missing ones."""
-            arch = ArchConfig.from_dict(chosen[number].user_attrs[TrialAttr.ARCH])
+        def accuracies(number: int, arch: ArchConfig, seed_indices: range) -> list[float]:
+            """Candidate `number`'s accuracy at each seed (added to the proxy seed), training the missing ones."""
             saved_runs = refined.user_attrs
             out = []
-            for s in range(n):
+            for s in seed_indices:
                 key = StudyAttr.refine_run(number, s)
                 saved = saved_runs.get(key)
                 if saved is None:
@@ -203,6 +214,10 @@ def run_refine(
                     refined.set_user_attr(key, saved)  # saved at once: a killed confirmation keeps it
                 out.append(saved)
             return out
+
+        def runs(number: int, n: int) -> list[float]:
+            """The first `n` seeds' accuracies of candidate `number`."""
+            return accuracies(number, ArchConfig.from_dict(chosen[number].user_attrs[TrialAttr.ARCH]), range(n))
 
         kept = list(chosen)
         if screening:
@@ -218,26 +233,44 @@ def run_refine(
             n = min(2 * n, max_seeds)
             log(f"{len(tied)} architectures tie at the top ({', '.join(f'#{k}' for k in tied)}): {n} seeds each")
             results.update({number: runs(number, max(n, len(results[number]))) for number in tied})
-        for number, accuracies in results.items():
-            _add_refined_trial(refined, study, chosen[number], accuracies, epochs)
+        for number, found in results.items():
+            _add_refined_trial(refined, study, chosen[number], found, epochs)
+        fresh_results = {}
+        if fresh_seeds:
+            front = chosen_front(refined)
+            log(f"the confirmed front ({', '.join(f'#{r.user_attrs[TrialAttr.SOURCE_TRIAL]}' for r in front)}) at "
+                f"{fresh_seeds} fresh seeds: the figures shown are not the runs that chose it")
+            for r in front:
+                number = r.user_attrs[TrialAttr.SOURCE_TRIAL]
+                found = accuracies(number, ArchConfig.from_dict(r.arch), range(FRESH_SEED, FRESH_SEED + fresh_seeds))
+                source = chosen.get(number) or study.get_trials(deepcopy=False)[number]  # numbers are indices
+                _add_refined_trial(refined, study, source, found, epochs, fresh=True)
+                fresh_results[number] = (r, found)
         refined.set_user_attr(StudyAttr.CONFIRMATION, {  # a screened-out candidate is not one any more
             "candidates": sorted({*Confirmation.of(refined).confirmed, *kept}), "finished": True,
             "search_trials": len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))})
     for number in kept:
-        trial, accuracies = chosen[number], results[number]
-        std = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
-        log(f"#{number:<4d} search {trial.values[0]:.4f} -> confirmed {statistics.fmean(accuracies):.4f} ± "
-            f"{std:.4f} ({len(accuracies)})  {trial.user_attrs.get(TrialAttr.MFLOPS, 0):.2f} MFLOPs  "
-            f"{trial.user_attrs.get(TrialAttr.ARCH_ID)}")
+        trial, found = chosen[number], results[number]
+        log(f"#{number:<4d} search {trial.values[0]:.4f} -> confirmed {_text(found)}  "
+            f"{trial.user_attrs.get(TrialAttr.MFLOPS, 0):.2f} MFLOPs  {trial.user_attrs.get(TrialAttr.ARCH_ID)}")
+    for number, (r, found) in fresh_results.items():
+        log(f"#{number:<4d} confirmed {r.accuracy_text()} -> fresh seeds {_text(found)}  {r.arch_id}")
     return refined
 
 
+def _text(accuracies: Sequence[float]) -> str:
+    std = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+    return f"{statistics.fmean(accuracies):.4f} ± {std:.4f} ({len(accuracies)})"
+
+
 def _add_refined_trial(refined: optuna.Study, study: optuna.Study, source: FrozenTrial, accuracies: list[float],
-                       epochs: int) -> None:
+                       epochs: int, fresh: bool = False) -> None:
     """Add (once per number of seeds) the confirmed trial of `source`: a candidate confirmed
-    again with more seeds gets a second trial, pooled with the first by seed (`nas.front`)."""
+    again with more seeds gets a second trial, pooled with the first by seed (`nas.front`). A
+    `fresh` trial holds a front member's runs at the fresh seeds, pooled apart."""
     done = [t for t in refined.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get(TrialAttr.SOURCE_TRIAL) == source.number]
+            if t.user_attrs.get(TrialAttr.SOURCE_TRIAL) == source.number and bool(t.user_attrs.get(TrialAttr.FRESH))
+            == fresh]
     if any(len(t.user_attrs.get(TrialAttr.REFINED_ACCURACIES, ())) >= len(accuracies) for t in done):
         return
     mean = statistics.fmean(accuracies)
@@ -251,8 +284,9 @@ def _add_refined_trial(refined: optuna.Study, study: optuna.Study, source: Froze
         TrialAttr.REFINED_ACCURACY_MEAN: mean,
         TrialAttr.REFINED_ACCURACY_STD: std,
         TrialAttr.REFINED_ACCURACIES: accuracies,
-        TrialAttr.SEEDS: list(range(len(accuracies))),
+        TrialAttr.SEEDS: list(range(FRESH_SEED, FRESH_SEED + len(accuracies)) if fresh else range(len(accuracies))),
         TrialAttr.REFINED_EPOCHS: epochs,
         TrialAttr.REFINED_SEEDS: len(accuracies),
+        **({TrialAttr.FRESH: True} if fresh else {}),
     }
     refined.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))

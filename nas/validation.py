@@ -122,6 +122,9 @@ class Constraints(_Model):
     max_params: StrictInt | None = Field(None, gt=0, description="an integer > 0 or null")
 
 
+# Confirmation's seeds are 0, 1, ... (added to the proxy seed); the fresh seeds that score its front
+# again start here, so no confirmation setting can reach them (`nas.refine`).
+FRESH_SEED = 1000
 SAMPLER_SETTINGS = {"tpe": ("seed", "n_startup_trials"), "nsga2": ("seed", "population_size"), "random": ("seed",)}
 
 
@@ -226,7 +229,9 @@ class ConfirmSettings(_Model):
     retrained standalone at the long fidelity over seeds (`nas.refine`); `nas front` and `nas
     export` read the confirmed front. Seeds are spent by successive halving: with a `screen`, that
     many candidates get one run each first and the best `top` of them go on; every candidate kept
-    gets `seeds`, and those still tied at the top get twice as many, up to `max_seeds`."""
+    gets `seeds`, and those still tied at the top get twice as many, up to `max_seeds`. With
+    `fresh_seeds`, the front so chosen is trained again at seeds no selection read, and those are
+    the figures shown (a front's own runs read high: benchmarks/confirm_rules.py)."""
 
     noun: ClassVar[str] = "confirm setting"
 
@@ -241,6 +246,10 @@ class ConfirmSettings(_Model):
     max_seeds: StrictInt | None = Field(
         None, ge=1, description="an integer >= seeds (seeds for candidates still tied at the top), or null for "
                                 "2x seeds")
+    fresh_seeds: StrictInt = Field(
+        0, ge=0, le=100, description="an integer from 0 to 100: seeds the confirmed front is trained at again, "
+                                     "seeds confirmation did not use, and shown at (0: the front is shown at the "
+                                     "runs it was chosen on, which read high)")
 
     @_model_validator(mode="after")
     def _more_seeds(self) -> ConfirmSettings:
@@ -250,6 +259,9 @@ class ConfirmSettings(_Model):
         if self.max_seeds is not None and self.max_seeds < self.seeds:
             raise _sentence(f"max_seeds = {self.max_seeds} is fewer than seeds = {self.seeds}; allowed: an "
                             f"integer >= {self.seeds}, or null for 2x seeds")
+        if self.most_seeds >= FRESH_SEED:
+            raise _sentence(f"max_seeds = {self.most_seeds} (seeds = {self.seeds}) reaches the fresh seeds, which "
+                            f"start at {FRESH_SEED}; allowed: at most {FRESH_SEED - 1}")
         return self
 
     @property

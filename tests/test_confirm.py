@@ -16,7 +16,7 @@ from conftest import ROOT, write_study
 from conftest import nas_in_process as run_nas
 
 import nas.refine
-from nas.confirmed import load_confirmation, read_front
+from nas.confirmed import FRESH_LABEL, OPTIMISM_NOTE, chosen_front, load_confirmation, read_front
 from nas.refine import candidates, run_refine, tied_at_top
 from nas.storage import named_lock
 from nas.study import open_study, search
@@ -109,6 +109,65 @@ def test_seeds_go_to_the_candidates_still_tied_at_the_top(tmp_path, monkeypatch)
     assert best.arch_id == order[0] and best.n_evals == 6
 
 
+def test_fresh_seeds_show_the_confirmed_front_at_runs_that_did_not_choose_it(tmp_path, monkeypatch):
+    study_file = write_study(tmp_path, trials=6, confirm={**CONFIRM, "after_search": False, "top": 4, "seeds": 2,
+                                                          "fresh_seeds": 2})
+    config = load_study_config(study_file)
+    study = search(config, trainer=stub, device="cpu", log=lambda line: None)
+    order = [t.user_attrs["arch_id"] for t in candidates(study, 4)]
+    flops = {t.user_attrs["arch_id"]: t.user_attrs["mflops"] for t in study.trials}
+    by_cost = sorted(order, key=lambda a: flops[a])
+    chosen_on = {a: 0.60 + 0.02 * i for i, a in enumerate(by_cost)}  # dearer is better: all on the front
+    fresh_base = {**chosen_on, by_cost[-1]: 0.40}  # the dearest one was lucky: at fresh seeds it is the worst
+    runs: list[tuple[str, int]] = []
+
+    def fake_train(factory, data, proxy, device, progress=False):
+        arch_id = factory().arch_id
+        runs.append((arch_id, proxy.seed))
+        fresh = proxy.seed - config.proxy.seed >= 1000
+        return result((fresh_base if fresh else chosen_on)[arch_id] + 0.002 * (proxy.seed % 2))
+
+    monkeypatch.setattr(nas.refine, "build_model", lambda arch: arch)
+    monkeypatch.setattr(nas.refine, "train_proxy", fake_train)
+    lines: list[str] = []
+    refined = run_refine(config, study, None, device="cpu", log=lines.append)
+    members = {r.arch_id for r in chosen_front(refined)}
+    assert members == set(order) and len({flops[a] for a in order}) == 4  # chosen on the confirmation's runs
+    fresh_runs = [(a, s - config.proxy.seed) for a, s in runs if s - config.proxy.seed >= 1000]
+    assert sorted(fresh_runs) == sorted((a, s) for a in members for s in (1000, 1001))  # the front only, once
+    assert len(runs) == 4 * 2 + 4 * 2
+    assert any("at 2 fresh seeds: the figures shown are not the runs that chose it" in line for line in lines)
+
+    reading = read_front(config.storage, config.name, study)
+    assert reading.confirmed and reading.note is None
+    assert reading.heading.startswith("confirmed front (1 epochs x 2 seeds, the front at 2 fresh seeds;")
+    assert reading.front.accuracy_label == FRESH_LABEL
+    shown = {r.arch_id: r for r in reading.front.architectures}
+    assert all(shown[a].n_evals == 2 and shown[a].accuracy == pytest.approx(fresh_base[a] + 0.001) for a in members)
+    assert [r.arch_id for r in reading.front.rows] == by_cost[:-1]  # the lucky one left the front
+    assert shown[by_cost[-1]].number == next(t.number for t in study.trials if t.user_attrs["arch_id"] == by_cost[-1])
+
+    calls = len(runs)
+    run_refine(config, study, None, device="cpu", log=lambda line: None)  # all saved: nothing trains again
+    assert len(runs) == calls
+
+    exported = run_nas("export", study_file.name, "--pick", "accuracy", "-o", "best.yaml", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    provenance = yaml.safe_load((tmp_path / "best.yaml").read_text())["provenance"]
+    assert "the front at 2 fresh seeds" in provenance["front"]
+    assert provenance["metrics"]["accuracy"] == pytest.approx(fresh_base[by_cost[-2]] + 0.001)
+
+
+def test_a_front_shown_at_the_runs_that_chose_it_says_they_read_high(tmp_path, monkeypatch):
+    study_file = write_study(tmp_path, trials=3, confirm={**CONFIRM, "after_search": False, "top": 2})
+    config = load_study_config(study_file)
+    study = search(config, trainer=stub, device="cpu", log=lambda line: None)
+    monkeypatch.setattr(nas.refine, "train_proxy", lambda *a, **k: result(0.5))
+    run_refine(config, study, None, device="cpu", log=lambda line: None)
+    reading = read_front(config.storage, config.name, study)
+    assert reading.confirmed and reading.note == OPTIMISM_NOTE and "fresh" not in reading.heading
+
+
 def test_an_unfinished_confirmation_is_not_read_as_the_front_and_resumes(tmp_path, monkeypatch):
     study_file = write_study(tmp_path, trials=4, confirm={**CONFIRM, "after_search": False})
     config = load_study_config(study_file)
@@ -156,6 +215,13 @@ def test_confirm_settings_that_cannot_work_are_refused_with_nothing_written(tmp_
     assert result.returncode == 2 and "--max-seeds = 0 is invalid" in result.stderr
     result = run_nas("refine", "other.yaml", "--screen", "0", cwd=tmp_path)
     assert result.returncode == 2 and "--screen = 0 is invalid" in result.stderr
+    result = run_nas("refine", "other.yaml", "--fresh-seeds", "-1", cwd=tmp_path)
+    assert result.returncode == 2 and "--fresh-seeds = -1 is invalid; allowed: an integer from 0 to 100" in \
+        result.stderr
+    for confirm, says in (({"fresh_seeds": -1}, "fresh_seeds"), ({"seeds": 600}, "reaches the fresh seeds")):
+        result = run_nas("search", write_study(tmp_path, confirm=confirm).name, cwd=tmp_path)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert says in result.stderr and "tiny.yaml" in result.stderr and not (tmp_path / "tiny.db").exists()
 
 
 def test_one_worker_confirms_at_a_time(tmp_path):
