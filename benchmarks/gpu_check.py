@@ -95,6 +95,7 @@ class Sizes:
     models: dict[str, dict[str, Any]]  # throughput: backbone, args, image_size, batch
     steps: int  # trainer/bare steps per timed repeat
     repeats: int
+    val_images: int  # throughput: the trainer's validation pass (timed with it, as in a trial)
     precision_task: dict[str, Any]  # subset, image_size, width, epochs, batch, seeds
     search: dict[str, Any]  # backbone, args, subset, image_size, epochs, batch, trials, baselines, space
     latency: dict[str, Any]  # batches, check, target_ci, max_seconds, space, image_size
@@ -106,6 +107,7 @@ FULL = Sizes(
     models={"resnet8": {"backbone": "cifar_resnet", "args": {"depth": 8, "width": 16}, "image_size": 28, "batch": 256},
             "resnet18": {"backbone": "resnet18", "args": {"small_input": True}, "image_size": 32, "batch": 512}},
     steps=32, repeats=7,  # 32 x 512 images: the carried subset's 18,000 training images hold one repeat
+    val_images=1024,
     precision_task={"subset": 5000, "image_size": 28, "width": 16, "epochs": 1, "batch": 256, "seeds": 5},
     search={"backbone": "resnet18", "args": {"small_input": True}, "subset": 10000, "image_size": 32, "epochs": 2,
             "batch": 512, "trials": 12, "baselines": ["none", "se", "eca", "cbam", "ge"],
@@ -119,8 +121,9 @@ FULL = Sizes(
 # device tests are the two quickest: CI runs the whole file on its own (tests/test_device.py).
 QUICK = Sizes(
     models={"resnet8": {"backbone": "cifar_resnet", "args": {"depth": 8, "width": 8}, "image_size": 16, "batch": 32},
-            "resnet18": {"backbone": "resnet18", "args": {"small_input": True}, "image_size": 8, "batch": 16}},
+            "resnet18": {"backbone": "resnet18", "args": {"small_input": True}, "image_size": 8, "batch": 4}},
     steps=2, repeats=1,
+    val_images=32,  # bf16 is emulated on a CPU without it (AVX2): ResNet-18 ran 2 images/s
     precision_task={"subset": 300, "image_size": 16, "width": 4, "epochs": 1, "batch": 50, "seeds": 2},
     search={"backbone": "cifar_resnet", "args": {"depth": 8, "width": 4}, "subset": 200, "image_size": 16,
             "epochs": 1, "batch": 50, "trials": 3, "baselines": ["none", "se"],
@@ -305,7 +308,8 @@ class Check:
             if len(base.train) < n:
                 raise RuntimeError(f"{name}: {len(base.train)} training images, {n} needed")
             data = dataclasses.replace(base, train=Split(base.train.images[:n].clone(), base.train.labels[:n].clone()),
-                                       val=Split(base.val.images[:1024].clone(), base.val.labels[:1024].clone()))
+                                       val=Split(base.val.images[:s.val_images].clone(),
+                                                 base.val.labels[:s.val_images].clone()))
             arch = ArchConfig.uniform(m["backbone"], BlockSpec("se"), m["args"], num_classes=data.num_classes,
                                       in_chans=data.in_chans)
 
