@@ -60,6 +60,10 @@ TABLE = RESULTS / "latency_front" / "tin100_latency.latency.json"
 PROXY_EPOCHS = 4
 SEED_STD = 0.0084  # pooled seed std of the tin100 long runs (docs/results.md)
 LOWER = 0.10
+# per simulated study: the true gain, the reported one, and per interval (resampled or parametric,
+# on the runs the front was chosen on or held out) whether it says beyond noise and holds the truth
+Bar = dict[str, Any]
+INTERVALS = ("reported", "heldout", "reported_parametric", "heldout_parametric")
 
 
 def ordered(rows: list[dict[str, Any]], accuracy: str, spread: bool = False) -> list[dict[str, Any]]:
@@ -147,11 +151,14 @@ def seed_run(truth: float, correlation: float, rng: random.Random) -> tuple[floa
 
 
 def score(rule: str, study: list[dict[str, Any]], hand: list[dict[str, Any]], runs: int, reference: tuple[float, float],
-          rng: random.Random, correlation: float, bar: bool) -> tuple[float, bool, tuple[float, bool, bool] | None]:
+          rng: random.Random, correlation: float,
+          bar: bool) -> tuple[float, bool, Bar | None]:
     """The chosen front's true hypervolume gain over the hand placements', whether it holds a true
     cheaper ECA tie, and (with `bar`) the gain end_to_end.py would report (on the test accuracies of
-    the runs it chose on), whether it would call that gain beyond seed noise, and whether
-    `--heldout` would (the front retrained at 3 fresh seeds, a hand placement on it at the same)."""
+    the runs it chose on), whether it would call that gain beyond seed noise, whether `--heldout`
+    would (the front retrained at 3 fresh seeds, a hand placement on it at the same), and whether
+    each 95 % interval holds the true gain (its coverage, over studies): the paired resampling
+    bootstrap end_to_end.py uses, and the parametric one at the pooled seed std."""
     confirmed = run_rule(rule, study, runs, rng, correlation)
     front = non_dominated(confirmed)  # chosen on the simulated validation means, scored on test
     true = [(r["truth"], r["ratio"]) for r in front]
@@ -164,23 +171,30 @@ def score(rule: str, study: list[dict[str, Any]], hand: list[dict[str, Any]], ru
     reported = hypervolume([(statistics.fmean(r["values"]), r["ratio"]) for r in front], reference) \
         - hypervolume([(statistics.fmean(h["values"]), h["ratio"]) for h in hand], reference)
     fresh = {r["arch_id"]: [seed_run(r["truth"], correlation, rng)[1] for _ in range(3)] for r in front}
-    heldout = bootstrap_hv([{**r, "values": fresh[r["arch_id"]]} for r in front],
-                           [{**h, "values": fresh.get(h["arch_id"], h["values"])} for h in hand], reference, n=200)
-    return gain, tie, (reported, bootstrap_hv(front, hand, reference, n=200)["low"] > 0, heldout["low"] > 0)
+    fresh_front = [{**r, "values": fresh[r["arch_id"]]} for r in front]
+    fresh_hand = [{**h, "values": fresh.get(h["arch_id"], h["values"])} for h in hand]
+    intervals = {"reported": bootstrap_hv(front, hand, reference, n=200),
+                 "heldout": bootstrap_hv(fresh_front, fresh_hand, reference, n=200),
+                 "reported_parametric": bootstrap_hv(front, hand, reference, n=200, seed_std=SEED_STD),
+                 "heldout_parametric": bootstrap_hv(fresh_front, fresh_hand, reference, n=200, seed_std=SEED_STD)}
+    return gain, tie, {"gain": gain, "reported_gain": reported,
+                       **{f"{k}_beyond": v["low"] > 0 for k, v in intervals.items()},
+                       **{f"{k}_covers": v["low"] <= gain <= v["high"] for k, v in intervals.items()}}
 
 
-def bar_rates(bars: list[tuple[float, float, bool, bool]]) -> dict[str, Any]:
-    """From (true gain, reported gain, reported beyond noise, held out beyond noise) per study: the
-    mean reported gain and how often each verdict says beyond noise, overall and where the true
-    gain is not positive (the verdict's false alarms)."""
+def bar_rates(bars: list[Bar]) -> dict[str, Any]:
+    """The mean reported gain and, per interval, how often it says beyond noise, overall and where
+    the true gain is not positive (its false alarms), and how often it holds the true gain."""
     if not bars:
         return {}
-    none = [b for b in bars if b[0] <= 0]
-    return {"reported_gain_mean": statistics.fmean(b[1] for b in bars),
-            "p_reported_beyond_noise": statistics.fmean(b[2] for b in bars),
-            "p_heldout_beyond_noise": statistics.fmean(b[3] for b in bars), "no_true_gain": len(none),
-            "p_reported_beyond_noise_no_true_gain": statistics.fmean(b[2] for b in none) if none else 0.0,
-            "p_heldout_beyond_noise_no_true_gain": statistics.fmean(b[3] for b in none) if none else 0.0}
+    none = [b for b in bars if b["gain"] <= 0]
+    out: dict[str, Any] = {"reported_gain_mean": statistics.fmean(b["reported_gain"] for b in bars),
+                           "no_true_gain": len(none)}
+    for k in INTERVALS:
+        out[f"p_{k}_beyond_noise"] = statistics.fmean(b[f"{k}_beyond"] for b in bars)
+        out[f"p_{k}_beyond_noise_no_true_gain"] = statistics.fmean(b[f"{k}_beyond"] for b in none) if none else 0.0
+        out[f"{k}_interval_coverage"] = statistics.fmean(b[f"{k}_covers"] for b in bars)
+    return out
 
 
 def interval(values: list[float]) -> list[float]:
@@ -229,10 +243,10 @@ def main(argv: list[str] | None = None) -> None:
     rng = random.Random(0)
 
     def simulate(pool: list[dict[str, Any]], studies: int, bar_studies: int = 0) -> tuple[
-            dict[str, list[float]], dict[str, list[bool]], dict[str, list[tuple[float, float, bool, bool]]]]:
+            dict[str, list[float]], dict[str, list[bool]], dict[str, list[Bar]]]:
         gains: dict[str, list[float]] = {r: [] for r in rules}
         ties: dict[str, list[bool]] = {r: [] for r in rules}
-        bars: dict[str, list[tuple[float, float, bool, bool]]] = {r: [] for r in rules}
+        bars: dict[str, list[Bar]] = {r: [] for r in rules}
         for i in range(studies):
             # the hand placements' own 3 seeds, drawn afresh with each study as the benchmark trains them
             drawn = [{**h, "runs": (runs := [seed_run(h["truth"], correlation, rng) for _ in range(3)]),
@@ -244,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
                 gains[rule].append(gain)
                 ties[rule].append(tie)
                 if bar is not None:
-                    bars[rule].append((gain, *bar))
+                    bars[rule].append(bar)
         return gains, ties, bars
 
     gains, ties, bars = simulate(pool, args.studies, args.bar_studies)
@@ -274,11 +288,11 @@ def main(argv: list[str] | None = None) -> None:
               f"[{row['minus_depth3_95'][0]:+.5f}, {row['minus_depth3_95'][1]:+.5f}]")
         if bars[rule]:
             print(f"    as end_to_end.py reports it (test accuracy of the runs chosen on): gain "
-                  f"{row['reported_gain_mean']:+.5f}, beyond seed noise (paired bootstrap) in "
-                  f"{row['p_reported_beyond_noise']:.2f} of {len(bars[rule])} studies, held out (--heldout) in "
-                  f"{row['p_heldout_beyond_noise']:.2f}; of the {row['no_true_gain']} with no true gain: "
-                  f"{row['p_reported_beyond_noise_no_true_gain']:.2f} and "
-                  f"{row['p_heldout_beyond_noise_no_true_gain']:.2f}")
+                  f"{row['reported_gain_mean']:+.5f}; of {len(bars[rule])} studies ({row['no_true_gain']} with no "
+                  "true gain), beyond seed noise / false alarms / 95 % interval holds the true gain:")
+            for k in INTERVALS:
+                print(f"      {k:20s} {row[f'p_{k}_beyond_noise']:.2f} / {row[f'p_{k}_beyond_noise_no_true_gain']:.2f}"
+                      f" / {row[f'{k}_interval_coverage']:.2f}")
     name = "confirm_rules_leave_out.json" if args.leave_out else "confirm_rules.json"
     print(f"wrote {write_json(RESULTS / name, out)}")
 

@@ -319,10 +319,27 @@ def hypervolumes(front: list[dict[str, Any]], hand: list[dict[str, Any]],
 
 
 def hv_interval(result: dict[str, Any]) -> dict[str, Any]:
-    """An arm's hypervolume difference interval and verdict, from its written rows."""
+    """An arm's hypervolume difference interval and verdict, from its written rows: the paired
+    parametric bootstrap at the seed std pooled over the arm's rows (confirm_rules.py: its 95 %
+    interval held the true gain in 93-97 % of simulated studies held out, resampling 3 seeds in
+    81-85 %); the resampled interval is kept beside it (`..._resampled`)."""
     front = [r for r in result["confirmed"] if r["arch_id"] in result["front"]]
-    interval = bootstrap_hv(front, result["hand"], tuple(result["reference_point"]))
-    return {"hypervolume_difference_95": interval, "beats_hand_beyond_noise": interval["low"] > 0}
+    reference = tuple(result["reference_point"])
+    std = pooled_seed_std([*result["confirmed"], *result["hand"]])
+    interval = bootstrap_hv(front, result["hand"], reference, seed_std=std)
+    return {"hypervolume_difference_95": interval, "seed_std_pooled": std,
+            "hypervolume_difference_95_resampled": bootstrap_hv(front, result["hand"], reference),
+            "beats_hand_beyond_noise": interval["low"] > 0}
+
+
+def pooled_seed_std(rows: list[dict[str, Any]]) -> float:
+    """The std of one run about its architecture's mean, pooled over the architectures with 2 or
+    more runs (each counted once): sqrt(sum (n - 1) s^2 / sum (n - 1))."""
+    runs = {r["arch_id"]: r["values"] for r in rows if len(r["values"]) >= 2}
+    if not runs:
+        raise ValueError("no architecture with 2 or more runs: no seed std to pool")
+    squares = sum((len(v) - 1) * statistics.variance(v) for v in runs.values())
+    return math.sqrt(squares / sum(len(v) - 1 for v in runs.values()))
 
 
 def report_arm(arm: Arm, config: StudyConfig, long: LongRuns, confirmed: dict[str, Any], images: int,

@@ -142,6 +142,12 @@ def test_the_hypervolume_interval_pairs_an_architecture_on_both_sides():
     lost = bootstrap_hv([hand[0], row("s3", [0.245, 0.246, 0.244], 1.03)], hand, reference)
     assert lost["high"] < 0
 
+    # parametric at the pooled seed std: still paired, and three runs that happen to agree are not
+    # taken for certainty (resampled, s3's spread of 0.0015 made the interval 3.4x narrower)
+    assert bootstrap_hv(list(hand), hand, reference, seed_std=0.0084)["high"] == pytest.approx(0.0, abs=1e-12)
+    parametric = bootstrap_hv([*hand, row("s3", [0.262, 0.265, 0.263], 1.03)], hand, reference, seed_std=0.0084)
+    assert parametric["low"] < cheaper["low"] and parametric["high"] > cheaper["high"]
+
 
 def test_heldout_scores_the_confirmed_front_on_seeds_its_selection_never_saw(tmp_path):
     """end_to_end.py --heldout: each front member is trained at the 3 seeds after the confirmation's
