@@ -37,10 +37,12 @@ from nas.latency.table import LatencyTable, Prediction
 from nas.noise import (
     BINOMIAL,
     NOISE,
+    POOLED,
     SEEDS,
     TIE_FACTOR,
     UNKNOWN,
     noise_applies,
+    pooled_std,
     read_noise,
     single_std,
     ties,
@@ -157,7 +159,9 @@ def pooled_rows(
     apart from those it was chosen on — pooling its evaluations at distinct seeds:
     mean, sample std, count. A reused duplicate (`duplicate_of`) is no evaluation, nor is a
     second result at a seed already counted. A single evaluation's std is the study's noise
-    (see `nas.noise`)."""
+    (see `nas.noise`); where two or more architectures have 2 or more evaluations at one fidelity,
+    theirs is the seed std pooled over them (`nas.noise.pooled_std`: a std of 2-3 seeds is too
+    rough for the tie rule)."""
     noise = read_noise(study_attrs)
     proxy_epochs = (study_attrs.get("proxy") or {}).get("epochs")
     groups: dict[tuple[Any, ...], list[FrozenTrial]] = {}
@@ -167,7 +171,7 @@ def pooled_rows(
         key = (attrs.get(TrialAttr.ARCH_ID), attrs.get(TrialAttr.PROXY_KEY), epochs, bool(attrs.get(TrialAttr.FRESH)))
         groups.setdefault(key, []).append(t)
     index = list(objectives).index(ACCURACY.name)
-    rows = []
+    rows, runs = [], []
     for (_, proxy, epochs, _), group in groups.items():
         evaluated = [t for t in group if TrialAttr.DUPLICATE_OF not in t.user_attrs] or group[:1]
         accuracies = _distinct_seeds([e for t in evaluated for e in evaluations(t, t.values[index])])
@@ -184,7 +188,21 @@ def pooled_rows(
             baseline=next((t.user_attrs[TrialAttr.BASELINE] for t in group
                            if t.user_attrs.get(TrialAttr.BASELINE)), None),
         ))
-    return rows
+        runs.append(accuracies)
+    return _pool_seed_stds(rows, runs)
+
+
+def _pool_seed_stds(rows: list[FrontRow], runs: list[list[float]]) -> list[FrontRow]:
+    """Rows with 2 or more evaluations take the seed std pooled over every such row at their
+    fidelity (proxy key and epochs), when at least two architectures share it."""
+    fidelity = [(r.user_attrs.get(TrialAttr.PROXY_KEY), r.epochs) for r in rows]
+    pooled = {}
+    for key in set(fidelity):
+        many = [a for a, k in zip(runs, fidelity, strict=True) if k == key and len(a) >= 2]
+        if len({r.arch_id for r, k, a in zip(rows, fidelity, runs, strict=True) if k == key and len(a) >= 2}) >= 2:
+            pooled[key] = pooled_std(many)
+    return [dataclasses.replace(r, accuracy_std=pooled[k], std_source=POOLED)
+            if r.n_evals >= 2 and pooled.get(k) is not None else r for r, k in zip(rows, fidelity, strict=True)]
 
 
 def _distinct_seeds(evaluations: Sequence[tuple[Any, float]]) -> list[float]:
@@ -374,6 +392,10 @@ def footer(front: Front) -> list[str]:
                      "cost trade-off")
     if SEEDS in sources:
         lines.append("  n >= 2: the sample std of that architecture's own evaluations")
+    if POOLED in sources:
+        pooled = [r for r in front.architectures if r.std_source == POOLED]
+        lines.append(f"  n >= 2: the seed std pooled over the {len({r.arch_id for r in pooled})} architectures "
+                     "evaluated 2 or more times at that fidelity (2-3 seeds make too rough a std for ties)")
     if NOISE in sources and front.noise is not None:
         noise = front.noise
         lines.append(f"  n = 1: the study's measured noise, std {noise['accuracy_std']:.4f} over {noise['n']} seeds"

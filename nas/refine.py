@@ -40,7 +40,7 @@ from nas.confirmed import Confirmation, chosen_front, refined_name
 from nas.data import Dataset
 from nas.errors import StudyError
 from nas.front import non_dominated, objectives_of
-from nas.noise import ties
+from nas.noise import pooled_std, ties
 from nas.objectives import ACCURACY
 from nas.storage import creation_lock, named_lock, open_storage, quiet_experimental
 from nas.studyfile import StudyConfig
@@ -118,6 +118,7 @@ class _Runs:
     """One candidate's confirmed accuracies so far, as `nas.noise.Estimate`."""
 
     accuracies: tuple[float, ...]
+    pooled: float | None = None  # the seed std pooled over the candidates, used once it has 2 runs
 
     @property
     def accuracy(self) -> float:
@@ -125,7 +126,9 @@ class _Runs:
 
     @property
     def accuracy_std(self) -> float | None:
-        return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else None
+        if len(self.accuracies) < 2:
+            return None
+        return self.pooled if self.pooled is not None else statistics.stdev(self.accuracies)
 
     @property
     def n_evals(self) -> int:
@@ -133,9 +136,11 @@ class _Runs:
 
 
 def tied_at_top(runs: Mapping[int, Sequence[float]]) -> list[int]:
-    """The most accurate candidate (by mean) and every candidate that ties with it within noise,
-    most accurate first; only the leader when nothing ties (or ties cannot be told)."""
-    estimates = {k: _Runs(tuple(v)) for k, v in runs.items() if v}
+    """The most accurate candidate (by mean) and every candidate that ties with it within noise
+    (the seed std pooled over the candidates), most accurate first; only the leader when nothing
+    ties (or ties cannot be told)."""
+    std = pooled_std(list(runs.values()))  # a std of 2-3 seeds is too rough for ties (nas.noise.pooled_std)
+    estimates = {k: _Runs(tuple(v), std) for k, v in runs.items() if v}
     if not estimates:
         return []
     order = sorted(estimates, key=lambda k: -estimates[k].accuracy)

@@ -61,7 +61,7 @@ def test_a_search_ends_confirmed_and_front_and_export_read_the_confirmed_front(t
     search_front = run_nas("front", study_file.name, "--search", cwd=tmp_path)
     assert search_front.stdout.startswith("search front (1-epoch proxy; not confirmed) of study 'tiny'")
     rows = json.loads(run_nas("front", study_file.name, "--json", cwd=tmp_path).stdout)
-    assert rows and all(r["n_evals"] == 2 and r["epochs"] == 1 and r["std_source"] == "seeds" for r in rows)
+    assert rows and all(r["n_evals"] == 2 and r["epochs"] == 1 and r["std_source"] == "pooled" for r in rows)
 
     exported = run_nas("export", study_file.name, "--pick", "accuracy", "-o", "best.yaml", cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr

@@ -82,7 +82,7 @@ def test_json_has_each_objective_once_in_its_unit_and_flags_the_knee(refined):
     # confirmation finished: the confirmed front is what `nas front` reads by default
     assert refined_rows == json.loads(nas_in_process("front", study, "--json", cwd=folder).stdout)
     assert refined_rows and all(r["seeds"] == 2 == r["n_evals"] and r["accuracy_std"] >= 0 for r in refined_rows)
-    assert all(r["std_source"] == "seeds" and r["epochs"] == 1 for r in refined_rows)
+    assert all(r["std_source"] == "pooled" and r["epochs"] == 1 for r in refined_rows)
 
 
 def test_refined_plot_shows_the_refined_results(refined):
@@ -230,15 +230,23 @@ def test_evaluations_at_several_seeds_pool_into_one_row_and_repeats_do_not_count
     rows = {(r.arch_id.split("-")[0], r.epochs): r for r in front_of(study).architectures}
     assert len(rows) == 4
     se = rows["s1:se", 1]
-    assert (se.number, se.trials, se.n_evals, se.std_source) == (0, (0, 1, 2, 3, 4), 3, "seeds")
-    assert se.accuracy == pytest.approx(0.74) and se.accuracy_std == pytest.approx(0.04)
-    assert se.values["accuracy"] == se.accuracy and se.accuracy_text() == "0.7400 ± 0.0400 (3)"
+    # three architectures at 2-3 seeds at one fidelity: each row's std is their seed std pooled,
+    # sqrt(sum (n - 1) s^2 / sum (n - 1)) of se's 0.04, eca's 0.10 and ge's 0.028
+    pooled = math.sqrt((2 * 0.04**2 + 2 * 0.10**2 + 1 * statistics.variance([0.64, 0.68])) / 5)
+    assert (se.number, se.trials, se.n_evals, se.std_source) == (0, (0, 1, 2, 3, 4), 3, "pooled")
+    assert se.accuracy == pytest.approx(0.74) and se.accuracy_std == pytest.approx(pooled)
+    assert se.values["accuracy"] == se.accuracy and se.accuracy_text() == f"0.7400 ± {pooled:.4f} (3)"
     longer = rows["s1:se", 3]
     assert (longer.trials, longer.n_evals, longer.accuracy) == ((5,), 1, 0.60)
     eca = rows["s1:eca", 1]
-    assert eca.n_evals == 3 and eca.accuracy == pytest.approx(0.70) and eca.accuracy_std == pytest.approx(0.10)
+    assert eca.n_evals == 3 and eca.accuracy == pytest.approx(0.70) and eca.accuracy_std == pytest.approx(pooled)
     ge = rows["s1:ge", 1]
-    assert ge.n_evals == 2 and ge.accuracy_std == pytest.approx(statistics.stdev([0.64, 0.68]))
+    assert ge.n_evals == 2 and ge.accuracy_std == pytest.approx(pooled) and ge.std_source == "pooled"
+    # one architecture alone at several seeds keeps its own std: there is nothing to pool with
+    alone = front_of(study_with([evaluated("se", 0.70, 2.0, seed=0), evaluated("se", 0.74, 2.0, seed=1),
+                                 evaluated("se", 0.78, 2.0, seed=2), evaluated("eca", 0.5, 2.0)])).architectures
+    se_alone = next(r for r in alone if r.arch_id.startswith("s1:se"))
+    assert se_alone.std_source == "seeds" and se_alone.accuracy_std == pytest.approx(0.04)
 
 
 def test_the_front_is_computed_on_pooled_means_not_on_a_lucky_seed():

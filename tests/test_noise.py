@@ -20,6 +20,7 @@ from nas.noise import (
     difference_std,
     noise_applies,
     noise_record,
+    pooled_std,
     read_noise,
     single_std,
     ties,
@@ -90,3 +91,11 @@ def test_two_accuracies_tie_within_two_standard_errors_of_their_difference():
     # each side's own std and count
     assert difference_std(Acc(0.7, 0.04, 4), Acc(0.7, 0.03, 1)) == pytest.approx(math.sqrt(0.04**2 / 4 + 0.03**2))
     assert ties(a, Acc(0.9, None)) is None and compare(a, Acc(0.9, None)) == "unknown"
+
+
+def test_the_pooled_seed_std_weighs_each_architecture_by_its_degrees_of_freedom():
+    # variances 0.0004 (2 df) and 0.0002 (1 df); a single run adds nothing
+    pooled = pooled_std([[0.80, 0.82, 0.78], [0.60, 0.62], [0.5]])
+    assert pooled == pytest.approx(math.sqrt((2 * 0.0004 + 1 * 0.0002) / 3))
+    assert pooled_std([[0.7, 0.74, 0.78]]) == pytest.approx(0.04)
+    assert pooled_std([[0.7], [0.6]]) is None and pooled_std([]) is None
