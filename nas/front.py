@@ -195,14 +195,17 @@ def pooled_rows(
 def _pool_seed_stds(rows: list[FrontRow], runs: list[list[float]]) -> list[FrontRow]:
     """Rows with 2 or more evaluations take the seed std pooled over every such row at their
     fidelity (proxy key and epochs), when at least two architectures share it."""
-    fidelity = [(r.user_attrs.get(TrialAttr.PROXY_KEY), r.epochs) for r in rows]
+    by_fidelity: dict[tuple[Any, Any], list[tuple[FrontRow, list[float]]]] = {}
+    for r, accuracies in zip(rows, runs, strict=True):
+        if len(accuracies) >= 2:
+            by_fidelity.setdefault((r.user_attrs.get(TrialAttr.PROXY_KEY), r.epochs), []).append((r, accuracies))
     pooled = {}
-    for key in set(fidelity):
-        many = [a for a, k in zip(runs, fidelity, strict=True) if k == key and len(a) >= 2]
-        if len({r.arch_id for r, k, a in zip(rows, fidelity, runs, strict=True) if k == key and len(a) >= 2}) >= 2:
-            pooled[key] = pooled_std(many)
-    return [dataclasses.replace(r, accuracy_std=pooled[k], std_source=POOLED)
-            if r.n_evals >= 2 and pooled.get(k) is not None else r for r, k in zip(rows, fidelity, strict=True)]
+    for members in by_fidelity.values():
+        if len({r.arch_id for r, _ in members}) >= 2:
+            std = pooled_std([accuracies for _, accuracies in members])
+            pooled.update({id(r): std for r, _ in members})
+    return [dataclasses.replace(r, accuracy_std=pooled[id(r)], std_source=POOLED) if id(r) in pooled else r
+            for r in rows]
 
 
 def _distinct_seeds(evaluations: Sequence[tuple[Any, float]]) -> list[float]:
