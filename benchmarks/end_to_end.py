@@ -318,18 +318,22 @@ def hypervolumes(front: list[dict[str, Any]], hand: list[dict[str, Any]],
             "hand": hypervolume([(r["accuracy"], r["ratio"]) for r in hand], reference)}
 
 
-def hv_interval(result: dict[str, Any]) -> dict[str, Any]:
+def hv_interval(result: dict[str, Any], references: tuple[str, ...] = ()) -> dict[str, Any]:
     """An arm's hypervolume difference interval and verdict, from its written rows: the paired
     parametric bootstrap at the seed std pooled over the arm's rows (confirm_rules.py: its 95 %
     interval held the true gain in 93-97 % of simulated studies held out, resampling 3 seeds in
-    81-85 %); the resampled interval is kept beside it (`..._resampled`)."""
+    81-85 %); the resampled interval is kept beside it (`..._resampled`). The cheaper ties of the
+    hand placements `references` are drawn at the same pooled std, as `nas front` draws ties
+    (tie_calibration.py: a 3-seed std of its own calls an equal pair apart twice as often)."""
     front = [r for r in result["confirmed"] if r["arch_id"] in result["front"]]
     reference = tuple(result["reference_point"])
     std = pooled_seed_std([*result["confirmed"], *result["hand"]])
     interval = bootstrap_hv(front, result["hand"], reference, seed_std=std)
+    ties = {key: value for label in references
+            for key, value in cheaper_ties(front, result["hand"], label, std).items()}
     return {"hypervolume_difference_95": interval, "seed_std_pooled": std,
             "hypervolume_difference_95_resampled": bootstrap_hv(front, result["hand"], reference),
-            "beats_hand_beyond_noise": interval["low"] > 0}
+            "beats_hand_beyond_noise": interval["low"] > 0, **ties}
 
 
 def pooled_seed_std(rows: list[dict[str, Any]]) -> float:
@@ -466,22 +470,24 @@ def heldout(study: Any, table: Any, long: LongRuns, hand_archs: list[tuple[str, 
     hand = [row(label, arch, False) for label, arch in hand_archs]
     reference = tuple(result["reference_point"])
     interval = hv_interval({"confirmed": scored, "front": [r["arch_id"] for r in scored], "hand": hand,
-                            "reference_point": reference})
+                            "reference_point": reference}, references)
     return {"study": study.study_name, "seeds": {r["label"]: list(fresh[r["arch_id"]][1]) for r in front},
             "front": scored, "hand": hand, "reference_point": reference,
-            "hypervolume": hypervolumes(scored, hand, reference), **interval,
-            **{key: value for label in references for key, value in cheaper_ties(scored, hand, label).items()}}
+            "hypervolume": hypervolumes(scored, hand, reference), **interval}
 
 
-def cheaper_ties(front: list[dict[str, Any]], hand: list[dict[str, Any]], label: str) -> dict[str, Any]:
+def cheaper_ties(front: list[dict[str, Any]], hand: list[dict[str, Any]], label: str,
+                 std: float | None = None) -> dict[str, Any]:
     """Does an architecture the sampler proposed tie the hand placement `label` within noise at >= 10 %
-    lower predicted latency? (`<label>_comparisons`, `cheaper_<label>_tie_found`)"""
+    lower predicted latency? (`<label>_comparisons`, `cheaper_<label>_tie_found`) With `std`, the
+    difference's std is that seed std over both counts, else each row's own."""
     ref = next(r for r in hand if r["label"] == label)
     wins = []
     for r in front:
         if not r["proposed"]:
             continue
-        spread = math.sqrt((r["accuracy_std"] or 0) ** 2 / r["n"] + ref["accuracy_std"] ** 2 / ref["n"])
+        spread = std * math.sqrt(1 / r["n"] + 1 / ref["n"]) if std is not None else \
+            math.sqrt((r["accuracy_std"] or 0) ** 2 / r["n"] + ref["accuracy_std"] ** 2 / ref["n"])
         wins.append({"arch_id": r["arch_id"], "difference": r["accuracy"] - ref["accuracy"], "difference_std": spread,
                      f"ties_or_beats_{label}": r["accuracy"] >= ref["accuracy"] - TIE_FACTOR * spread,
                      f"ratio_vs_{label}": r["ratio"] / ref["ratio"],
@@ -560,7 +566,7 @@ def main() -> None:
         if missing:
             parser.error(f"--replot: {path} holds no results for {', '.join(missing)}; report them first")
         for name in args.arms:  # the interval as this script computes it now
-            written["arms"][name].update(hv_interval(written["arms"][name]))
+            written["arms"][name].update(hv_interval(written["arms"][name], setting.references))
         write_json(path, written)
         print(f"wrote {path} and {plot(written, path.with_suffix('.png'), args.arms)}")
         return
@@ -656,7 +662,7 @@ def main() -> None:
         log(f"search used {images / len(long.data.train):.1f} epochs of {budget}; {left_runs} long runs left")
         confirmed = confirm(study, long, left_runs, args.cache / ".claims", log, arm.confirm)
         result = report_arm(arm, config, long, confirmed, images, budget, hand_archs, setting.references)
-        result.update(hv_interval(result))
+        result.update(hv_interval(result, setting.references))
         out["arms"][name] = result
         hv, ci = result["hypervolume"], result["hypervolume_difference_95"]
         ties = "; ".join(f"cheaper {'ECA' if label == 'eca' else label} tie: {result[f'cheaper_{label}_tie_found']}"
