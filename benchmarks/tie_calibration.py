@@ -14,6 +14,10 @@ often the rule fails to call the equal pair a tie (should be about 5 %) and how 
 unequal pair apart, with each architecture's own std and with the pooled one
 (`nas.noise.pooled_std`).
 
+Pooling assumes the architectures share one seed std. The project's long runs test it: every
+architecture with 3 or more 10-epoch runs (long_runs.json), Bartlett's and Levene's tests of equal
+variances across them, and the spread of their own stds.
+
     .venv/bin/python benchmarks/tie_calibration.py      # writes benchmarks/results/tie_calibration.json
 """
 
@@ -25,7 +29,8 @@ import random
 import statistics
 from typing import Any
 
-from harness import RESULTS, write_json
+from harness import RESULTS, RunCache, write_json
+from scipy.stats import bartlett, levene
 
 from nas.noise import pooled_std, ties
 
@@ -75,7 +80,24 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {seeds} seeds: an equal pair called apart {rates['null']['own']:.1%} with its own stds, "
               f"{rates['null']['pooled']:.1%} with the pooled std; a pair {args.gap:g} stds apart told apart "
               f"{rates['power']['own']:.1%} and {rates['power']['pooled']:.1%}")
+    out["long_runs"] = equal_variances()
+    lr = out["long_runs"]
+    print(f"long runs: {lr['architectures']} architectures at >= 3 seeds, own stds {lr['own_std_min']:.4f}-"
+          f"{lr['own_std_max']:.4f} (median {lr['own_std_median']:.4f}), pooled {lr['pooled_std']:.4f}; equal "
+          f"variances: Bartlett p {lr['bartlett_p']:.2f}, Levene p {lr['levene_p']:.2f}")
     print(f"wrote {write_json(RESULTS / 'tie_calibration.json', out)}")
+
+
+def equal_variances() -> dict[str, Any]:
+    """Do the long runs' architectures share one seed std? Their test accuracies at 3 or more seeds."""
+    runs: dict[tuple[str, str], list[float]] = {}
+    for entry in RunCache(RESULTS / "long_runs.json").all().values():
+        runs.setdefault((entry["task"], entry["arch_id"]), []).append(entry["test_accuracy"])
+    groups = [v for v in runs.values() if len(v) >= 3]
+    own = sorted(statistics.stdev(g) for g in groups)
+    return {"architectures": len(groups), "own_std_min": own[0], "own_std_max": own[-1],
+            "own_std_median": statistics.median(own), "pooled_std": pooled_std(groups),
+            "bartlett_p": float(bartlett(*groups).pvalue), "levene_p": float(levene(*groups).pvalue)}
 
 
 if __name__ == "__main__":
