@@ -110,7 +110,7 @@ from optuna.trial import TrialState  # noqa: E402
 
 from nas import ArchConfig  # noqa: E402
 from nas.errors import StudyError  # noqa: E402
-from nas.noise import TIE_FACTOR  # noqa: E402
+from nas.noise import TIE_FACTOR, pooled_std  # noqa: E402
 from nas.refine import candidates, screened, tied_at_top  # noqa: E402
 from nas.study import open_study  # noqa: E402
 from nas.study.latency import table_of  # noqa: E402
@@ -327,23 +327,14 @@ def hv_interval(result: dict[str, Any], references: tuple[str, ...] = ()) -> dic
     (tie_calibration.py: a 3-seed std of its own calls an equal pair apart twice as often)."""
     front = [r for r in result["confirmed"] if r["arch_id"] in result["front"]]
     reference = tuple(result["reference_point"])
-    std = pooled_seed_std([*result["confirmed"], *result["hand"]])
+    # each architecture once: a hand placement on the front is one set of runs in both lists
+    std = pooled_std(list({r["arch_id"]: r["values"] for r in [*result["confirmed"], *result["hand"]]}.values()))
     interval = bootstrap_hv(front, result["hand"], reference, seed_std=std)
     ties = {key: value for label in references
             for key, value in cheaper_ties(front, result["hand"], label, std).items()}
     return {"hypervolume_difference_95": interval, "seed_std_pooled": std,
             "hypervolume_difference_95_resampled": bootstrap_hv(front, result["hand"], reference),
             "beats_hand_beyond_noise": interval["low"] > 0, **ties}
-
-
-def pooled_seed_std(rows: list[dict[str, Any]]) -> float:
-    """The std of one run about its architecture's mean, pooled over the architectures with 2 or
-    more runs (each counted once): sqrt(sum (n - 1) s^2 / sum (n - 1))."""
-    runs = {r["arch_id"]: r["values"] for r in rows if len(r["values"]) >= 2}
-    if not runs:
-        raise ValueError("no architecture with 2 or more runs: no seed std to pool")
-    squares = sum((len(v) - 1) * statistics.variance(v) for v in runs.values())
-    return math.sqrt(squares / sum(len(v) - 1 for v in runs.values()))
 
 
 def report_arm(arm: Arm, config: StudyConfig, long: LongRuns, confirmed: dict[str, Any], images: int,
@@ -368,16 +359,15 @@ def report_arm(arm: Arm, config: StudyConfig, long: LongRuns, confirmed: dict[st
     front = [r for r in rows if r["arch_id"] in {c["arch_id"] for c in chosen}]
     everything = hand + front
     reference = (min(r["accuracy"] for r in everything), max(r["ratio"] for r in everything) * 1.001)
-    hv = hypervolumes(front, hand, reference)
-    ties = {key: value for label in references for key, value in cheaper_ties(front, hand, label).items()}
-    return {"arm": dataclasses.asdict(arm), "latency": table.describe(), "trials": len(study.trials),
-            "compute": {"search_epochs": images / len(long.data.train),
-                        "confirm_runs": sum(len(v) for v in confirmed.values()),
-                        "total_epochs": images / len(long.data.train)
-                        + long.epochs * sum(len(v) for v in confirmed.values()),
-                        "budget_epochs": budget},
-            "hand": hand, "confirmed": rows, "front": [r["arch_id"] for r in front], "reference_point": reference,
-            "hypervolume": hv, **ties}
+    result = {"arm": dataclasses.asdict(arm), "latency": table.describe(), "trials": len(study.trials),
+              "compute": {"search_epochs": images / len(long.data.train),
+                          "confirm_runs": sum(len(v) for v in confirmed.values()),
+                          "total_epochs": images / len(long.data.train)
+                          + long.epochs * sum(len(v) for v in confirmed.values()),
+                          "budget_epochs": budget},
+              "hand": hand, "confirmed": rows, "front": [r["arch_id"] for r in front], "reference_point": reference,
+              "hypervolume": hypervolumes(front, hand, reference)}
+    return {**result, **hv_interval(result, references)}
 
 
 def result_row(table: Any, label: str, arch: ArchConfig, runs: list[dict[str, Any]],
@@ -662,7 +652,6 @@ def main() -> None:
         log(f"search used {images / len(long.data.train):.1f} epochs of {budget}; {left_runs} long runs left")
         confirmed = confirm(study, long, left_runs, args.cache / ".claims", log, arm.confirm)
         result = report_arm(arm, config, long, confirmed, images, budget, hand_archs, setting.references)
-        result.update(hv_interval(result, setting.references))
         out["arms"][name] = result
         hv, ci = result["hypervolume"], result["hypervolume_difference_95"]
         ties = "; ".join(f"cheaper {'ECA' if label == 'eca' else label} tie: {result[f'cheaper_{label}_tie_found']}"

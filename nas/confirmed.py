@@ -15,7 +15,7 @@ import optuna
 
 from nas.attrs import StudyAttr, TrialAttr
 from nas.errors import StudyError
-from nas.front import Front, FrontRow, front_of, objectives_of, pareto_front, pooled_rows
+from nas.front import Front, FrontRow, front_of, objectives_of, pareto_front
 from nas.storage import open_storage
 
 CONFIRMED_LABEL = "confirmed validation accuracy (mean ± std over seeds)"
@@ -92,10 +92,12 @@ def _confirmed(loaded: tuple[optuna.Study, Confirmation] | None, name: str) -> t
 def chosen_front(refined: optuna.Study) -> list[FrontRow]:
     """The confirmed front as confirmation chose it: the Pareto front of its own runs' means (the
     front's runs at fresh seeds left out), cheapest first."""
-    objectives = objectives_of(refined)
-    trials = refined.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    rows = [r for r in pooled_rows(trials, objectives, refined.user_attrs) if not r.user_attrs.get(TrialAttr.FRESH)]
-    return pareto_front(rows, objectives, refined.directions)
+    return _chosen(front_of(refined).architectures, refined)
+
+
+def _chosen(rows: list[FrontRow], refined: optuna.Study) -> list[FrontRow]:
+    selection = [r for r in rows if not r.user_attrs.get(TrialAttr.FRESH)]
+    return pareto_front(selection, objectives_of(refined), refined.directions)
 
 
 def _front_of(refined: optuna.Study, name: str) -> Front:
@@ -109,7 +111,7 @@ def _front_of(refined: optuna.Study, name: str) -> Front:
     front = front_of(refined, f"confirmed study {name!r}", CONFIRMED_LABEL)
     fresh = {r.arch_id: r for r in front.architectures if r.user_attrs.get(TrialAttr.FRESH)}
     if fresh:
-        chosen = chosen_front(refined)
+        chosen = _chosen(front.architectures, refined)
         shown = [fresh.get(r.arch_id, r) for r in chosen]
         members = {r.arch_id for r in chosen}
         others = [r for r in front.architectures if r.arch_id not in members and not r.user_attrs.get(TrialAttr.FRESH)]

@@ -118,7 +118,7 @@ class _Runs:
     """One candidate's confirmed accuracies so far, as `nas.noise.Estimate`."""
 
     accuracies: tuple[float, ...]
-    pooled: float | None = None  # the seed std pooled over the candidates, used once it has 2 runs
+    pooled: float | None  # the seed std pooled over the candidates (None until one has 2 runs)
 
     @property
     def accuracy(self) -> float:
@@ -126,9 +126,7 @@ class _Runs:
 
     @property
     def accuracy_std(self) -> float | None:
-        if len(self.accuracies) < 2:
-            return None
-        return self.pooled if self.pooled is not None else statistics.stdev(self.accuracies)
+        return self.pooled if len(self.accuracies) > 1 else None
 
     @property
     def n_evals(self) -> int:
@@ -242,14 +240,13 @@ def run_refine(
             _add_refined_trial(refined, study, chosen[number], found, epochs)
         fresh_results = {}
         if fresh_seeds:
-            front = chosen_front(refined)
+            front, searched = chosen_front(refined), study.get_trials(deepcopy=False)  # numbers are indices
             log(f"the confirmed front ({', '.join(f'#{r.user_attrs[TrialAttr.SOURCE_TRIAL]}' for r in front)}) at "
                 f"{fresh_seeds} fresh seeds: the figures shown are not the runs that chose it")
             for r in front:
                 number = r.user_attrs[TrialAttr.SOURCE_TRIAL]
                 found = accuracies(number, ArchConfig.from_dict(r.arch), range(FRESH_SEED, FRESH_SEED + fresh_seeds))
-                source = chosen.get(number) or study.get_trials(deepcopy=False)[number]  # numbers are indices
-                _add_refined_trial(refined, study, source, found, epochs, fresh=True)
+                _add_refined_trial(refined, study, searched[number], found, epochs, fresh=True)
                 fresh_results[number] = (r, found)
         refined.set_user_attr(StudyAttr.CONFIRMATION, {  # a screened-out candidate is not one any more
             "candidates": sorted({*Confirmation.of(refined).confirmed, *kept}), "finished": True,
