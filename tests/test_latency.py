@@ -28,7 +28,7 @@ from nas.errors import MachineBusy
 from nas.latency import builder, runtime
 from nas.latency.builder import LatencyTarget, build_table
 from nas.latency.conditions import device_signature
-from nas.latency.measure import Measurement, measure_ratios
+from nas.latency.measure import Measurement, mean_ci, measure_ratios, median_ci
 from nas.latency.runtime import Runner, make_runner
 from nas.latency.table import LatencyTable, fit_scale, partial_path, percentile, spearman
 from nas.space import SearchSpace
@@ -355,6 +355,26 @@ def test_an_interleaved_measurement_knows_its_interval():
     assert result.ratio_ci <= 0.1 * result.ratio + 1e-12 and result.ms > result.reference_ms
     short = measure_ratios(reference, {"double": double}, target=1e-9, max_seconds=0.05, round_seconds=0.002)["double"]
     assert not short.converged and short.ratio_ci > 0
+
+
+def test_a_ratio_is_the_median_round_with_the_order_statistics_interval():
+    import numpy as np
+    from scipy import stats
+
+    rng = random.Random(3)
+    for n in (6, 9, 20, 37, 120):
+        values = [rng.gauss(0.1, 0.02) for _ in range(n)]
+        median, half = median_ci(values)
+        exact = stats.quantile_test(values, q=0, p=0.5).confidence_interval(0.95)  # the same order statistics
+        assert median == pytest.approx(float(np.median(values)))
+        assert half == pytest.approx(max(median - exact.low, exact.high - median))
+    assert median_ci([0.1] * 5)[1] == math.inf  # no 95 % interval from 5 rounds
+    # rounds that met interference (15 % of them, +40 %) move a mean and widen its interval; the median's stays tight
+    rounds = [rng.gauss(0.1, 0.01) + (0.4 if rng.random() < 0.15 else 0.0) for _ in range(60)]
+    median, half = median_ci(rounds)
+    mean, mean_half = mean_ci(rounds)
+    assert abs(median - 0.1) < 0.01 and math.expm1(half) < 0.02
+    assert mean > 0.13 and mean_half > 2 * half
 
 
 def test_onnx_runtime_matches_eager_or_is_refused_naming_the_op(monkeypatch):

@@ -44,6 +44,25 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
     return mean, t95(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
 
 
+def median_ci(values: list[float]) -> tuple[float, float]:
+    """Median and 95 % half-width of `values`: the distribution-free interval between the order
+    statistics that a Binomial(n, 1/2) puts at most 2.5 % beyond on each side, as ± its wider
+    side; inf below 6 values (no such interval). Written here because `statistics` has no
+    interval for a median and scipy is not a run-time dependency."""
+    xs = sorted(values)
+    n = len(xs)
+    median = statistics.median(xs) if xs else math.nan
+    k, tail = 0, 0.0  # k: order statistics left out on each side
+    while k < n:
+        p = math.comb(n, k) / 2 ** n
+        if tail + p > 0.025:
+            break
+        tail, k = tail + p, k + 1
+    if k == 0:
+        return median, math.inf
+    return median, max(median - xs[k - 1], xs[n - k] - median)
+
+
 @dataclasses.dataclass(frozen=True)
 class Measurement:
     """One architecture against the reference: milliseconds per forward and the ratio to the
@@ -85,16 +104,19 @@ def measure_ratios(
     round_seconds: float = 0.02,
     min_rounds: int = MIN_ROUNDS,
     seed: int = 0,
+    log_ratios: dict[str, list[float]] | None = None,
 ) -> dict[str, Measurement]:
     """Each candidate's latency and ratio to `reference`, timed interleaved (see the module
     docstring). A candidate whose interval is still wider than `target` when `max_seconds` have
     passed comes back with `converged` False. The reference alone (an empty `candidates`) is
-    timed for `min_rounds` rounds."""
+    timed for `min_rounds` rounds. `log_ratios`, when given, receives every round's log ratio per
+    candidate (benchmarks/latency_rounds.py compares estimators on them)."""
     threads = reference.conditions.threads
     timers = {"": _timer(reference.run, threads), **{k: _timer(r.run, threads) for k, r in candidates.items()}}
     calls = {key: _round_calls(timer, round_seconds) for key, timer in timers.items()}
     times: dict[str, list[float]] = {key: [] for key in timers}
-    logs: dict[str, list[float]] = {key: [] for key in candidates}
+    logs: dict[str, list[float]] = {} if log_ratios is None else log_ratios
+    logs.update({key: [] for key in candidates})
     active = list(candidates)
     rng = random.Random(seed)
     start = time.perf_counter()
@@ -109,15 +131,15 @@ def measure_ratios(
             logs[key].append(math.log(own / reference_time))
         rounds += 1
         if rounds >= min_rounds:
-            active = [k for k in active if math.expm1(mean_ci(logs[k])[1]) > target]
+            active = [k for k in active if math.expm1(median_ci(logs[k])[1]) > target]
             if not active or time.perf_counter() - start > max_seconds:
                 break
-    reference_ms, reference_ci = (1e3 * v for v in mean_ci(times[""]))
+    reference_ms, reference_ci = (1e3 * v for v in median_ci(times[""]))
     out = {}
     for key in candidates:
-        log_mean, log_ci = mean_ci(logs[key])
-        ms, ms_ci = (1e3 * v for v in mean_ci(times[key]))
-        ratio = math.exp(log_mean)
+        log_median, log_ci = median_ci(logs[key])
+        ms, ms_ci = (1e3 * v for v in median_ci(times[key]))
+        ratio = math.exp(log_median)
         out[key] = Measurement(ms=ms, ms_ci=ms_ci, ratio=ratio, ratio_ci=ratio * math.expm1(log_ci),
                                reference_ms=reference_ms, reference_ms_ci=reference_ci, rounds=len(logs[key]),
                                converged=math.expm1(log_ci) <= target)
@@ -128,5 +150,5 @@ def measure_reference(reference: Runner, rounds: int = 30, round_seconds: float 
     """The reference's milliseconds per forward and 95 % half-width over `rounds` rounds."""
     timer = _timer(reference.run, reference.conditions.threads)
     calls = _round_calls(timer, round_seconds)
-    ms, ci = mean_ci([timer.timeit(calls).mean for _ in range(rounds)])
+    ms, ci = median_ci([timer.timeit(calls).mean for _ in range(rounds)])
     return 1e3 * ms, 1e3 * ci
