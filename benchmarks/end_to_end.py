@@ -381,15 +381,22 @@ def result_row(table: Any, label: str, arch: ArchConfig, runs: list[dict[str, An
             "val_accuracy": statistics.fmean(r["val_accuracy"] for r in runs)}
 
 
-def eca_reference(config: StudyConfig, long: LongRuns,
-                  hand_archs: list[tuple[str, ArchConfig]]) -> tuple[Any, Any, dict[str, Any]]:
-    """The arm's study, its latency table and ECA everywhere's row at SEEDS seeds: what --probe and
-    --check compare against."""
+def hand_reference(config: StudyConfig, long: LongRuns,
+                   hand_archs: list[tuple[str, ArchConfig]]) -> tuple[Any, Any, list[dict[str, Any]]]:
+    """The arm's study, its latency table and the hand placements' rows at SEEDS seeds: what --probe
+    and --check compare against (ECA everywhere) and pool the seed std over."""
     study, _ = open_study(config, create=False)
     table = table_of(study)
     assert table is not None
-    eca_arch = dict(hand_archs)["eca"]
-    return study, table, result_row(table, "eca", eca_arch, [long.train(eca_arch, s) for s in range(SEEDS)], False)
+    return study, table, [result_row(table, label, arch, [long.train(arch, s) for s in range(SEEDS)], False)
+                          for label, arch in hand_archs]
+
+
+def pooled_ties(rows: list[dict[str, Any]], hand: list[dict[str, Any]]) -> dict[str, Any]:
+    """`rows` against ECA everywhere at the seed std pooled over them and the hand placements, as
+    an arm's verdicts are drawn (`hv_interval`) and `nas front` draws ties."""
+    std = pooled_std(list({r["arch_id"]: r["values"] for r in [*rows, *hand]}.values()))
+    return {"seed_std_pooled": std, **cheaper_ties(rows, hand, "eca", std)}
 
 
 def probe_space(config: StudyConfig, long: LongRuns, hand_archs: list[tuple[str, ArchConfig]], top: int,
@@ -399,7 +406,8 @@ def probe_space(config: StudyConfig, long: LongRuns, hand_archs: list[tuple[str,
     benchmarks' random draws and searches) that is predicted >= 10 % cheaper than ECA everywhere,
     the `top` best by mean validation accuracy (selection never reads test accuracy) trained to
     SEEDS seeds, then judged on test accuracy as the arms' fronts are."""
-    _, table, eca = eca_reference(config, long, hand_archs)
+    _, table, hand = hand_reference(config, long, hand_archs)
+    eca = next(r for r in hand if r["label"] == "eca")
     known = truth_set(long, template(long.task.classes))
     hand_ids = {arch.arch_id for _, arch in hand_archs}
     cheap = {a: row["arch"] for a, row in known.items()
@@ -411,10 +419,11 @@ def probe_space(config: StudyConfig, long: LongRuns, hand_archs: list[tuple[str,
         probed.append(result_row(table, arch_id, arch, [long.train(arch, s) for s in range(SEEDS)], True))
         log(f"probe: {probed[-1]['accuracy']:.4f} ± {probed[-1]['accuracy_std']:.4f} "
             f"x{probed[-1]['ratio']:.3f}  {arch_id}")
-    ties = cheaper_ties(probed, [eca], "eca")
+    ties = pooled_ties(probed, hand)
     return {"latency": table.describe(), "with_long_runs": len(known), "cheaper_than_eca": len(cheap),
             "selected_by": "mean validation accuracy of the runs so far", "eca": eca, "probed": probed,
-            "eca_comparisons": ties["eca_comparisons"], "cheaper_eca_tie_exists": ties["cheaper_eca_tie_found"]}
+            "seed_std_pooled": ties["seed_std_pooled"], "eca_comparisons": ties["eca_comparisons"],
+            "cheaper_eca_tie_exists": ties["cheaper_eca_tie_found"]}
 
 
 def check_trials(config: StudyConfig, long: LongRuns, hand_archs: list[tuple[str, ArchConfig]], numbers: list[int],
@@ -423,16 +432,17 @@ def check_trials(config: StudyConfig, long: LongRuns, hand_archs: list[tuple[str
     never part of an arm's figures), each compared with ECA everywhere at its own 3 seeds: is a
     tie at the bar's 3 seeds still one with more, and what would a trial the confirmation left out
     have given?"""
-    study, table, eca = eca_reference(config, long, hand_archs)
+    study, table, hand = hand_reference(config, long, hand_archs)
+    eca = next(r for r in hand if r["label"] == "eca")
     checked = []
     for number in numbers:
         arch = ArchConfig.from_dict(study.trials[number].user_attrs["arch"])
         checked.append(result_row(table, f"#{number}", arch, [long.train(arch, s) for s in range(seeds)], True))
         log(f"#{number}: {checked[-1]['accuracy']:.4f} ± {checked[-1]['accuracy_std']:.4f} over {seeds} seeds "
             f"x{checked[-1]['ratio']:.3f}  {arch.arch_id}")
-    ties = cheaper_ties(checked, [eca], "eca")
+    ties = pooled_ties(checked, hand)
     return {"study": config.name, "seeds": seeds, "eca": eca, "checked": checked,
-            "eca_comparisons": ties["eca_comparisons"]}
+            "seed_std_pooled": ties["seed_std_pooled"], "eca_comparisons": ties["eca_comparisons"]}
 
 
 def heldout(study: Any, table: Any, long: LongRuns, hand_archs: list[tuple[str, ArchConfig]],
