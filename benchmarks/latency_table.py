@@ -13,6 +13,7 @@ goes on from there; finished tables are reused (delete one to measure it again).
 
     .venv/bin/python benchmarks/latency_table.py                      # all cases, both runtimes
     .venv/bin/python benchmarks/latency_table.py --cases resnet20 --runtimes onnxruntime
+    .venv/bin/python benchmarks/latency_table.py --cases resnet20 --runtimes onnxruntime --passes 1 --tag median
 
 Writes benchmarks/results/latency_table.json and the tables under benchmarks/results/latency_tables/.
 """
@@ -41,7 +42,7 @@ KINDS = ("se", "eca", "cbam", "ge")
 BAR = {"median_abs_error": 0.03, "p95_abs_error": 0.08, "spearman": 0.95}
 
 
-def run_case(name: str, runtime: str, check: int, passes: int) -> dict:
+def run_case(name: str, runtime: str, check: int, passes: int, tag: str = "") -> dict:
     backbone, args, size = CASES[name]
     space = load_space(ROOT / "search_spaces" / "default.yaml")
     conditions = LatencyConditions(runtime=runtime, batch_size=1, threads=1, device="cpu")
@@ -51,7 +52,7 @@ def run_case(name: str, runtime: str, check: int, passes: int) -> dict:
                            extra=tuple(a.stages[0] for a in uniform.values()))
     folder = RESULTS / "latency_tables"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}-{runtime}{'' if passes == 2 else f'-passes{passes}'}.json"
+    path = folder / f"{name}-{runtime}{'' if passes == 2 else f'-passes{passes}'}{tag and f'-{tag}'}.json"
     built_now = not path.exists()
     if not built_now:
         table = load_table(path)
@@ -164,14 +165,17 @@ def main() -> None:
     parser.add_argument("--runtimes", nargs="+", default=["onnxruntime", "eager"], choices=["onnxruntime", "eager"])
     parser.add_argument("--check", type=int, default=30, help="random architectures each table is checked on")
     parser.add_argument("--passes", type=int, default=2, help="times each choice is measured, minutes apart")
+    parser.add_argument("--tag", default="", help="a suffix for the tables and the results file: a new measurement "
+                                                  "beside the committed ones (e.g. after a change to how nas times)")
     args = parser.parse_args()
-    out = RESULTS / f"latency_table{'' if args.passes == 2 else f'-passes{args.passes}'}.json"
+    suffix = f"{'' if args.passes == 2 else f'-passes{args.passes}'}{args.tag and f'-{args.tag}'}"
+    out = RESULTS / f"latency_table{suffix}.json"
     previous = read_json(out, {"results": []})["results"]
     results = {(r["case"], r["conditions"]["runtime"]): r for r in previous}
     print(f"machine: {describe('cpu')}")
     for name in args.cases:
         for runtime in args.runtimes:
-            results[(name, runtime)] = run_case(name, runtime, args.check, args.passes)
+            results[(name, runtime)] = run_case(name, runtime, args.check, args.passes, args.tag)
             write_json(out, {"benchmark": "latency_table", "machine": describe("cpu"),
                              "results": list(results.values())})
     print(f"written to {out.relative_to(ROOT)}")
