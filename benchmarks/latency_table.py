@@ -14,6 +14,8 @@ goes on from there; finished tables are reused (delete one to measure it again).
     .venv/bin/python benchmarks/latency_table.py                      # all cases, both runtimes
     .venv/bin/python benchmarks/latency_table.py --cases resnet20 --runtimes onnxruntime
     .venv/bin/python benchmarks/latency_table.py --cases resnet20 --runtimes onnxruntime --passes 1 --tag median
+    .venv/bin/python benchmarks/latency_table.py --cases resnet20 --runtimes onnxruntime --passes 1 --tag mean \
+        --estimator mean
 
 Writes benchmarks/results/latency_table.json and the tables under benchmarks/results/latency_tables/.
 """
@@ -167,7 +169,14 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=2, help="times each choice is measured, minutes apart")
     parser.add_argument("--tag", default="", help="a suffix for the tables and the results file: a new measurement "
                                                   "beside the committed ones (e.g. after a change to how nas times)")
+    parser.add_argument("--estimator", choices=["median", "mean"], default="median",
+                        help="mean: the t interval on the mean round nas used before 2026-12-07, for an A/B "
+                             "on one machine (docs/latency.md)")
     args = parser.parse_args()
+    if args.estimator == "mean":
+        import nas.latency.measure as measure
+
+        measure.median_ci = measure.mean_ci  # measure_ratios looks the name up at each call
     suffix = f"{'' if args.passes == 2 else f'-passes{args.passes}'}{args.tag and f'-{args.tag}'}"
     out = RESULTS / f"latency_table{suffix}.json"
     previous = read_json(out, {"results": []})["results"]
@@ -176,7 +185,7 @@ def main() -> None:
     for name in args.cases:
         for runtime in args.runtimes:
             results[(name, runtime)] = run_case(name, runtime, args.check, args.passes, args.tag)
-            write_json(out, {"benchmark": "latency_table", "machine": describe("cpu"),
+            write_json(out, {"benchmark": "latency_table", "machine": describe("cpu"), "estimator": args.estimator,
                              "results": list(results.values())})
     print(f"written to {out.relative_to(ROOT)}")
 

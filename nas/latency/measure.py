@@ -4,8 +4,12 @@ one's ratio to it is within a target (default ±2 %) or a time cap.
 A round times the reference, then every candidate still running in random order, each over
 enough calls to last about `round_seconds`; a candidate's ratio in a round is its time over the
 reference's in the same round, so drift of the machine (clock, other load) cancels in the ratio.
-The ratio is the geometric mean over rounds, its interval Student's t on the log ratios. The
-timer is `torch.utils.benchmark.Timer` (it compiles the statement once and handles threads).
+The ratio is the median round's, its interval the distribution-free one of a median (order
+statistics) on the log ratios; milliseconds likewise. Not the mean: on a shared 2-core VM, idle,
+a round's log ratio had a standard deviation 2-3x its robust (MAD) one, because a few rounds meet
+interference, and a mean's t interval then needs more rounds or never reaches ±2 % in the time
+cap (benchmarks/latency_rounds.py). The timer is `torch.utils.benchmark.Timer` (it compiles the
+statement once and handles threads).
 """
 
 from __future__ import annotations
