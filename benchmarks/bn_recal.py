@@ -59,7 +59,6 @@ def main() -> None:
               if a.arch_id not in {b.arch_id for b in archs}][: args.random]
     scores: dict[int, list[list[float]]] = {size: [] for size in args.sizes}  # [seed][arch]
     seconds: dict[int, list[float]] = {size: [] for size in args.sizes}
-    trained = []
     for seed in range(args.seeds):
         proxy = dataclasses.replace(config.proxy, seed=seed)
         for size in args.sizes:
@@ -68,7 +67,6 @@ def main() -> None:
             torch.manual_seed(seed)  # as a trial builds its candidate (nas.study.objective)
             model = build_model(arch)
             result = train_proxy(model, data, proxy, "cpu", progress=False)
-            trained.append(result.accuracy)
             for size in args.sizes:
                 start = time.perf_counter()
                 accuracy, _ = score_weights(model, data, dataclasses.replace(proxy, bn_recal=size), "cpu")

@@ -327,8 +327,7 @@ def hv_interval(result: dict[str, Any], references: tuple[str, ...] = ()) -> dic
     (tie_calibration.py: a 3-seed std of its own calls an equal pair apart twice as often)."""
     front = [r for r in result["confirmed"] if r["arch_id"] in result["front"]]
     reference = tuple(result["reference_point"])
-    # each architecture once: a hand placement on the front is one set of runs in both lists
-    std = pooled_std(list({r["arch_id"]: r["values"] for r in [*result["confirmed"], *result["hand"]]}.values()))
+    std = rows_seed_std([*result["confirmed"], *result["hand"]])
     interval = bootstrap_hv(front, result["hand"], reference, seed_std=std)
     ties = {key: value for label in references
             for key, value in cheaper_ties(front, result["hand"], label, std).items()}
@@ -392,10 +391,16 @@ def hand_reference(config: StudyConfig, long: LongRuns,
                           for label, arch in hand_archs]
 
 
+def rows_seed_std(rows: list[dict[str, Any]]) -> float | None:
+    """The seed std pooled over `rows` (nas.noise.pooled_std), each architecture once: a hand
+    placement on the front is one set of runs in both lists."""
+    return pooled_std(list({r["arch_id"]: r["values"] for r in rows}.values()))
+
+
 def pooled_ties(rows: list[dict[str, Any]], hand: list[dict[str, Any]]) -> dict[str, Any]:
     """`rows` against ECA everywhere at the seed std pooled over them and the hand placements, as
     an arm's verdicts are drawn (`hv_interval`) and `nas front` draws ties."""
-    std = pooled_std(list({r["arch_id"]: r["values"] for r in [*rows, *hand]}.values()))
+    std = rows_seed_std([*rows, *hand])
     return {"seed_std_pooled": std, **cheaper_ties(rows, hand, "eca", std)}
 
 

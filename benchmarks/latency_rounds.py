@@ -27,6 +27,7 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -63,11 +64,11 @@ def record(study: Path, candidates: int, rounds: int, runs: int,
     return logs, {length: spent[length] / (runs * rounds) for length in lengths}, target.conditions.describe()
 
 
-def replay(values: list[float], other: list[float], estimate: object, target: float) -> dict[str, object]:
+def replay(values: list[float], other: list[float], estimate: Callable[[list[float]], tuple[float, float]],
+           target: float) -> dict[str, object]:
     """The estimator run on `values` round by round as measure_ratios stops: rounds to the target,
     the ratio and interval it stops with (all rounds when never), and the other run's all-round
     estimate against that interval."""
-    assert callable(estimate)
     stop = next((n for n in range(MIN_ROUNDS, len(values) + 1) if math.expm1(estimate(values[:n])[1]) <= target),
                 None)
     centre, half = estimate(values[:stop or len(values)])
