@@ -44,6 +44,9 @@ hand placements' 3-seed runs are reused and every confirmed number is the truth 
             `halving` rule (nas: `confirm.screen`): twice as many candidates at one seed each, then
             3 seeds for those the one-seed results put first (non-domination rank of validation
             accuracy and latency) while the budget lasts.
+- <arm>_breadth2: that arm's search, confirmed by confirm_rules.py's `breadth2` rule (nas:
+            `confirm: {seeds: 2, max_seeds: 2}`): as many candidates as the budget pays for at 2
+            seeds each (about 1.5 times depth3's), no more seeds for ties.
 
 Selection reads validation accuracy only (the confirmed front is chosen on the long runs'
 validation means and predicted latency); the report scores it on test accuracy: the confirmed
@@ -123,6 +126,11 @@ SEARCHES = ("tpe4", "tpe4stages", "tpe4stages_seed1", "tpe4papers", "tpe4papers_
 TABLE = RESULTS / "latency_front" / "tin100_latency.latency.json"
 LOWER = 0.10  # ">= 10 % lower latency" than the reference (ECA everywhere, designer)
 SEEDS, MAX_SEEDS = 3, 6
+RULES = ("halving", "breadth2")  # <arm>_<rule>: that arm's search, confirmed by another rule than depth3
+# a confirmation rule's seeds: each candidate's first runs, and those of a candidate it keeps (the front
+# is chosen among these: halving's one-run screen carries no uncertainty to show)
+FIRST_SEEDS = {"depth3": SEEDS, "breadth2": 2, "halving": 1}
+KEPT_SEEDS = {"depth3": SEEDS, "breadth2": 2, "halving": SEEDS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,8 +167,9 @@ class Arm:
     choose_stages: bool = False  # the space's `choose_stages` (search-spaces.md): stage on/off drawn first
     sampler_seed: int = 0  # TPE's seed: another seed is another search of the same arm
     space: str | None = None  # search_spaces/<space>.yaml instead of the task's (not with --quick)
-    # how the confirmation spends its long runs (confirm_rules.py measured the two): depth3 is nas
-    # refine's, the top K at 3 seeds; halving, one seed for twice as many, then 3 for the best of those
+    # how the confirmation spends its long runs (confirm_rules.py simulated them): depth3 is nas
+    # refine's, the top K at 3 seeds; halving, one seed for twice as many, then 3 for the best of those;
+    # breadth2, the simulation's best, the top K at 2 seeds (nas: `confirm: {seeds: 2, max_seeds: 2}`)
     confirm: str = "depth3"
     search: str | None = None  # another arm whose study (search) this arm confirms by its own rule
     # searched when nas counted a reused duplicate as a finished trial: its committed study is kept as
@@ -270,17 +279,18 @@ def wait_for_running(study: Any, log: Any) -> None:
 def confirm(study: Any, long: LongRuns, budget_runs: int, claims: Path, log: Any,
             rule: str = "depth3") -> dict[str, list[dict[str, Any]]]:
     """`nas.refine`'s confirmation at the long runs' setting. depth3: the candidates the budget pays
-    for at SEEDS runs each; halving: twice as many at one run each, then SEEDS - 1 more runs for each
-    in the order of its one-seed result (non-domination rank of validation accuracy and latency),
-    while the budget lasts. Then, for both, more seeds while candidates tie at the top. Workers on
-    the same arm split the runs (`train_side_by_side`)."""
-    first = SEEDS if rule == "depth3" else 1
-    trials = {t.number: t for t in candidates(study, max(1, budget_runs // (SEEDS if rule == "depth3" else 2)))}
+    for at SEEDS runs each; breadth2: those it pays for at 2 runs each; halving: twice as many at one
+    run each, then SEEDS - 1 more runs for each in the order of its one-seed result (non-domination
+    rank of validation accuracy and latency), while the budget lasts. Then, for depth3 and halving,
+    more seeds while candidates tie at the top (breadth2's candidates never reach SEEDS runs). Workers
+    on the same arm split the runs (`train_side_by_side`)."""
+    first = FIRST_SEEDS[rule]
+    trials = {t.number: t for t in candidates(study, max(1, budget_runs // (2 if rule == "halving" else first)))}
     chosen = {n: ArchConfig.from_dict(t.user_attrs["arch"]) for n, t in trials.items()}
     train_side_by_side(long, [(arch, s) for arch in chosen.values() for s in range(first)], claims, log)
     runs = {n: [long.train(arch, s) for s in range(first)] for n, arch in chosen.items()}
     used = len(chosen) * first
-    if first < SEEDS:
+    if rule == "halving":
         val = {n: statistics.fmean(r["val_accuracy"] for r in rs) for n, rs in runs.items()}
         promoted = []
         for n in screened(study, trials, val, len(trials)):  # nas refine's screen order
@@ -353,8 +363,8 @@ def report_arm(arm: Arm, config: StudyConfig, long: LongRuns, confirmed: dict[st
         proposed = "baseline" not in trial.user_attrs and arch.arch_id not in {h["arch_id"] for h in hand}
         rows.append(result_row(table, label, arch, runs, proposed))
     # the confirmed front, chosen as `nas front` would: validation means and predicted latency, of
-    # the candidates at SEEDS seeds or more (a one-seed screen carries no uncertainty to show)
-    chosen = non_dominated([{**r, "accuracy": r["val_accuracy"]} for r in rows if r["n"] >= SEEDS])
+    # the candidates the rule kept (a one-seed screen carries no uncertainty to show)
+    chosen = non_dominated([{**r, "accuracy": r["val_accuracy"]} for r in rows if r["n"] >= KEPT_SEEDS[arm.confirm]])
     front = [r for r in rows if r["arch_id"] in {c["arch_id"] for c in chosen}]
     everything = hand + front
     reference = (min(r["accuracy"] for r in everything), max(r["ratio"] for r in everything) * 1.001)
@@ -377,7 +387,8 @@ def result_row(table: Any, label: str, arch: ArchConfig, runs: list[dict[str, An
     return {"label": label, "arch_id": arch.arch_id, "proposed": proposed, "ratio": p.ratio,
             "ratio_ci": p.ratio_ci, "accuracy": statistics.fmean(test),
             "accuracy_std": statistics.stdev(test) if len(test) > 1 else None, "n": len(test), "values": test,
-            "val_accuracy": statistics.fmean(r["val_accuracy"] for r in runs)}
+            "val_accuracy": statistics.fmean(r["val_accuracy"] for r in runs),
+            "machines": sorted({r.get("machine", "not recorded") for r in runs})}  # where its runs trained
 
 
 def hand_reference(config: StudyConfig, long: LongRuns,
@@ -538,7 +549,7 @@ def main() -> None:
                         help="resnet20: ResNet-20 against the five hand placements; mobilenet: MobileNetV3-Small "
                              "against designer_front.py's baselines (designer, none, se, eca)")
     parser.add_argument("--arms", nargs="+",
-                        choices=[*SEARCHES, *(f"{name}_halving" for name in SEARCHES)],
+                        choices=[*SEARCHES, *(f"{name}_{rule}" for name in SEARCHES for rule in RULES)],
                         default=["tpe4", "supernet"])
     parser.add_argument("--trials", type=int, default=30, help="tpe4's trials (4 epochs each)")
     parser.add_argument("--supernet-trials", type=int, default=400)
@@ -604,8 +615,8 @@ def main() -> None:
                  for tail in ("", "_seed1")})
     arms["tpe4papers_distinct_seed2"] = dataclasses.replace(  # a fresh search under the new count
         arms["tpe4papers_distinct"], name="tpe4papers_distinct_seed2", sampler_seed=2, copy_of=None)
-    arms.update({f"{name}_halving": dataclasses.replace(arm, name=f"{name}_halving", search=name, confirm="halving")
-                 for name, arm in list(arms.items())})
+    arms.update({f"{name}_{rule}": dataclasses.replace(arm, name=f"{name}_{rule}", search=name, confirm=rule)
+                 for name, arm in list(arms.items()) for rule in RULES})
     configs = {name: study_config(setting, arms[name], args.data, args.cache, args.quick) for name in args.arms}
     hand_archs = hand_placements(setting, configs[args.arms[0]], long)
     hand_runs = len(hand_archs) * 3  # the hand placements at the long fidelity, 3 seeds each
@@ -629,7 +640,9 @@ def main() -> None:
         checks = check_trials(configs[args.arms[0]], long, hand_archs, args.check, args.check_seeds, print)
         path = (args.cache if args.quick else RESULTS) / "end_to_end_checks.json"
         key = f"{args.task}:{args.arms[0]}:{','.join(map(str, args.check))}x{args.check_seeds}"
-        write_json(path, {**read_json(path, {}), key: {"machine": describe("cpu"), **checks}})
+        # the machines its runs trained on, not this one: a check recomputed from cached runs trains nothing
+        machines = sorted({m for row in [*checks["checked"], checks["eca"]] for m in row["machines"]})
+        write_json(path, {**read_json(path, {}), key: {"machine": "; ".join(machines), **checks}})
         return
     if args.heldout:
         path = results / "end_to_end_heldout.json"
@@ -653,7 +666,7 @@ def main() -> None:
         def log(line: str, name: str = name) -> None:
             print(f"{name}: {line}", flush=True)
 
-        searching = arms[arm.search] if arm.search else arm  # a _halving arm's search is its search arm's
+        searching = arms[arm.search] if arm.search else arm  # an <arm>_<rule> arm's search is <arm>'s
         if not args.report and not searched(config, searching, log):
             if searching.copy_of is not None:
                 start_as_copy(config, study_config(setting, arms[searching.copy_of], args.data, args.cache,

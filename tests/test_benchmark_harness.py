@@ -84,7 +84,7 @@ def study_of(proxies: list[float]):
     return study
 
 
-def test_halving_screens_twice_the_candidates_and_gives_seeds_to_the_best_screened(tmp_path):
+def test_confirmation_rules_spend_the_budget_as_named(tmp_path):
     from end_to_end import SEEDS, confirm
 
     proxies = [0.20, 0.19, 0.18, 0.17, 0.16, 0.15]
@@ -103,6 +103,10 @@ def test_halving_screens_twice_the_candidates_and_gives_seeds_to_the_best_screen
     depth = FakeLongRuns(long.val)
     runs = confirm(study, depth, budget_runs=10, claims=tmp_path, log=lambda _: None, rule="depth3")
     assert {n: len(rs) for n, rs in runs.items()} == {"0": 3, "1": 3, "2": 3}  # budget // 3 at 3 seeds
+
+    breadth = FakeLongRuns(long.val)
+    runs = confirm(study, breadth, budget_runs=10, claims=tmp_path, log=lambda _: None, rule="breadth2")
+    assert {n: len(rs) for n, rs in runs.items()} == {str(n): 2 for n in range(5)}  # budget // 2 at 2 seeds
 
 
 def test_hypervolume_is_the_area_a_front_dominates():
