@@ -335,7 +335,7 @@ def hv_interval(result: dict[str, Any], references: tuple[str, ...] = ()) -> dic
     81-85 %); the resampled interval is kept beside it (`..._resampled`). The cheaper ties of the
     hand placements `references` are drawn at the same pooled std, as `nas front` draws ties
     (tie_calibration.py: a 3-seed std of its own calls an equal pair apart twice as often)."""
-    front = [r for r in result["confirmed"] if r["arch_id"] in result["front"]]
+    front = scored_front(result["confirmed"], result["front"], result["hand"])
     reference = tuple(result["reference_point"])
     std = rows_seed_std([*result["confirmed"], *result["hand"]])
     interval = bootstrap_hv(front, result["hand"], reference, seed_std=std)
@@ -344,6 +344,16 @@ def hv_interval(result: dict[str, Any], references: tuple[str, ...] = ()) -> dic
     return {"hypervolume_difference_95": interval, "seed_std_pooled": std,
             "hypervolume_difference_95_resampled": bootstrap_hv(front, result["hand"], reference),
             "beats_hand_beyond_noise": interval["low"] > 0, **ties}
+
+
+def scored_front(rows: list[dict[str, Any]], front: list[str], hand: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The confirmed front's rows as the report scores them: a hand placement on it at its hand-side
+    runs (3 seeds), whatever the rule gave it. Otherwise breadth2's 2 seeds of ECA everywhere (0.2661)
+    beside its 3 (0.2638) would count a dropped seed as a gain; under depth3 and halving the two are
+    the same runs."""
+    by_id = {r["arch_id"]: r for r in hand}
+    return [{**by_id[r["arch_id"]], "label": r["label"]} if r["arch_id"] in by_id else r
+            for r in rows if r["arch_id"] in front]
 
 
 def report_arm(arm: Arm, config: StudyConfig, long: LongRuns, confirmed: dict[str, Any], images: int,
@@ -365,7 +375,7 @@ def report_arm(arm: Arm, config: StudyConfig, long: LongRuns, confirmed: dict[st
     # the confirmed front, chosen as `nas front` would: validation means and predicted latency, of
     # the candidates the rule kept (a one-seed screen carries no uncertainty to show)
     chosen = non_dominated([{**r, "accuracy": r["val_accuracy"]} for r in rows if r["n"] >= KEPT_SEEDS[arm.confirm]])
-    front = [r for r in rows if r["arch_id"] in {c["arch_id"] for c in chosen}]
+    front = scored_front(rows, [c["arch_id"] for c in chosen], hand)
     everything = hand + front
     reference = (min(r["accuracy"] for r in everything), max(r["ratio"] for r in everything) * 1.001)
     result = {"arm": dataclasses.asdict(arm), "latency": table.describe(), "trials": len(study.trials),
