@@ -45,7 +45,7 @@ class Confirmation:
     fresh_seeds: int = 0
 
     def describe(self) -> str:
-        """`6 epochs x 3-6 seeds`: the fidelity the confirmed accuracies were measured at (`, the
+        """`6 epochs x 2-4 seeds`: the fidelity the confirmed accuracies were measured at (`, the
         front at 3 fresh seeds` when its figures come from seeds confirmation did not use)."""
         more = self.max_seeds is not None and self.seeds is not None and self.max_seeds > self.seeds
         seeds = f"{self.seeds}-{self.max_seeds}" if more else f"{self.seeds}"
@@ -135,7 +135,7 @@ class Reading:
 
     front: Front
     confirmed: bool
-    heading: str  # e.g. "confirmed front (6 epochs x 3-6 seeds; ranked by a 2-epoch proxy)"
+    heading: str  # e.g. "confirmed front (6 epochs x 2-4 seeds; ranked by a 2-epoch proxy)"
     note: str | None = None  # why not the confirmed one, or that it is out of date
 
 

@@ -237,12 +237,15 @@ class ConfirmSettings(_Model):
 
     after_search: StrictBool = Field(True, description="true (nas search confirms when the study reaches its "
                                                        "target) or false (only `nas refine` confirms)")
-    top: StrictInt = Field(8, ge=1, description="an integer >= 1 (front and near-front architectures retrained)")
+    # 12 x 2 seeds, not 8 x 3, at the same 24 runs: breadth before depth (benchmarks/confirm_rules.py's
+    # best rule; end_to_end.py's breadth2 arms, the only confirmations whose fronts beat the hand
+    # placements' beyond noise at fresh seeds: docs/results.md)
+    top: StrictInt = Field(12, ge=1, description="an integer >= 1 (front and near-front architectures retrained)")
     screen: StrictInt | None = Field(
         None, ge=1, description="an integer >= top (candidates first trained at one seed, of which the top by "
                                 "that run's front rank go on), or null (no screen: the top by the search's)")
     epochs: StrictInt | None = Field(None, ge=1, description="an integer >= 1, or null for 3x the proxy's epochs")
-    seeds: StrictInt = Field(3, ge=1, description="an integer >= 1 (seeds per candidate)")
+    seeds: StrictInt = Field(2, ge=1, description="an integer >= 1 (seeds per candidate)")
     max_seeds: StrictInt | None = Field(
         None, ge=1, description="an integer >= seeds (seeds for candidates still tied at the top), or null for "
                                 "2x seeds")
@@ -312,7 +315,7 @@ class StudyFile(_Model):
     evaluation: EvaluationSettings = Field(
         default_factory=EvaluationSettings, description="a mapping like {kind: supernet, epochs: 10}")
     confirm: ConfirmSettings = Field(
-        default_factory=ConfirmSettings, description="a mapping like {top: 8, epochs: 6, seeds: 3, max_seeds: 6}")
+        default_factory=ConfirmSettings, description="a mapping like {top: 12, epochs: 6, seeds: 2, max_seeds: 4}")
     weights: WeightsSettings | None = Field(
         None, description="a weights file, or a mapping like {file: resnet20.pt, identity: true}; null: candidates "
                           "start from a fresh initialisation")
