@@ -534,7 +534,7 @@ def plot(out: dict[str, Any], path: Path, names: list[str]) -> Path:
         ax.annotate(r["label"], (r["ratio"], r["accuracy"]), textcoords="offset points", xytext=(5, -10), fontsize=8)
     for i, name in enumerate(names):
         arm, colour = out["arms"][name], f"C{i % 10}"
-        front = sorted((r for r in arm["confirmed"] if r["arch_id"] in arm["front"]), key=lambda r: r["ratio"])
+        front = sorted(scored_front(arm["confirmed"], arm["front"], arm["hand"]), key=lambda r: r["ratio"])
         rest = [r for r in arm["confirmed"] if r["arch_id"] not in arm["front"]]
         hv = arm["hypervolume"]["confirmed"]
         ax.errorbar([r["ratio"] for r in front], [r["accuracy"] for r in front],
