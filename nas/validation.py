@@ -238,8 +238,8 @@ class ConfirmSettings(_Model):
     after_search: StrictBool = Field(True, description="true (nas search confirms when the study reaches its "
                                                        "target) or false (only `nas refine` confirms)")
     # 12 x 2 seeds, not 8 x 3, at the same 24 runs: breadth before depth (benchmarks/confirm_rules.py's
-    # best rule; end_to_end.py's breadth2 arms, the only confirmations whose fronts beat the hand
-    # placements' beyond noise at fresh seeds: docs/results.md)
+    # best simulated rule; end_to_end.py's breadth2 arms: two of six searches' fronts beat the hand
+    # placements' beyond noise at fresh seeds, which no other rule's held-out front did: docs/results.md)
     top: StrictInt = Field(12, ge=1, description="an integer >= 1 (front and near-front architectures retrained)")
     screen: StrictInt | None = Field(
         None, ge=1, description="an integer >= top (candidates first trained at one seed, of which the top by "
